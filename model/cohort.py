@@ -1,0 +1,267 @@
+"""The cohort CSV: one schema, enforced in one place.
+
+A cohort file has one row a patient with the columns of DESIGN.md. Every check lives here:
+parsing (a cell that is not a number where a number goes), types, allowed values and ranges,
+and the consistency rules between columns. A bad file is refused with one message listing every
+offending line and column, e.g.::
+
+    cohort.csv line 5 (patient_id R005), marrow_blasts_pct: must be between 0 and 100 (got 150)
+
+Only ``patient_id``, ``marrow_blasts_pct`` and ``mrd_positive`` are always required; every other
+column is checked when present, so a center that lacks (say) the IL-6 measurements can still use
+the rest. Analyses and models that need an absent column say so themselves.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+FLAG_COLUMNS = [
+    "mrd_positive", "ph_positive", "prior_therapy_ge_6mo", "prior_chemo_ge_3", "prior_hsct",
+    "relapsed", "tp53_mutation", "poor_cytogenetics", "efs_event", "os_event",
+]
+NUMBER_COLUMNS = [
+    "age_years", "marrow_blasts_pct", "il6_peak_pg_ml", "cart_peak_copies_per_ug",
+    "efs_months", "os_months",
+]
+GRADE_COLUMNS = ["crs_grade", "neurotox_grade"]
+CHOICE_COLUMNS = {
+    "sex": ("M", "F"),
+    "tb_assessed": ("before_fc", "after_fc"),
+    "response": ("mrd_neg_cr", "mrd_pos_cr", "nr"),
+}
+#: Laboratory columns in which an empty cell means "not measured".
+NULLABLE_COLUMNS = {"il6_peak_pg_ml", "cart_peak_copies_per_ug"}
+REQUIRED_COLUMNS = ["patient_id", "marrow_blasts_pct", "mrd_positive"]
+#: Column order of a cohort file written by this package.
+COLUMNS = [
+    "patient_id", "age_years", "sex", "ph_positive", "prior_therapy_ge_6mo", "prior_chemo_ge_3",
+    "prior_hsct", "relapsed", "tp53_mutation", "poor_cytogenetics", "tb_assessed",
+    "marrow_blasts_pct", "mrd_positive", "response", "crs_grade", "neurotox_grade",
+    "il6_peak_pg_ml", "cart_peak_copies_per_ug", "efs_months", "efs_event", "os_months", "os_event",
+]
+#: Outcome columns each model needs; a model whose columns are absent is unavailable.
+OUTCOME_COLUMNS = {
+    "cr": ["response"],
+    "severe_crs": ["crs_grade"],
+    "efs": ["efs_months", "efs_event"],
+    "os": ["os_months", "os_event"],
+}
+#: Upper bound on an event time: 30 years of follow-up, far beyond any CAR-T cohort.
+MAX_MONTHS = 360.0
+
+
+class CohortError(ValueError):
+    """A cohort file that cannot be used, with one line a problem."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        shown = problems[:50]
+        more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(shown) + more)
+
+
+def _column_checks() -> dict[str, pa.Column]:
+    flag = [pa.Check.isin([0, 1], error="must be 0 or 1")]
+    grade = [pa.Check.isin([0, 1, 2, 3, 4, 5], error="must be a whole grade from 0 to 5")]
+    columns = {
+        "patient_id": pa.Column(str, [
+            pa.Check(lambda s: s.str.strip().str.len() > 0, element_wise=False, error="must not be empty"),
+            pa.Check(lambda s: s.str.len() <= 64, error="must be at most 64 characters"),
+        ], unique=True, report_duplicates="all"),
+        "age_years": pa.Column(float, pa.Check.in_range(0, 100, error="must be between 0 and 100 years")),
+        "marrow_blasts_pct": pa.Column(float, pa.Check.in_range(0, 100, error="must be between 0 and 100")),
+        "il6_peak_pg_ml": pa.Column(float, pa.Check.in_range(0, 1e7, error="must be between 0 and 10,000,000 pg/mL")),
+        "cart_peak_copies_per_ug": pa.Column(float, pa.Check.in_range(0, 1e8, error="must be between 0 and 100,000,000 copies/ug")),
+        "efs_months": pa.Column(float, pa.Check.in_range(0, MAX_MONTHS, include_min=False, error=f"must be greater than 0 and at most {MAX_MONTHS:g} months")),
+        "os_months": pa.Column(float, pa.Check.in_range(0, MAX_MONTHS, include_min=False, error=f"must be greater than 0 and at most {MAX_MONTHS:g} months")),
+    }
+    columns.update({name: pa.Column(float, flag) for name in FLAG_COLUMNS})
+    columns.update({name: pa.Column(float, grade) for name in GRADE_COLUMNS})
+    columns.update({
+        name: pa.Column(str, pa.Check.isin(list(values), error=f"must be one of {', '.join(values)}"))
+        for name, values in CHOICE_COLUMNS.items()
+    })
+    for name, column in columns.items():
+        column.required = name in REQUIRED_COLUMNS
+        column.nullable = name in NULLABLE_COLUMNS
+    return columns
+
+
+def _has(df: pd.DataFrame, *names: str) -> bool:
+    return all(name in df.columns for name in names)
+
+
+def _consistency_checks() -> list[pa.Check]:
+    """Rules between columns; each returns True for a consistent row (or when a column is absent)."""
+
+    def rule(needs, test, message):
+        def check(df: pd.DataFrame) -> pd.Series:
+            if not _has(df, *needs):
+                return pd.Series(True, index=df.index)
+            return test(df).fillna(True).astype(bool)
+
+        return pa.Check(check, error=message)
+
+    return [
+        rule(["marrow_blasts_pct", "mrd_positive"],
+             lambda d: ~((d.marrow_blasts_pct == 0) & (d.mrd_positive == 0)),
+             "marrow_blasts_pct 0 with mrd_positive 0: MRD-negative patients are outside the population the models describe"),
+        rule(["marrow_blasts_pct", "mrd_positive"],
+             lambda d: ~((d.marrow_blasts_pct >= 0.01) & (d.mrd_positive == 0)),
+             "mrd_positive 0 with marrow_blasts_pct >= 0.01: MRD negativity means < 0.01 % blasts"),
+        rule(["efs_months", "os_months"], lambda d: d.efs_months <= d.os_months + 1e-9,
+             "efs_months must not exceed os_months"),
+        rule(["os_event", "efs_event"], lambda d: ~((d.os_event == 1) & (d.efs_event == 0)),
+             "os_event 1 with efs_event 0: death is an event-free-survival event"),
+        rule(["os_event", "efs_event", "efs_months", "os_months"],
+             lambda d: ~((d.os_event == 1) & (d.efs_months > d.os_months + 1e-9)),
+             "efs_months after death: the EFS event must come at or before os_months"),
+        rule(["response", "efs_event"], lambda d: ~((d.response == "nr") & (d.efs_event == 0)),
+             "response nr with efs_event 0: no response is an event-free-survival event"),
+        rule(["crs_grade", "os_event"], lambda d: ~((d.crs_grade == 5) & (d.os_event == 0)),
+             "crs_grade 5 (death) with os_event 0"),
+        rule(["neurotox_grade", "os_event"], lambda d: ~((d.neurotox_grade == 5) & (d.os_event == 0)),
+             "neurotox_grade 5 (death) with os_event 0"),
+    ]
+
+
+COHORT_SCHEMA = pa.DataFrameSchema(_column_checks(), checks=_consistency_checks(), strict=False)
+
+
+@dataclass(frozen=True)
+class _Cell:
+    line: int
+    patient_id: str
+    column: str
+
+
+def _where(df_raw: pd.DataFrame, index: int, column: str | None) -> str:
+    pid = df_raw.at[index, "patient_id"] if "patient_id" in df_raw.columns else ""
+    who = f"line {index + 2}" + (f" (patient_id {pid})" if isinstance(pid, str) and pid.strip() else "")
+    return f"{who}, {column}" if column else who
+
+
+def _parse(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Turn the text cells into typed columns, reporting every cell that does not parse."""
+    problems: list[str] = []
+    df = pd.DataFrame(index=raw.index)
+    for column in raw.columns:
+        text = raw[column].astype("string").str.strip()
+        blank = text.isna() | (text == "")
+        if column in NUMBER_COLUMNS or column in FLAG_COLUMNS or column in GRADE_COLUMNS:
+            values = pd.to_numeric(text.where(~blank), errors="coerce").astype(float)
+            bad = ~blank & (values.isna() | ~np.isfinite(values))
+            for i in raw.index[bad]:
+                hint = " (use a dot as the decimal separator)" if "," in str(text[i]) else ""
+                problems.append(f"{_where(raw, i, column)}: must be a number{hint} (got {str(text[i])[:40]!r})")
+            values[bad] = np.nan
+            df[column] = values
+        else:
+            df[column] = text.where(~blank, None).astype(object)
+        if column not in NULLABLE_COLUMNS:
+            for i in raw.index[blank]:
+                problems.append(f"{_where(raw, i, column)}: is empty")
+    return df, problems
+
+
+def _describe_failures(raw: pd.DataFrame, error: pa.errors.SchemaErrors) -> list[str]:
+    problems = []
+    cases = error.failure_cases
+    for case in cases.itertuples(index=False):
+        check = str(case.check)
+        if check == "not_nullable":
+            continue  # already reported by _parse as an empty cell
+        if check.startswith("column_in_dataframe"):
+            problems.append(f"missing required column {case.failure_case!r}")
+            continue
+        if check == "field_uniqueness" or check.startswith("field_uniqueness"):
+            problems.append(f"{_where(raw, int(case.index), 'patient_id')}: duplicate patient_id {case.failure_case!r}")
+            continue
+        if pd.isna(case.index):
+            problems.append(f"{case.column}: {check}")
+            continue
+        column = case.column if isinstance(case.column, str) and case.column in raw.columns else None
+        got = f" (got {case.failure_case!r})" if column else ""
+        problems.append(f"{_where(raw, int(case.index), column)}: {check}{got}")
+    return sorted(set(problems), key=problems.index)
+
+
+def validate_cohort(raw: pd.DataFrame, source: str = "cohort") -> pd.DataFrame:
+    """Parse and validate a cohort given as a frame of text cells.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        One row a patient, every cell a string (as read with ``dtype=str``).
+    source : str
+        Name used in messages (usually the file path).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Typed cohort: flags and grades as int, numbers as float, choices as str.
+
+    Raises
+    ------
+    CohortError
+        Listing every offending line and column.
+    """
+    if raw.empty:
+        raise CohortError(source, ["has no patient rows"])
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    unknown = [c for c in raw.columns if c not in COLUMNS]
+    if missing or unknown:
+        problems = [f"missing required column {c!r}" for c in missing]
+        problems += [f"unknown column {c!r} (known columns: {', '.join(COLUMNS)})" for c in unknown]
+        raise CohortError(source, problems)
+    df, problems = _parse(raw.reset_index(drop=True))
+    try:
+        COHORT_SCHEMA.validate(df, lazy=True)
+    except pa.errors.SchemaErrors as error:
+        problems += _describe_failures(raw.reset_index(drop=True), error)
+    if problems:
+        raise CohortError(source, problems)
+    for column in FLAG_COLUMNS + GRADE_COLUMNS:
+        if column in df.columns:
+            df[column] = df[column].astype(int)
+    ordered = [c for c in COLUMNS if c in df.columns]
+    return df[ordered]
+
+
+def read_cohort(path: str | Path) -> pd.DataFrame:
+    """Read and validate a cohort CSV file (UTF-8, comma separated, header row)."""
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except FileNotFoundError:
+        raise CohortError(str(path), ["file not found"]) from None
+    except UnicodeDecodeError:
+        raise CohortError(str(path), ["is not UTF-8 text"]) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise CohortError(str(path), [f"is not a readable CSV file ({str(error).splitlines()[0]})"]) from None
+    except (IsADirectoryError, PermissionError) as error:
+        raise CohortError(str(path), [f"cannot be read ({error.strerror})"]) from None
+    return validate_cohort(raw, source=str(path))
+
+
+def available_models(df: pd.DataFrame) -> dict[str, str | None]:
+    """For each model, None when the cohort has its outcome columns, else why it is unavailable."""
+    return {
+        model: None if _has(df, *columns)
+        else f"the cohort has no {' / '.join(c for c in columns if c not in df.columns)} column"
+        for model, columns in OUTCOME_COLUMNS.items()
+    }
+
+
+def write_cohort(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a cohort CSV with the canonical column order and number formatting (atomic)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df[[c for c in COLUMNS if c in df.columns]].to_csv(tmp, index=False, lineterminator="\n")
+    tmp.replace(path)
