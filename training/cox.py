@@ -1,0 +1,366 @@
+"""Ridge-penalized Cox proportional hazards model.
+
+Objective (standardized scale, see :func:`training.logistic.standardize`):
+
+    l(b) - lambda / 2 * ||b||^2
+
+with ``l`` the log partial likelihood. This is exactly lifelines' ``CoxPHFitter(penalizer=lambda/n,
+l1_ratio=0)``: lifelines (0.30, ``_newton_raphson_for_efron_model``) subtracts
+``n * penalizer * 0.5 * ||b||^2`` from the *summed* log partial likelihood, after standardizing the
+columns itself with the mean and the ddof=1 SD -- which leaves our already standardized columns
+unchanged. lifelines handles tied event times with Efron's method only, so the numpy solver here
+defaults to ``ties="efron"`` to be the same objective; ``ties="breslow"`` is available (checked
+against statsmodels ``PHReg(ties="breslow")``). Without tied event times the two coincide.
+
+Two implementations: :func:`fit_cox` (vectorized numpy Newton-Raphson, used for the predictor and
+inside the bootstrap) and :func:`fit_lifelines` (lifelines refit of the chosen model, the audit
+estimator; ``tests/test_cox.py`` checks agreement to 1e-6). lambda is chosen as for the logistic
+model: minimum AIC with effective df trace(I (I + lambda I)^-1) over the grid (no intercept).
+
+The baseline is Breslow's estimator of the cumulative hazard at z = 0 (the mean training patient):
+H0(t) = sum over event times t_k <= t of d_k / sum_{j at risk at t_k} exp(z_j b) -- also what
+lifelines reports as ``baseline_cumulative_hazard_``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.logistic import (
+    DIVERGENCE_BOUND, LAMBDA_GRID, FitError, _wald, effective_df, penalized_covariance, select_lambda,
+    standardize,
+)
+
+_TOL = 1e-10
+_MAX_ITER = 200
+
+
+class _RiskSets:
+    """Sorted data and tie structure, computed once per data set."""
+
+    def __init__(self, Z: np.ndarray, time: np.ndarray, event: np.ndarray, ties: str):
+        if ties not in ("efron", "breslow"):
+            raise ValueError("ties must be 'efron' or 'breslow'")
+        order = np.argsort(time, kind="stable")
+        self.time, self.event, self.Z = time[order], event[order], Z[order]
+        ev_time = self.time[self.event]
+        self.event_times, first, self.d = np.unique(ev_time, return_index=True, return_counts=True)
+        self.start = np.searchsorted(self.time, self.event_times, side="left")
+        self.group = np.repeat(np.arange(self.d.size), self.d)  # event -> its event time
+        self.first_event = first  # position of each group's first event among the events
+        within = np.arange(ev_time.size) - first[self.group]
+        self.frac = within / self.d[self.group] if ties == "efron" else np.zeros(ev_time.size)
+        self.outer = self.Z[:, :, None] * self.Z[:, None, :]
+
+    def evaluate(self, beta: np.ndarray, hessian: bool = True):
+        """Log partial likelihood, score and information (negative Hessian) at ``beta``."""
+        eta = self.Z @ beta
+        shift = eta.max() if eta.size else 0.0
+        w = np.exp(eta - shift)
+        ev = self.event
+        s0 = np.cumsum(w[::-1])[::-1][self.start]
+        s1 = np.cumsum((w[:, None] * self.Z)[::-1], axis=0)[::-1][self.start]
+        a0 = np.add.reduceat(w[ev], self.first_event) if self.d.size else np.zeros(0)
+        a1 = np.add.reduceat(w[ev][:, None] * self.Z[ev], self.first_event, axis=0)
+        g, f = self.group, self.frac[:, None]
+        phi = s0[g] - self.frac * a0[g]
+        n1 = s1[g] - f * a1[g]
+        loglik = float(np.sum(eta[ev] - shift) - np.sum(np.log(phi)))
+        score = self.Z[ev].sum(axis=0) - (n1 / phi[:, None]).sum(axis=0)
+        if not hessian:
+            return loglik, score, None
+        s2 = np.cumsum((w[:, None, None] * self.outer)[::-1], axis=0)[::-1][self.start]
+        a2 = np.add.reduceat(w[ev][:, None, None] * self.outer[ev], self.first_event, axis=0)
+        n2 = s2[g] - f[:, :, None] * a2[g]
+        mean1 = n1 / phi[:, None]
+        info = (n2 / phi[:, None, None]).sum(axis=0) - mean1.T @ mean1
+        return loglik, score, info
+
+    def breslow_jumps(self, beta: np.ndarray) -> np.ndarray:
+        """Breslow cumulative-hazard increments at ``event_times``, at z = 0."""
+        eta = self.Z @ beta
+        shift = eta.max()
+        s0 = np.cumsum(np.exp(eta - shift)[::-1])[::-1][self.start]
+        return self.d * np.exp(-shift) / s0
+
+
+def _newton(rs: _RiskSets, lam: float, beta0: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Maximize l(b) - lam/2 ||b||^2 by Newton-Raphson with step halving."""
+    beta = beta0.copy()
+    p = beta.size
+    loglik, score, info = rs.evaluate(beta)
+    current = loglik - 0.5 * lam * beta @ beta
+    for _ in range(_MAX_ITER):
+        try:
+            step = np.linalg.solve(info + lam * np.eye(p), score - lam * beta)
+        except np.linalg.LinAlgError:
+            return beta, False
+        t = 1.0
+        while True:
+            candidate = beta + t * step
+            ll_c, score_c, info_c = rs.evaluate(candidate)
+            value = ll_c - 0.5 * lam * candidate @ candidate
+            if value >= current - 1e-12 * max(1.0, abs(current)) or t < 1e-8:
+                break
+            t *= 0.5
+        beta, current, score, info = candidate, value, score_c, info_c
+        if np.max(np.abs(beta), initial=0.0) > DIVERGENCE_BOUND:
+            return beta, False
+        if np.max(np.abs(t * step), initial=0.0) < _TOL:
+            return beta, True
+    return beta, False
+
+
+@dataclass(frozen=True)
+class CoxFit:
+    """A fitted ridge Cox model.
+
+    Attributes
+    ----------
+    center, scale : (p,) standardization (scale 1.0 where the column is constant)
+    coef : (p,) log hazard ratios per SD of each column (0 for constant columns)
+    lam : chosen penalty (lifelines ``penalizer = lam / n``)
+    df : effective degrees of freedom at ``lam``
+    loglik, loglik_null : log partial likelihood at the estimate / at b = 0
+    cov : (p, p) inverse penalized Hessian, standardized scale (NaN rows for constant columns)
+    grid, aic, df_grid : the penalty grid with AIC (+inf where no fit) and effective df
+    event_times : (K,) distinct event times, ascending (same unit as ``time``, here months)
+    cumhaz0 : (K,) Breslow cumulative baseline hazard at z = 0 just after each event time
+    max_follow_up : largest observed time
+    n, n_events : sample size and number of events
+    ties : "efron" or "breslow"
+    active : (p,) bool, False for columns that were constant in the training data
+    """
+
+    center: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    lam: float
+    df: float
+    loglik: float
+    loglik_null: float
+    cov: np.ndarray
+    grid: np.ndarray
+    aic: np.ndarray
+    df_grid: np.ndarray
+    event_times: np.ndarray
+    cumhaz0: np.ndarray
+    max_follow_up: float
+    n: int
+    n_events: int
+    ties: str
+    active: np.ndarray
+
+    @property
+    def coef_original(self) -> np.ndarray:
+        """Log hazard ratios per unit of each original column."""
+        return self.coef / self.scale
+
+    def linear_predictor(self, X: np.ndarray) -> np.ndarray:
+        """z @ coef for each row of ``X`` (0 for the mean training patient)."""
+        Z = (np.asarray(X, dtype=float) - self.center) / self.scale
+        return Z @ self.coef
+
+    def cumulative_hazard0(self, times: np.ndarray) -> np.ndarray:
+        """Baseline cumulative hazard H0(t) at z = 0, a right-continuous step function of t."""
+        idx = np.searchsorted(self.event_times, np.asarray(times, dtype=float), side="right")
+        return np.r_[0.0, self.cumhaz0][idx]
+
+
+def _check_survival(time: np.ndarray, event: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    time = np.asarray(time, dtype=float).ravel()
+    event = np.asarray(event).ravel()
+    if time.shape[0] != n or event.shape[0] != n:
+        raise ValueError("time and event must have one value per row of X")
+    if not np.all(np.isfinite(time)) or np.any(time < 0):
+        raise ValueError("time must be finite and >= 0")
+    if not np.all((event == 0) | (event == 1)):
+        raise ValueError("event must be 0/1")
+    event = event.astype(bool)
+    if not event.any():
+        raise FitError("no events")
+    return time, event
+
+
+def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
+            grid: tuple[float, ...] = LAMBDA_GRID, ties: str = "efron") -> CoxFit:
+    """Ridge Cox regression with lambda chosen by AIC with effective df over ``grid``.
+
+    Parameters
+    ----------
+    X : (n, p) predictor columns, original scale
+    time : (n,) follow-up time, >= 0 (months in this project)
+    event : (n,) 1 = event observed, 0 = censored
+    grid : penalties to try (>= 0); a single value fits that penalty
+    ties : "efron" (default, = lifelines) or "breslow"
+
+    Returns
+    -------
+    CoxFit
+
+    Raises
+    ------
+    FitError
+        No events, or no grid point gives a finite fit (lambda = 0 with monotone likelihood).
+    """
+    center, scale, Z, active = standardize(X)
+    n, p = Z.shape
+    time, event = _check_survival(time, event, n)
+    rs = _RiskSets(Z[:, active], time, event, ties)
+    grid_arr = np.asarray(grid, dtype=float)
+    if grid_arr.ndim != 1 or grid_arr.size == 0 or np.any(grid_arr < 0):
+        raise ValueError("grid must be a non-empty sequence of penalties >= 0")
+    q = int(active.sum())
+    loglik_null = rs.evaluate(np.zeros(q), hessian=False)[0]
+    aic = np.full(grid_arr.size, np.inf)
+    df_grid = np.full(grid_arr.size, np.nan)
+    fits: dict[int, tuple[np.ndarray, float, np.ndarray]] = {}
+    beta = np.zeros(q)
+    penalized = np.ones(q, dtype=bool)
+    for i in np.argsort(-grid_arr, kind="stable"):  # warm starts from the largest penalty down
+        lam = float(grid_arr[i])
+        est, ok = _newton(rs, lam, beta)
+        ll, _, info = rs.evaluate(est)
+        cov_i = penalized_covariance(info, lam, penalized) if ok else None
+        if cov_i is None:
+            continue
+        beta = est
+        fits[i] = est, ll, cov_i
+        df_grid[i] = effective_df(info, lam, penalized)
+        aic[i] = -2.0 * ll + 2.0 * df_grid[i]
+    best = select_lambda(grid_arr, aic)
+    (est, ll, cov_active), lam = fits[best], float(grid_arr[best])
+    cov = np.full((p, p), np.nan)
+    cov[np.ix_(active, active)] = cov_active
+    coef = np.zeros(p)
+    coef[active] = est
+    return CoxFit(
+        center=center, scale=scale, coef=coef, lam=lam, df=float(df_grid[best]), loglik=ll,
+        loglik_null=loglik_null, cov=cov, grid=grid_arr, aic=aic, df_grid=df_grid,
+        event_times=rs.event_times, cumhaz0=np.cumsum(rs.breslow_jumps(est)),
+        max_follow_up=float(time.max()), n=n, n_events=int(event.sum()), ties=ties, active=active,
+    )
+
+
+def fit_unpenalized(X: np.ndarray, time: np.ndarray, event: np.ndarray, ties: str = "efron") -> CoxFit:
+    """Partial-likelihood MLE (lambda = 0); raises :class:`FitError` under monotone likelihood."""
+    return fit_cox(X, time, event, grid=(0.0,), ties=ties)
+
+
+def baseline_survival(fit: CoxFit, month_grid: np.ndarray) -> np.ndarray:
+    """S0(t) = exp(-H0(t)) at z = 0 on ``month_grid``; flat (not extrapolated) past the last event."""
+    return np.exp(-fit.cumulative_hazard0(month_grid))
+
+
+def predict_survival(fit: CoxFit, X: np.ndarray, horizon: float) -> np.ndarray:
+    """S(horizon | x) = S0(horizon) ** exp(z @ coef) for each row of ``X``, in [0, 1]."""
+    return np.exp(-fit.cumulative_hazard0(np.array([horizon]))[0] * np.exp(fit.linear_predictor(X)))
+
+
+def restandardize(fit: CoxFit, center: np.ndarray, scale: np.ndarray,
+                  month_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(coef, baseline survival on ``month_grid``) of ``fit`` for another ``center`` / ``scale``.
+
+    Bootstrap refits standardize with their resample's mean and SD; re-expressed on the training
+    cohort's, the baseline is the refit's survival curve of the training mean patient. Predictions
+    are unchanged: ``S0' ** exp(((x - center) / scale) @ coef') == S(t | x)`` of ``fit``.
+    """
+    weights = fit.coef_original
+    shift = float((np.asarray(center, dtype=float) - fit.center) @ weights)
+    return weights * scale, np.exp(-fit.cumulative_hazard0(month_grid) * np.exp(shift))
+
+
+def hazard_ratios(fit: CoxFit, level: float = 0.95, scale: str = "original") -> dict[str, np.ndarray]:
+    """Wald intervals for log hazard ratios and hazard ratios.
+
+    Variance = inverse penalized Hessian (as lifelines' ``variance_matrix_``); see
+    :func:`training.logistic.wald_intervals` for the rationale.
+
+    Returns
+    -------
+    dict of (p,) arrays: estimate, se, lower, upper, hazard_ratio, hazard_ratio_lower,
+    hazard_ratio_upper (per unit of each column for scale="original", per SD for "standardized").
+    """
+    if scale not in ("original", "standardized"):
+        raise ValueError("scale must be 'original' or 'standardized'")
+    divisor = fit.scale if scale == "original" else np.ones_like(fit.scale)
+    return _wald(fit.coef / divisor, np.sqrt(np.diag(fit.cov)) / divisor, level, "hazard_ratio")
+
+
+def _lifelines_frame(fit: CoxFit, X: np.ndarray, time: np.ndarray, event: np.ndarray,
+                     names: list[str] | None):
+    import pandas as pd
+
+    p = fit.coef.size
+    names = list(names) if names is not None else [f"x{j}" for j in range(p)]
+    if len(names) != p:
+        raise ValueError(f"{len(names)} names for {p} columns")
+    Z = (np.asarray(X, dtype=float) - fit.center) / fit.scale
+    kept = [name for name, a in zip(names, fit.active) if a]
+    frame = pd.DataFrame(Z[:, fit.active], columns=kept)
+    frame["__time__"] = np.asarray(time, dtype=float)
+    frame["__event__"] = np.asarray(event, dtype=int)
+    return frame
+
+
+def fit_lifelines(fit: CoxFit, X: np.ndarray, time: np.ndarray, event: np.ndarray,
+                  names: list[str] | None = None):
+    """Refit the chosen model with lifelines (the audit estimator).
+
+    The estimator is fitted on the standardized columns (constant columns dropped) with
+    ``penalizer = fit.lam / n`` and tight Newton tolerances. Requires ``fit.ties == "efron"``.
+
+    Returns
+    -------
+    lifelines.CoxPHFitter, columns named by ``names`` (default x0, x1, ...)
+    """
+    from lifelines import CoxPHFitter
+
+    if fit.ties != "efron":
+        raise ValueError("lifelines implements Efron ties only")
+    frame = _lifelines_frame(fit, X, time, event, names)
+    cph = CoxPHFitter(penalizer=fit.lam / len(frame), l1_ratio=0.0)
+    return cph.fit(frame, duration_col="__time__", event_col="__event__",
+                   fit_options={"precision": 1e-12, "r_precision": 1e-15, "max_steps": 500})
+
+
+def ph_test(fit: CoxFit, X: np.ndarray, time: np.ndarray, event: np.ndarray,
+            names: list[str] | None = None) -> dict:
+    """Schoenfeld-residual test of proportional hazards (rank-transformed time).
+
+    Per covariate: lifelines ``proportional_hazard_test(time_transform="rank")``. Global: the
+    Grambsch-Therneau score test computed from the same scaled Schoenfeld residuals s_k and
+    covariance V, T = (g' S) V^-1 (S' g) / (d * g'g), g the centred event-time ranks, chi-square
+    with p df (the statistic R's ``cox.zph`` reported before survival 3.0, whose per-covariate
+    version is what lifelines implements).
+
+    Returns
+    -------
+    dict: {"method", "time_transform", "covariates": {name: {"statistic", "p", "df"}},
+    "global": {"statistic", "p", "df"}} -- plain floats.
+    """
+    from lifelines.statistics import TimeTransformers, proportional_hazard_test
+    from scipy import stats
+
+    cph = fit_lifelines(fit, X, time, event, names)
+    frame = _lifelines_frame(fit, X, time, event, names)
+    result = proportional_hazard_test(cph, frame, time_transform="rank")
+    summary = result.summary
+    covariates = {str(name): {"statistic": float(row["test_statistic"]), "p": float(row["p"]), "df": 1}
+                  for name, row in summary.iterrows()}
+    resid = cph.compute_residuals(frame, kind="scaled_schoenfeld").to_numpy()
+    events = cph.event_observed
+    ranks = TimeTransformers().get("rank")(cph.durations, events, cph.weights)[events.values]
+    g = np.asarray(ranks, dtype=float)
+    g = g - g.mean()
+    u = g @ resid
+    V = cph.variance_matrix_.to_numpy()
+    statistic = float(u @ np.linalg.solve(V, u) / (events.sum() * (g @ g)))
+    dof = resid.shape[1]
+    return {
+        "method": "scaled Schoenfeld residuals vs rank of event time (Grambsch & Therneau 1994)",
+        "time_transform": "rank",
+        "covariates": covariates,
+        "global": {"statistic": statistic, "p": float(stats.chi2.sf(statistic, dof)), "df": int(dof)},
+    }
