@@ -1,15 +1,24 @@
-"""Tumor-burden groups and subgroups (Li et al., Results: 'Safety analysis').
+"""Tumour-burden groups and subgroups, and the modelled population (Li et al., 'Safety analysis').
 
-Tumor burden is the bone-marrow blast percentage measured before CAR-T infusion.
-Group: low < 5 % <= high. Subgroups: a = 0 % with MRD positivity; b = 0 < blasts < 5;
-c = 5 <= blasts < 20; d = 20 <= blasts < 50; e = blasts >= 50.
+Tumour burden is the bone-marrow blast percentage measured before CAR-T infusion.
+Group: low < 5 % <= high. Subgroups: a = 0 % blasts with MRD positivity; b = 0 < blasts < 5;
+c = 5 <= blasts < 20; d = 20 <= blasts < 50; e = blasts >= 50. A patient with 0 % blasts who is
+MRD negative is outside the population the models describe.
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
 
-HIGH_BURDEN_THRESHOLD_PCT = 5.0
-SUBGROUPS = ("a", "b", "c", "d", "e")
+#: Blast percentage separating low (< 5 %) from high (>= 5 %) tumour burden.
+HIGH_BURDEN_FROM_PCT = 5.0
+
+#: Lower edges (%) of burden subgroups c, d and e; subgroup b is 0 < blasts < 5.
+SUBGROUP_EDGES_PCT = (5.0, 20.0, 50.0)
+
+BURDEN_GROUP_LABELS = {"low": "blasts < 5%", "high": "blasts >= 5%"}
+
 SUBGROUP_LABELS = {
     "a": "0% blasts, MRD positive",
     "b": "0% < blasts < 5%",
@@ -17,32 +26,109 @@ SUBGROUP_LABELS = {
     "d": "20% <= blasts < 50%",
     "e": "blasts >= 50%",
 }
-_EDGES = np.array([5.0, 20.0, 50.0])
 
 
-def burden_groups(blasts_pct) -> np.ndarray:
-    """'low' (< 5 %) or 'high' (>= 5 %) for each marrow blast percentage (0-100)."""
-    blasts = np.asarray(blasts_pct, dtype=float)
-    return np.where(blasts >= HIGH_BURDEN_THRESHOLD_PCT, "high", "low")
-
-
-def burden_subgroups(blasts_pct, mrd_positive) -> np.ndarray:
-    """Subgroup letter a-e for each patient; '' for 0 % blasts without MRD (outside the population).
+def population_refusal(patient: Mapping[str, Any]) -> str | None:
+    """Why the models cannot describe this patient, or ``None`` when they can.
 
     Parameters
     ----------
-    blasts_pct : array-like of float, 0-100
-        Pre-infusion marrow blast percentage.
-    mrd_positive : array-like of bool or 0/1
-        MRD positive by flow cytometry.
+    patient : mapping
+        A parsed patient (:func:`parse_patient`): ``marrow_blasts_pct`` in %, ``mrd_positive``.
     """
+    if patient["marrow_blasts_pct"] > 0:
+        return None
+    if patient.get("mrd_positive") is True:
+        return None
+    return ("0 % marrow blasts with negative MRD is outside the population the models describe: "
+            "every patient in the training cohort had detectable leukaemia before infusion "
+            "(marrow blasts or MRD positivity), so the models say nothing about a patient "
+            "in MRD-negative remission.")
+
+
+def in_modelled_population(blasts_pct: Any, mrd_positive: Any) -> np.ndarray:
+    """Boolean array: True where a patient belongs to the modelled population.
+
+    Parameters
+    ----------
+    blasts_pct : array-like of float
+        Marrow blasts, % (0-100).
+    mrd_positive : array-like of bool or 0/1
+        MRD positivity; unknown (NaN) counts as not positive.
+    """
+    blasts = np.asarray(blasts_pct, dtype=float)
+    mrd = np.asarray(mrd_positive, dtype=float)
+    return (blasts > 0) | (np.nan_to_num(mrd, nan=0.0) == 1)
+
+
+def burden_group(blasts_pct: float) -> str:
+    """Tumour-burden group of one patient: ``"low"`` (blasts < 5 %) or ``"high"`` (>= 5 %)."""
+    return str(burden_groups([blasts_pct])[0])
+
+
+def burden_groups(blasts_pct: Any) -> np.ndarray:
+    """Vectorized :func:`burden_group`: array of ``"low"`` / ``"high"``, one a patient.
+
+    Raises
+    ------
+    ValueError
+        If any value is NaN or outside 0-100 %.
+    """
+    blasts = _checked_blasts(blasts_pct)
+    return np.where(blasts >= HIGH_BURDEN_FROM_PCT, "high", "low")
+
+
+def burden_subgroup(blasts_pct: float, mrd_positive: bool | None) -> str:
+    """Tumour-burden subgroup of one patient (``"a"`` to ``"e"``; see :data:`SUBGROUP_LABELS`).
+
+    Parameters
+    ----------
+    blasts_pct : float
+        Marrow blasts, % (0-100).
+    mrd_positive : bool or None
+        MRD positivity; only needed at 0 % blasts.
+
+    Raises
+    ------
+    ValueError
+        For 0 % blasts without MRD positivity (outside the modelled population), NaN or values
+        outside 0-100 %.
+    """
+    mrd = np.nan if mrd_positive is None else float(mrd_positive)
+    return str(burden_subgroups([blasts_pct], [mrd])[0])
+
+
+def burden_subgroups(blasts_pct: Any, mrd_positive: Any) -> np.ndarray:
+    """Vectorized :func:`burden_subgroup`: array of ``"a"`` to ``"e"``, one a patient.
+
+    Parameters
+    ----------
+    blasts_pct : array-like of float
+        Marrow blasts, % (0-100).
+    mrd_positive : array-like of bool or 0/1 (NaN = unknown)
+        Only consulted where blasts are 0 %.
+
+    Raises
+    ------
+    ValueError
+        If any patient has 0 % blasts without MRD positivity, or invalid blasts.
+    """
+    blasts = _checked_blasts(blasts_pct)
+    outside = ~in_modelled_population(blasts, mrd_positive)
+    if outside.any():
+        rows = np.flatnonzero(outside)
+        raise ValueError(f"{rows.size} patient(s) with 0 % blasts are not MRD positive (rows "
+                         f"{', '.join(map(str, rows[:10]))}{'...' if rows.size > 10 else ''}): "
+                         "outside the modelled population, no burden subgroup")
+    # searchsorted 'right' puts a value equal to an edge into the subgroup that starts there.
+    index = np.searchsorted(np.asarray(SUBGROUP_EDGES_PCT), blasts, side="right") + 1
+    index[blasts == 0] = 0
+    return np.asarray(list("abcde"))[index]
+
+
+def _checked_blasts(blasts_pct: Any) -> np.ndarray:
     blasts = np.atleast_1d(np.asarray(blasts_pct, dtype=float))
-    mrd = np.atleast_1d(np.asarray(mrd_positive, dtype=bool))
-    letters = np.array(["b", "c", "d", "e"])[np.searchsorted(_EDGES, blasts, side="right")]
-    letters = np.where(blasts <= 0, np.where(mrd, "a", ""), letters)
-    return letters
-
-
-def burden_subgroup(blasts_pct: float, mrd_positive: bool) -> str:
-    """Subgroup letter for one patient ('' when outside the modelled population)."""
-    return str(burden_subgroups([blasts_pct], [mrd_positive])[0])
+    bad = ~((blasts >= 0) & (blasts <= 100))  # also catches NaN
+    if bad.any():
+        raise ValueError(f"marrow blasts must be between 0 and 100 % (got {blasts[bad][0]:g})")
+    return blasts

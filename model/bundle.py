@@ -1,0 +1,444 @@
+"""Model bundles: atomic writing, hash verification, and loading (format: docs/bundle-format.md).
+
+Loading verifies every hash before anything is parsed or unpickled, and hashes the very bytes it
+then parses, so a file changed between the check and the read cannot slip through.
+
+Writing builds the new bundle in a hidden sibling directory and swaps it in with renames:
+``out -> .out.previous``, ``new -> out``, then ``.out.previous`` is discarded. If the process dies
+between the two renames, ``out`` is missing and ``.out.previous`` holds the earlier bundle, which
+the next write or load renames back. On POSIX the swap holds an exclusive ``flock`` on the parent
+directory and loads hold a shared one, so a load never sees half a swap.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import hashlib
+import io
+import json
+import os
+import platform
+import secrets
+import shutil
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from model.errors import BundleError, BundleVersionWarning
+from model.predictor import CompiledPredictor, compile_predictor
+
+#: Newest bundle format this code reads and the one it writes.
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MANIFEST_DIGEST = "manifest.sha256"
+PREDICTOR = "predictor.json"
+ESTIMATORS = "estimators.joblib"
+TRAINING_DATA = "training_cohort.csv"
+BUNDLE_FILES = (PREDICTOR, ESTIMATORS, TRAINING_DATA)
+#: Packages whose pickles are unsafe to load across a major.minor version change.
+PICKLE_CRITICAL = ("scikit-learn", "lifelines")
+REPORTED_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "lifelines", "joblib")
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedBundle:
+    """A verified bundle's serving part.
+
+    Attributes
+    ----------
+    id : str
+        SHA-256 (hex) of ``manifest.json``, which records the hash of every other file.
+    path : pathlib.Path
+        Directory the bundle was read from.
+    manifest : dict
+        Parsed ``manifest.json``.
+    params : dict
+        Parsed ``predictor.json``.
+    predictor : CompiledPredictor
+        ``params`` as numpy arrays, ready for :mod:`model.predictor`.
+    """
+
+    id: str
+    path: Path
+    manifest: dict
+    params: dict
+    predictor: CompiledPredictor
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, estimators: Any,
+                 training_csv_path: str | os.PathLike) -> dict:
+    """Write a bundle atomically: ``out_dir`` ends up with the whole new bundle or the old one.
+
+    Parameters
+    ----------
+    out_dir : path
+        Bundle directory. An existing bundle there is replaced; an existing directory that is not a
+        bundle (no ``manifest.json``) and not empty is refused rather than replaced.
+    manifest : dict
+        Model card (see ``docs/bundle-format.md``). Not modified; the written copy adds
+        ``format_version``, ``created`` and ``packages`` when absent, and always sets ``files`` and
+        ``training_data`` (``sha256``, and ``n`` = data rows when absent).
+    predictor : dict
+        Content of ``predictor.json``; checked by compiling it before anything is written.
+    estimators : object
+        Fitted estimators, serialized with joblib.
+    training_csv_path : path
+        Cohort CSV the bundle was trained on; copied into the bundle.
+
+    Returns
+    -------
+    dict
+        The manifest as written.
+    """
+    out = Path(os.path.abspath(out_dir))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_foreign_directory(out)
+    compile_predictor(predictor, manifest)
+    _recover_interrupted_swap(out)
+    _remove_abandoned(out)
+    staging = out.parent / f".{out.name}.writing-{os.getpid()}-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        written = _fill_staging(staging, manifest, predictor, estimators, Path(training_csv_path))
+        _verify(staging)
+        discards = []
+        with _directory_lock(out.parent, exclusive=True):
+            _refuse_foreign_directory(out)
+            _recover_interrupted_swap(out, locked=True)
+            backup = _backup_path(out)
+            if backup.exists():  # stale: its writer died after putting its own bundle in place
+                discards.append(_discard_path(out))
+                os.rename(backup, discards[-1])
+            if out.exists():
+                os.rename(out, backup)
+            os.rename(staging, out)
+            _fsync_directory(out.parent)
+            if backup.exists():
+                discards.append(_discard_path(out))
+                os.rename(backup, discards[-1])
+        for discard in discards:
+            shutil.rmtree(discard, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        _recover_interrupted_swap(out)  # a rename that failed between the two leaves out missing
+        raise
+    return written
+
+
+def _fill_staging(staging: Path, manifest: dict, predictor: dict, estimators: Any,
+                  training_csv: Path) -> dict:
+    import joblib  # a few hundred ms; only writers and audits pay it
+
+    _write_file(staging / PREDICTOR, json.dumps(predictor, allow_nan=False).encode())
+    buffer = io.BytesIO()
+    joblib.dump(estimators, buffer)
+    _write_file(staging / ESTIMATORS, buffer.getvalue())
+    _write_file(staging / TRAINING_DATA, training_csv.read_bytes())
+    written = copy.deepcopy(manifest)
+    written.setdefault("format_version", FORMAT_VERSION)
+    written.setdefault("created", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    written.setdefault("packages", installed_versions())
+    written["files"] = {name: _sha256_file(staging / name) for name in BUNDLE_FILES}
+    training = dict(written.get("training_data") or {})
+    training.update(file=TRAINING_DATA, sha256=written["files"][TRAINING_DATA])
+    training.setdefault("n", _count_rows(staging / TRAINING_DATA))
+    written["training_data"] = training
+    manifest_bytes = json.dumps(written, indent=2, allow_nan=False).encode()
+    _write_file(staging / MANIFEST, manifest_bytes)
+    _write_file(staging / MANIFEST_DIGEST, (_sha256(manifest_bytes) + "\n").encode())
+    _fsync_directory(staging)
+    return written
+
+
+def _write_file(path: Path, content: bytes) -> None:
+    with open(path, "xb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _count_rows(path: Path) -> int:
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+
+
+def _refuse_foreign_directory(out: Path) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise BundleError("output-directory", str(out), "exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise BundleError("output-directory", str(out),
+                          "is a non-empty directory without manifest.json; refusing to replace it")
+
+
+# --------------------------------------------------------------------------- interrupted swaps
+
+
+def _backup_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.previous"
+
+
+def _discard_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.discard-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _recover_interrupted_swap(out: Path, *, locked: bool = False) -> bool:
+    """Put the earlier bundle back if a write died between its two renames; True if it did."""
+    backup = _backup_path(out)
+    if out.exists() or not backup.is_dir():
+        return False
+    with contextlib.nullcontext() if locked else _directory_lock(out.parent, exclusive=True):
+        if out.exists() or not backup.is_dir():  # another process recovered meanwhile
+            return False
+        try:
+            os.rename(backup, out)
+        except OSError:
+            return False  # read-only location: loads read the backup in place
+        _fsync_directory(out.parent)
+        return True
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Delete staging / discard directories of writers that no longer run (killed mid-write)."""
+    if os.name != "posix":
+        return
+    for kind in ("writing", "discard"):
+        for path in out.parent.glob(f".{out.name}.{kind}-*-*"):
+            pid = path.name[len(f".{out.name}.{kind}-"):].split("-")[0]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: Path, *, exclusive: bool):
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: renames stay atomic, only the reader/writer exclusion is lost
+        yield
+        return
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:  # missing or unreadable parent: the checks that follow report it
+        yield
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def _fsync_directory(directory: Path) -> None:
+    if os.name != "posix":
+        return
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# --------------------------------------------------------------------------- verifying and loading
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _readable_path(path: str | os.PathLike) -> Path:
+    """The bundle directory to read, after recovering an interrupted swap if there was one."""
+    bundle = Path(os.path.abspath(path))
+    _recover_interrupted_swap(bundle)
+    if not bundle.exists() and _backup_path(bundle).is_dir():
+        return _backup_path(bundle)
+    return bundle
+
+
+def _verify(bundle: Path) -> tuple[dict, bytes]:
+    """Every check of :func:`verify_bundle`; returns the manifest and its exact bytes."""
+    if not bundle.is_dir():
+        raise BundleError("directory", str(bundle), "no bundle directory here")
+    for name in (MANIFEST, MANIFEST_DIGEST):
+        if not (bundle / name).is_file():
+            raise BundleError("file-present", name, f"missing from {bundle}")
+    manifest_bytes = (bundle / MANIFEST).read_bytes()
+    recorded = (bundle / MANIFEST_DIGEST).read_text(encoding="ascii", errors="replace").strip()
+    if _sha256(manifest_bytes) != recorded:
+        raise BundleError("manifest-hash", MANIFEST,
+                          f"does not match {MANIFEST_DIGEST}; the manifest was changed or damaged")
+    try:
+        manifest = json.loads(manifest_bytes)
+        version, files = manifest["format_version"], manifest["files"]
+        if not isinstance(files, dict):
+            raise TypeError("'files' is not an object")
+    except (ValueError, KeyError, TypeError) as problem:
+        raise BundleError("manifest-content", MANIFEST, f"unreadable: {problem}") from None
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise BundleError("format-version", MANIFEST,
+                          f"format_version {version!r} is newer than this code reads "
+                          f"({FORMAT_VERSION}); update cart-risk")
+    for name in BUNDLE_FILES:
+        if name not in files:
+            raise BundleError("file-listed", name, "not listed in the manifest")
+    for name, digest in files.items():
+        if name != Path(name).name or name in ("", ".", ".."):
+            raise BundleError("file-name", str(name), "bundle files must be plain file names")
+        if not (bundle / name).is_file():
+            raise BundleError("file-present", name, f"missing from {bundle}")
+        if _sha256_file(bundle / name) != digest:
+            raise BundleError("file-hash", name, "SHA-256 does not match the manifest; the file "
+                              "was changed or damaged after the bundle was written")
+    training = manifest.get("training_data", {})
+    if training.get("sha256") != files[TRAINING_DATA]:
+        raise BundleError("training-data", TRAINING_DATA,
+                          "training_data.sha256 differs from the file's recorded hash")
+    return manifest, manifest_bytes
+
+
+def _read_verified(bundle: Path, manifest: dict, name: str) -> bytes:
+    content = (bundle / name).read_bytes()
+    if _sha256(content) != manifest["files"][name]:
+        raise BundleError("file-hash", name, "changed while being loaded")
+    return content
+
+
+def verify_bundle(path: str | os.PathLike) -> dict:
+    """Check a bundle's integrity without parsing or unpickling its content files.
+
+    Checks, in order: the directory exists; ``manifest.json`` matches ``manifest.sha256``; its
+    ``format_version`` is not newer than this code reads; every required file is listed; every
+    listed file exists and its SHA-256 matches; the training-data hash agrees.
+
+    Returns
+    -------
+    dict
+        The parsed manifest.
+
+    Raises
+    ------
+    BundleError
+        Naming the failed check (``error.check``) and the file (``error.file``).
+    """
+    bundle = _readable_path(path)
+    with _directory_lock(bundle.parent, exclusive=False):
+        return _verify(bundle)[0]
+
+
+def load_predictor(path: str | os.PathLike) -> LoadedBundle:
+    """Verify a bundle, then parse ``predictor.json`` (never unpickles anything).
+
+    Raises
+    ------
+    BundleError
+        On any failed check of :func:`verify_bundle`, or a ``predictor.json`` that cannot be
+        evaluated (check ``predictor-structure``).
+    """
+    bundle = _readable_path(path)
+    with _directory_lock(bundle.parent, exclusive=False):
+        manifest, manifest_bytes = _verify(bundle)
+        content = _read_verified(bundle, manifest, PREDICTOR)
+    try:
+        params = json.loads(content)
+    except ValueError as problem:
+        raise BundleError("predictor-structure", PREDICTOR, f"not JSON: {problem}") from None
+    return LoadedBundle(_sha256(manifest_bytes), bundle, manifest, params,
+                        compile_predictor(params, manifest))
+
+
+def load_estimators(path: str | os.PathLike, *, allow_version_mismatch: bool = False) -> Any:
+    """Verify a bundle, then unpickle its fitted estimators (for audits and reports only).
+
+    Unpickling runs code: load only bundles you trust. Hashes are checked on the exact bytes that
+    are unpickled.
+
+    Parameters
+    ----------
+    allow_version_mismatch : bool
+        Load even when scikit-learn or lifelines differ in major.minor version from the writer's
+        (then only warn). Unpickling across such versions can fail or silently misbehave.
+
+    Raises
+    ------
+    BundleError
+        On a failed check, or (check ``package-versions``) a scikit-learn / lifelines version
+        differing in major.minor, or not installed.
+
+    Warns
+    -----
+    BundleVersionWarning
+        For any other package version difference.
+    """
+    bundle = _readable_path(path)
+    with _directory_lock(bundle.parent, exclusive=False):
+        manifest = _verify(bundle)[0]
+        content = _read_verified(bundle, manifest, ESTIMATORS)
+    differences = version_differences(manifest)
+    recorded = manifest.get("packages", {})
+    unsafe = [package for package in PICKLE_CRITICAL
+              if recorded.get(package) and _major_minor(recorded[package])
+              != _major_minor(_installed(package))]
+    if unsafe and not allow_version_mismatch:
+        raise BundleError("package-versions", ESTIMATORS,
+                          "estimators were pickled with " + "; ".join(
+                              d for d in differences if d.split(":")[0] in unsafe)
+                          + "; unpickling across major.minor versions is unsafe (install the "
+                          "recorded versions, or retrain)")
+    if differences:
+        warnings.warn("package versions differ from the bundle's: " + "; ".join(differences),
+                      BundleVersionWarning, stacklevel=2)
+    import joblib
+
+    return joblib.load(io.BytesIO(content))
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def _installed(package: str) -> str | None:
+    from importlib import metadata  # ~20 ms; only writers and estimator loads need it
+
+    if package == "python":
+        return platform.python_version()
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _major_minor(version: str | None) -> tuple[str, ...] | None:
+    return None if version is None else tuple(version.split(".")[:2])
+
+
+def installed_versions() -> dict[str, str | None]:
+    """Versions of Python and of the packages a bundle records (None when not installed)."""
+    return {package: _installed(package) for package in ("python", *REPORTED_PACKAGES)}
+
+
+def version_differences(manifest: dict) -> list[str]:
+    """One line per package whose installed version differs from the bundle's record.
+
+    E.g. ``"scikit-learn: bundle 1.5.2, installed 1.6.0"``; ``"installed none"`` when missing.
+    """
+    return [f"{package}: bundle {version}, installed {_installed(package) or 'none'}"
+            for package, version in manifest.get("packages", {}).items()
+            if version is not None and _installed(package) != version]

@@ -1,0 +1,70 @@
+"""The model package's exceptions and warnings: bad patient input, bad bundles."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one input field.
+
+    Attributes
+    ----------
+    field : str
+        Patient field name as in the API (``"body"`` when the input as a whole is wrong).
+    message : str
+        What is wrong, readable without the field name, e.g.
+        ``"must be between 0 and 100 (got 150)"``.
+    """
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class InputError(ValueError):
+    """Patient input that cannot be used, with every problem found (not only the first).
+
+    ``str(error)`` is one line per problem, ``field: message``; :meth:`to_dict` is the body of the
+    API's error answer, ``{"errors": [{"field": ..., "message": ...}]}``.
+    """
+
+    #: HTTP status an API answers with: the request was understood but its content is invalid.
+    status_code = 422
+
+    def __init__(self, errors: Iterable[FieldError]):
+        self.errors: list[FieldError] = list(errors)
+        if not self.errors:
+            raise ValueError("InputError needs at least one FieldError")
+        super().__init__("\n".join(str(error) for error in self.errors))
+
+    def to_dict(self) -> dict[str, list[dict[str, str]]]:
+        return {"errors": [error.to_dict() for error in self.errors]}
+
+
+class BundleError(Exception):
+    """A model bundle failed verification or cannot be used.
+
+    Attributes
+    ----------
+    check : str
+        Which check failed, e.g. ``"file-hash"``, ``"manifest-hash"``, ``"format-version"``.
+    file : str or None
+        The bundle file concerned (a name inside the bundle directory), or the directory itself.
+    """
+
+    def __init__(self, check: str, file: str | None, detail: str):
+        self.check = check
+        self.file = file
+        where = f" ({file})" if file else ""
+        super().__init__(f"bundle check '{check}' failed{where}: {detail}")
+
+
+class BundleVersionWarning(UserWarning):
+    """Installed package versions differ from those the bundle was written with."""

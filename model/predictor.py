@@ -1,0 +1,525 @@
+"""Evaluate a bundle's ``predictor.json`` with numpy alone, vectorized over many patients.
+
+Logistic models (``cr``, ``severe_crs``): ``p = 1 / (1 + exp(-(intercept + z @ coef)))``; Cox models
+(``efs``, ``os``): ``S(t) = S0(t) ** exp(z @ coef)``, with ``z = (x - center) / scale``. The 95 %
+interval of a prediction is the 2.5th-97.5th percentile (numpy's default, linear interpolation)
+of the same prediction over the bootstrap parameter sets, which share the training ``center`` and
+``scale``. Survival curves stop at the model's ``max_follow_up_months``; nothing is extrapolated.
+
+Patients come either as a mapping of field -> array (one value a patient; a DataFrame works) or as
+a sequence of parsed patient dicts (:func:`model.patient.parse_patient`). Patients outside the
+modelled population (0 % blasts, MRD negative) get NaN predictions and ``in_population`` False.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from model.errors import BundleError, FieldError, InputError
+from model.features import design_matrix, required_fields
+from model.patient import (PATIENT_FIELDS, SUBGROUP_LABELS, burden_subgroups,
+                           in_modelled_population, population_refusal, required_patient_fields)
+
+if TYPE_CHECKING:
+    from model.bundle import LoadedBundle
+
+#: Months at which survival is reported as single values.
+HORIZONS_MONTHS = (6, 12, 24)
+#: Predictor format versions this code evaluates.
+SUPPORTED_FORMAT_VERSION = 1
+MODEL_KINDS = {"cr": "logistic", "severe_crs": "logistic", "efs": "cox", "os": "cox"}
+_INTERVAL_QUANTILES = (0.025, 0.975)
+_LP_LIMIT = 700.0  # keeps exp() finite: exp(700) ~ 1e304
+_CHUNK_ELEMENTS = 1 << 18  # patients x bootstrap (x months) at once: 2 MB stays in cache
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledModel:
+    """One model's parameters as numpy arrays, folded to the raw (unstandardized) feature scale.
+
+    ``lp = X @ weights + offset`` for the fitted model and ``X @ boot_weights.T + boot_offset``
+    for the B bootstrap refits. Cox models add ``months`` (T,), ``log_baseline`` (T,) and
+    ``boot_log_baseline`` (B, T), all cut at ``max_follow_up_months``.
+    """
+
+    name: str
+    kind: str
+    features: tuple[str, ...]
+    weights: np.ndarray
+    offset: float
+    boot_weights: np.ndarray
+    boot_offset: np.ndarray
+    months: np.ndarray | None = None
+    log_baseline: np.ndarray | None = None
+    boot_log_baseline: np.ndarray | None = None
+    max_follow_up_months: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledPredictor:
+    """Everything needed to predict: models by name, sCRS bands by subgroup, training ranges.
+
+    Attributes
+    ----------
+    models : dict of str -> CompiledModel
+        Keyed ``cr``, ``severe_crs``, ``efs``, ``os``; a bundle may lack some.
+    scrs_bands : dict of str -> dict
+        Subgroup letter -> band row as in the manifest (``events``, ``n``, ``rate``, ``ci95``...).
+    field_ranges : dict of str -> dict of str -> list
+        Model -> patient field -> training range ``[min, max]`` (from the manifest).
+    required_fields : tuple of str
+        Patient fields a prediction needs (pass to :func:`model.patient.parse_patient`).
+    """
+
+    models: dict[str, CompiledModel]
+    scrs_bands: dict[str, dict]
+    field_ranges: dict[str, dict[str, list]]
+    required_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Probability:
+    """Probabilities (n,) with their 95 % interval bounds (n,); NaN outside the population."""
+
+    probability: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SurvivalCurves:
+    """Survival curves on ``months`` (T,): ``survival``, ``lower``, ``upper`` of shape (n, T).
+
+    ``at`` maps 6 / 12 / 24 months to the (n,) survival there, or to ``None`` past follow-up.
+    """
+
+    months: np.ndarray
+    survival: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    at: dict[int, np.ndarray | None]
+    max_follow_up_months: float
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """Predictions for n patients; a model the bundle lacks is ``None``."""
+
+    cr: Probability | None
+    severe_crs: Probability | None
+    efs: SurvivalCurves | None
+    os: SurvivalCurves | None
+    burden_subgroup: np.ndarray  # (n,) "a".."e", "" outside the modelled population
+    scrs_band: list[dict | None]  # (n,) the manifest's sCRS band row of the patient's subgroup
+    in_population: np.ndarray  # (n,) bool
+    warnings: list[list[str]]  # (n,) see input_warnings
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+def compile_predictor(params: Mapping, manifest: Mapping | None = None) -> CompiledPredictor:
+    """Check the structure of parsed ``predictor.json`` and turn it into numpy arrays.
+
+    Parameters
+    ----------
+    params : mapping
+        Parsed ``predictor.json`` (see ``docs/bundle-format.md``).
+    manifest : mapping, optional
+        Parsed ``manifest.json``; its per-model ``field_ranges`` drive the range warnings.
+
+    Raises
+    ------
+    BundleError
+        Check ``predictor-structure``: a shape, kind, value or version that cannot be evaluated.
+    """
+    try:
+        return _compile(params, manifest or {})
+    except (KeyError, TypeError, ValueError, IndexError) as problem:
+        detail = f"missing entry {problem}" if isinstance(problem, KeyError) else str(problem)
+        raise BundleError("predictor-structure", "predictor.json", detail) from None
+
+
+def _compile(params: Mapping, manifest: Mapping) -> CompiledPredictor:
+    version = params["format_version"]
+    if not isinstance(version, int) or not 1 <= version <= SUPPORTED_FORMAT_VERSION:
+        raise ValueError(f"format_version {version!r}; this code reads "
+                         f"1-{SUPPORTED_FORMAT_VERSION}")
+    grid = _floats(params["month_grid"], "month_grid", ndim=1)
+    if grid.size < 1 or grid[0] < 0 or np.any(np.diff(grid) <= 0):
+        raise ValueError("month_grid must be increasing from >= 0")
+    if not params["models"]:
+        raise ValueError("no models")
+    models = {name: _compile_model(name, spec, grid) for name, spec in params["models"].items()}
+    bands = {row["subgroup"]: dict(row) for row in params.get("scrs_bands", [])}
+    if set(bands) - set("abcde"):
+        raise ValueError(f"scrs_bands subgroups must be a-e (got {sorted(bands)})")
+    manifest_models = manifest.get("models", {})
+    ranges = {name: _field_ranges(manifest_models.get(name, {}).get("field_ranges", {}), name)
+              for name in models}
+    features = [feature for model in models.values() for feature in model.features]
+    return CompiledPredictor(models, bands, ranges, tuple(required_patient_fields(features)))
+
+
+def _compile_model(name: str, spec: Mapping, grid: np.ndarray) -> CompiledModel:
+    if MODEL_KINDS.get(name) != spec["kind"]:
+        raise ValueError(f"model {name!r} of kind {spec['kind']!r}; expected "
+                         f"{MODEL_KINDS.get(name, 'one of ' + ', '.join(MODEL_KINDS))}")
+    features = tuple(f["name"] if isinstance(f, Mapping) else f for f in spec["features"])
+    required_fields(features)  # unknown feature names raise KeyError
+    p = len(features)
+    center = _floats(spec["center"], f"{name}.center", shape=(p,))
+    scale = _floats(spec["scale"], f"{name}.scale", shape=(p,))
+    if np.any(scale <= 0):
+        raise ValueError(f"{name}.scale must be positive")
+    coef = _floats(spec["coef"], f"{name}.coef", shape=(p,))
+    boot = spec["bootstrap"]
+    boot_coef = _floats(boot["coef"], f"{name}.bootstrap.coef", ndim=2)
+    n_boot = boot_coef.shape[0]
+    if n_boot < 1 or boot_coef.shape[1] != p:
+        raise ValueError(f"{name}.bootstrap.coef has shape {boot_coef.shape}; expected (B, {p}) "
+                         "with B >= 1")
+    weights, boot_weights = coef / scale, boot_coef / scale
+    offset, boot_offset = -float(center @ weights), -(boot_weights @ center)
+    if spec["kind"] == "logistic":
+        offset += float(_floats(spec["intercept"], f"{name}.intercept", shape=()))
+        boot_offset = boot_offset + _floats(boot["intercept"], f"{name}.bootstrap.intercept",
+                                            shape=(n_boot,))
+        return CompiledModel(name, "logistic", features, weights, offset, boot_weights,
+                             boot_offset)
+    follow_up = float(_floats(spec["max_follow_up_months"], f"{name}.max_follow_up_months",
+                              shape=()))
+    keep = grid <= follow_up
+    baseline = _survival(spec["baseline_survival"], f"{name}.baseline_survival", grid.size)
+    boot_baseline = _survival(boot["baseline_survival"], f"{name}.bootstrap.baseline_survival",
+                              grid.size, n_boot)
+    with np.errstate(divide="ignore"):  # log(0) = -inf is right: S0 = 0 gives S = 0
+        return CompiledModel(name, "cox", features, weights, offset, boot_weights, boot_offset,
+                             grid[keep], np.log(baseline[keep]), np.log(boot_baseline[:, keep]),
+                             follow_up)
+
+
+def _field_ranges(ranges: Mapping, model: str) -> dict[str, list[float]]:
+    """Numeric training ranges ``[min, max]`` of number and yes/no fields (choices are skipped)."""
+    checked = {}
+    for field, value in ranges.items():
+        if field in PATIENT_FIELDS and PATIENT_FIELDS[field].kind != "choice":
+            low, high = _floats(value, f"manifest {model}.field_ranges.{field}", shape=(2,))
+            if low > high:
+                raise ValueError(f"manifest {model}.field_ranges.{field} has min > max")
+            checked[field] = [float(low), float(high)]
+    return checked
+
+
+def _floats(values: Any, where: str, *, shape: tuple | None = None, ndim: int | None = None):
+    array = np.asarray(values, dtype=float)
+    if (shape is not None and array.shape != shape) or (ndim is not None and array.ndim != ndim):
+        raise ValueError(f"{where} has shape {array.shape}; expected {shape or f'{ndim}-d'}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{where} has non-finite values")
+    return array
+
+
+def _survival(values: Any, where: str, n_months: int, n_boot: int | None = None) -> np.ndarray:
+    shape = (n_months,) if n_boot is None else (n_boot, n_months)
+    curve = _floats(values, where, shape=shape)
+    if np.any((curve < 0) | (curve > 1)) or np.any(np.diff(curve, axis=-1) > 1e-12):
+        raise ValueError(f"{where} must be non-increasing within [0, 1]")
+    return curve
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _as_predictor(model: CompiledPredictor | LoadedBundle) -> CompiledPredictor:
+    return model if isinstance(model, CompiledPredictor) else model.predictor
+
+
+def _columns(patients: Mapping | Sequence[Mapping], fields: Sequence[str]) -> dict[str, np.ndarray]:
+    if isinstance(patients, Mapping) or hasattr(patients, "columns"):
+        missing = [name for name in fields if name not in patients]
+        get = lambda name: np.atleast_1d(np.asarray(patients[name]))  # noqa: E731
+    else:
+        missing = sorted({name for p in patients for name in fields if name not in p},
+                         key=list(fields).index)
+        get = lambda name: np.asarray([p[name] for p in patients])  # noqa: E731
+    if missing:
+        raise ValueError(f"patients lack required field(s): {', '.join(missing)}")
+    columns = {name: get(name) for name in fields}
+    sizes = {column.shape for column in columns.values()}
+    if len(sizes) != 1 or len(next(iter(sizes))) != 1:
+        raise ValueError(f"patient fields must be 1-d arrays of equal length (got {sizes})")
+    return columns
+
+
+class _Inputs:
+    """Design columns computed once for every model, plus population membership."""
+
+    def __init__(self, predictor: CompiledPredictor, patients):
+        self.columns = _columns(patients, predictor.required_fields)
+        names = list(dict.fromkeys(f for m in predictor.models.values() for f in m.features))
+        blasts = self.columns["marrow_blasts_pct"].astype(float)
+        self.n = blasts.size
+        matrix = design_matrix(self.columns, names) if names else np.empty((self.n, 0))
+        bad = ~np.all(np.isfinite(matrix), axis=1) | ~np.isfinite(blasts)
+        if bad.any():
+            raise ValueError(f"non-finite inputs for patient row(s) {np.flatnonzero(bad)[:10]}")
+        self.in_population = in_modelled_population(blasts, self.columns["mrd_positive"])
+        self.subgroup = np.full(self.n, "", dtype="<U1")
+        inside = self.in_population
+        self.subgroup[inside] = burden_subgroups(blasts[inside],
+                                                 self.columns["mrd_positive"][inside])
+        self._index = {name: i for i, name in enumerate(names)}
+        self._matrix = matrix
+
+    def x(self, model: CompiledModel) -> np.ndarray:
+        return self._matrix[:, [self._index[name] for name in model.features]]
+
+    def hide_outside(self, values: np.ndarray) -> np.ndarray:
+        values[~self.in_population] = np.nan
+        return values
+
+
+def _linear(x, model: CompiledModel, boot: bool) -> np.ndarray:
+    lp = x @ model.boot_weights.T + model.boot_offset if boot else x @ model.weights + model.offset
+    return np.clip(lp, -_LP_LIMIT, _LP_LIMIT)
+
+
+def _logistic(lp: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-lp))
+
+
+def _interval(values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """2.5th and 97.5th percentiles over the last (bootstrap) axis.
+
+    Same numbers as ``np.quantile(values, q, axis=-1)`` (linear interpolation between order
+    statistics), but a partial sort at the four order statistics needed is about twice as fast.
+    """
+    last = values.shape[-1] - 1
+    positions = [q * last for q in _INTERVAL_QUANTILES]
+    below = [int(np.floor(position)) for position in positions]
+    kth = sorted({k for low in below for k in (low, min(low + 1, last))})
+    ordered = np.partition(values, kth, axis=-1)
+    bounds = []
+    for position, low in zip(positions, below):
+        start, end = ordered[..., low], ordered[..., min(low + 1, last)]
+        bounds.append(start + (end - start) * (position - low))
+    return tuple(bounds)
+
+
+def _horizon_index(model: CompiledModel) -> dict[int, int | None]:
+    """Grid column holding S(h) (step function: last grid point <= h); None past follow-up."""
+    return {h: (int(np.searchsorted(model.months, h, side="right")) - 1
+                if h <= model.max_follow_up_months else None) for h in HORIZONS_MONTHS}
+
+
+def _chunks(n: int, per_patient: int):
+    size = max(1, _CHUNK_ELEMENTS // max(per_patient, 1))
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _probability_bounds(x, model: CompiledModel) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap 2.5 / 97.5 percentiles of the probability, each (n,)."""
+    lower, upper = np.empty(x.shape[0]), np.empty(x.shape[0])
+    for rows in _chunks(x.shape[0], model.boot_offset.size):
+        lower[rows], upper[rows] = _interval(_logistic(_linear(x[rows], model, boot=True)))
+    return lower, upper
+
+
+def _survival_bands(x, model: CompiledModel, columns: list[int] | slice):
+    """Bootstrap 2.5 / 97.5 percentiles of S(t) at grid ``columns``, shape (n, len(columns))."""
+    log_s0 = np.ascontiguousarray(model.boot_log_baseline[:, columns].T)  # (T, B)
+    lower = np.empty((x.shape[0], log_s0.shape[0]))
+    upper = np.empty_like(lower)
+    for rows in _chunks(x.shape[0], log_s0.size):
+        hazard_ratio = np.exp(_linear(x[rows], model, boot=True))  # (n, B)
+        lower[rows], upper[rows] = _interval(np.exp(hazard_ratio[:, None, :] * log_s0[None]))
+    return lower, upper
+
+
+def predict(model: CompiledPredictor | LoadedBundle, patients) -> Predictions:
+    """Full predictions: probabilities with intervals and survival curves with bands.
+
+    Parameters
+    ----------
+    model : CompiledPredictor or LoadedBundle
+    patients : mapping of field -> array-like, or sequence of parsed patient dicts
+
+    Returns
+    -------
+    Predictions
+    """
+    predictor = _as_predictor(model)
+    inputs = _Inputs(predictor, patients)
+    results: dict[str, Any] = {}
+    for name, compiled in predictor.models.items():
+        x = inputs.x(compiled)
+        lp = _linear(x, compiled, boot=False)
+        if compiled.kind == "logistic":
+            lower, upper = _probability_bounds(x, compiled)
+            results[name] = Probability(*(inputs.hide_outside(v)
+                                          for v in (_logistic(lp), lower, upper)))
+            continue
+        survival = inputs.hide_outside(np.exp(np.exp(lp)[:, None] * compiled.log_baseline))
+        lower, upper = (inputs.hide_outside(v) for v in _survival_bands(x, compiled, slice(None)))
+        at = {h: None if i is None else survival[:, i] for h, i in _horizon_index(compiled).items()}
+        results[name] = SurvivalCurves(compiled.months, survival, lower, upper, at,
+                                       compiled.max_follow_up_months)
+    bands = [predictor.scrs_bands.get(subgroup) for subgroup in inputs.subgroup.tolist()]
+    return Predictions(results.get("cr"), results.get("severe_crs"), results.get("efs"),
+                       results.get("os"), inputs.subgroup, bands, inputs.in_population,
+                       input_warnings(predictor, inputs.columns))
+
+
+def predict_points(model: CompiledPredictor | LoadedBundle, patients, *,
+                   intervals: bool = False) -> dict[str, np.ndarray]:
+    """Fast path for many patients: probabilities and survival at 6 / 12 / 24 months only.
+
+    Parameters
+    ----------
+    model : CompiledPredictor or LoadedBundle
+    patients : mapping of field -> array-like, or sequence of parsed patient dicts
+    intervals : bool
+        Also compute the bootstrap 95 % bounds (B evaluations a patient instead of one).
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray, each (n,)
+        ``cr``, ``severe_crs``, ``efs_6mo``, ``efs_12mo``, ``efs_24mo``, ``os_6mo``...; with
+        ``intervals`` also ``cr_lower``, ``cr_upper``, ``efs_6mo_lower``... NaN past follow-up
+        and outside the modelled population. ``burden_subgroup`` ("" outside the population).
+    """
+    predictor = _as_predictor(model)
+    inputs = _Inputs(predictor, patients)
+    out: dict[str, np.ndarray] = {}
+    for name, compiled in predictor.models.items():
+        x = inputs.x(compiled)
+        lp = _linear(x, compiled, boot=False)
+        if compiled.kind == "logistic":
+            out[name] = inputs.hide_outside(_logistic(lp))
+            if intervals:
+                lower, upper = _probability_bounds(x, compiled)
+                out[f"{name}_lower"], out[f"{name}_upper"] = map(inputs.hide_outside,
+                                                                (lower, upper))
+            continue
+        index = _horizon_index(compiled)
+        available = [i for i in index.values() if i is not None]
+        points = np.exp(np.exp(lp)[:, None] * compiled.log_baseline[available])
+        bands = _survival_bands(x, compiled, available) if intervals else None
+        for h, i in index.items():
+            key = f"{name}_{h}mo"
+            if i is None:
+                out[key] = np.full(inputs.n, np.nan)
+                if intervals:
+                    out[f"{key}_lower"], out[f"{key}_upper"] = out[key].copy(), out[key].copy()
+                continue
+            column = available.index(i)
+            out[key] = inputs.hide_outside(points[:, column].copy())
+            if intervals:
+                out[f"{key}_lower"] = inputs.hide_outside(bands[0][:, column].copy())
+                out[f"{key}_upper"] = inputs.hide_outside(bands[1][:, column].copy())
+    out["burden_subgroup"] = inputs.subgroup
+    return out
+
+
+# --------------------------------------------------------------------------- warnings and answer
+
+
+def input_warnings(model: CompiledPredictor | LoadedBundle, patients) -> list[list[str]]:
+    """Per patient, warnings about inputs the training data did not cover.
+
+    A number outside the training range of a model that uses it ("age_years 81 is outside the
+    training range 9-73"), a yes/no value no training patient had, and high blasts recorded as
+    MRD negative (normally a data-entry error).
+    """
+    predictor = _as_predictor(model)
+    columns = _columns(patients, predictor.required_fields)
+    n = columns["marrow_blasts_pct"].size
+    warnings: list[list[str]] = [[] for _ in range(n)]
+    by_field: dict[tuple[str, tuple], list[str]] = {}
+    for name, compiled in predictor.models.items():
+        ranges = predictor.field_ranges.get(name, {})
+        for field in required_fields(compiled.features):
+            if field in ranges and PATIENT_FIELDS[field].kind != "choice":
+                by_field.setdefault((field, tuple(ranges[field])), []).append(name)
+    for (field, (low, high)), names in by_field.items():
+        values = columns[field].astype(float)
+        several = sum(1 for f, _ in by_field if f == field) > 1
+        scope = f" of the {', '.join(names)} model{'s' * (len(names) > 1)}" if several else ""
+        for i in np.flatnonzero((values < low) | (values > high)):
+            if PATIENT_FIELDS[field].kind == "boolean":
+                warnings[i].append(f"{field} is {str(bool(values[i])).lower()} but every "
+                                   f"training patient{scope} had {str(bool(low)).lower()}")
+            else:
+                warnings[i].append(f"{field} {values[i]:g} is outside the training range "
+                                   f"{low:g}-{high:g}{scope}")
+    blasts = columns["marrow_blasts_pct"].astype(float)
+    mrd = np.asarray(columns["mrd_positive"], dtype=float)
+    for i in np.flatnonzero((blasts >= 5) & (mrd == 0)):
+        warnings[i].append(f"mrd_positive is false with {blasts[i]:g} % marrow blasts: marrow "
+                           "blasts at this level are normally MRD positive; check both entries")
+    return warnings
+
+
+def _num(value: Any, digits: int = 3) -> float | None:
+    value = float(value)
+    return round(value, digits) if np.isfinite(value) else None
+
+
+def _nums(values: np.ndarray, digits: int = 3) -> list[float | None]:
+    return [_num(v, digits) for v in values]
+
+
+def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[str, Any]:
+    """The API answer for one parsed patient (shape: DESIGN.md, "JSON API").
+
+    Probabilities and survival are rounded to 3 decimals, months to 2; every number is finite
+    (``None`` where there is no value). A model the bundle lacks answers ``None`` with a warning.
+
+    Raises
+    ------
+    InputError
+        For a patient outside the modelled population (field ``marrow_blasts_pct``).
+    """
+    refusal = population_refusal(patient)
+    if refusal:
+        raise InputError([FieldError("marrow_blasts_pct", refusal)])
+    predictions = predict(bundle, [patient])
+    answer: dict[str, Any] = {}
+    for name in ("cr", "severe_crs"):
+        result = getattr(predictions, name)
+        answer[name] = None if result is None else {
+            "probability": _num(result.probability[0]),
+            "ci95": [_num(result.lower[0]), _num(result.upper[0])]}
+    if answer["severe_crs"] is not None:
+        answer["severe_crs"]["band"] = _band(str(predictions.burden_subgroup[0]),
+                                             predictions.scrs_band[0])
+    for name in ("efs", "os"):
+        curves = getattr(predictions, name)
+        answer[name] = None if curves is None else {
+            "months": _nums(curves.months, 2), "survival": _nums(curves.survival[0]),
+            "lower": _nums(curves.lower[0]), "upper": _nums(curves.upper[0]),
+            "at": {str(h): None if v is None else _num(v[0]) for h, v in curves.at.items()}}
+    missing = [name for name in MODEL_KINDS if answer[name] is None]
+    answer["warnings"] = predictions.warnings[0] + [
+        f"{name}: this bundle has no {name} model (its training cohort lacked the outcome)"
+        for name in missing]
+    manifest = bundle.manifest
+    n = manifest.get("training_data", {}).get("n")
+    answer["model"] = {"id": bundle.id, "provenance": manifest.get("provenance"),
+                       "trained_on": f"{n} patients" if n is not None else None,
+                       "created": manifest.get("created")}
+    return answer
+
+
+def _band(subgroup: str, row: Mapping | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    ci = row.get("ci95") or [None, None]
+    return {"subgroup": subgroup, "label": row.get("label") or SUBGROUP_LABELS[subgroup],
+            "observed": {"events": row.get("events"), "n": row.get("n"),
+                         "rate": _num(row["rate"]) if row.get("rate") is not None else None,
+                         "ci95": [None if c is None else _num(c) for c in ci]}}
+
