@@ -63,7 +63,10 @@ class CohortError(ValueError):
         self.problems = problems
         shown = problems[:50]
         more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
-        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(shown) + more)
+        if len(problems) == 1:
+            super().__init__(f"{source}: {problems[0]}")
+        else:
+            super().__init__(f"{source}: {len(problems)} problems\n" + "\n".join(shown) + more)
 
 
 def _column_checks() -> dict[str, pa.Column]:
@@ -185,6 +188,9 @@ def _describe_failures(raw: pd.DataFrame, error: pa.errors.SchemaErrors) -> list
             continue
         if pd.isna(case.index):
             problems.append(f"{case.column}: {check}")
+            continue
+        if case.schema_context == "DataFrameSchema":  # a rule between columns: name the row once
+            problems.append(f"{_where(raw, int(case.index), None)}: {check}")
             continue
         column = case.column if isinstance(case.column, str) and case.column in raw.columns else None
         got = f" (got {case.failure_case!r})" if column else ""

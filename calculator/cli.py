@@ -1,0 +1,154 @@
+"""The `cart-risk` command line.
+
+Subcommands: reproduce, train, report, predict, score, serve. Errors go to stderr as one
+clear line with a non-zero exit; no stack trace reaches the user. Heavy libraries are imported
+inside each command, so `predict` never imports the training stack when a bundle exists.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from model.patient import PATIENT_FIELDS
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class CommandError(Exception):
+    """A failure to report to the user as one line (exit 1)."""
+
+
+def _add_patient_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("patient (every API field; booleans as true/false)")
+    for name, spec in PATIENT_FIELDS.items():
+        flags = ["--" + name.replace("_", "-")]
+        if name == "marrow_blasts_pct":
+            flags.insert(0, "--blasts")
+        unit = f" ({spec.unit})" if getattr(spec, "unit", None) else ""
+        group.add_argument(*flags, dest=name, metavar="VALUE", default=None,
+                           help=f"{spec.label}{unit}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cart-risk",
+        description="CAR-T (ssCART-19) risk calculator for r/r B-ALL, from Li et al. (NCT03919240).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("reproduce", help="recompute the paper's statistics on a cohort")
+    p.add_argument("--cohort", type=Path, help="cohort CSV (default: the reconstructed cohort)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--plots", type=Path, metavar="DIR", help="write Kaplan-Meier PNGs to DIR")
+
+    p = sub.add_parser("train", help="fit the four models and write a bundle")
+    p.add_argument("--cohort", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--bootstrap", type=int, default=200, metavar="B")
+    p.add_argument("--seed", type=int, default=20170201, metavar="S")
+    p.add_argument("--jobs", type=int, default=1, metavar="N")
+    p.add_argument("--features", type=Path, metavar="TOML", help="feature configuration file")
+    p.add_argument("--backend", choices=["loky", "dask"], default=None,
+                   help="joblib backend for the bootstrap (default: local processes)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (with --backend dask)")
+
+    p = sub.add_parser("report", help="write the statistician's HTML report of a bundle")
+    p.add_argument("--bundle", type=Path, required=True, metavar="DIR")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE")
+
+    p = sub.add_parser("predict", help="predict for one patient")
+    p.add_argument("--bundle", type=Path, metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    _add_patient_options(p)
+
+    p = sub.add_parser("score", help="score a CSV of patients (columns named as the API fields)")
+    p.add_argument("--bundle", type=Path, metavar="DIR")
+    p.add_argument("input", type=Path, metavar="IN.csv")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.csv")
+
+    p = sub.add_parser("serve", help="serve the calculator with gunicorn")
+    p.add_argument("--bundle", type=Path, metavar="DIR")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2)
+    return parser
+
+
+def _reproduce(args) -> int:
+    from training.reproduce import run
+
+    print(run(args.cohort, args.json, args.plots))
+    return 0
+
+
+def _train(args) -> int:
+    from training.train import train_command
+
+    if args.bootstrap < 0:
+        raise CommandError("--bootstrap must be 0 or more")
+    if args.jobs < 1:
+        raise CommandError("--jobs must be 1 or more")
+    if args.backend == "dask" and not args.scheduler:
+        raise CommandError("--backend dask needs --scheduler ADDRESS")
+    return train_command(args.cohort, args.out, args.bootstrap, args.seed, args.jobs,
+                         args.features, args.backend, args.scheduler)
+
+
+def _report(args) -> int:
+    from training.report import report_command
+
+    return report_command(args.bundle, args.out)
+
+
+def _predict(args) -> int:
+    from calculator.commands import predict_command
+
+    return predict_command(args)
+
+
+def _score(args) -> int:
+    from calculator.commands import score_command
+
+    return score_command(args)
+
+
+def _serve(args) -> int:
+    from calculator.commands import serve_command
+
+    return serve_command(args)
+
+
+COMMANDS = {"reproduce": _reproduce, "train": _train, "report": _report,
+            "predict": _predict, "score": _score, "serve": _serve}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `cart-risk` console script; returns the exit code."""
+    from model.cohort import CohortError
+    from model.errors import BundleError, InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except InputError as error:
+        for problem in error.errors:
+            print(f"cart-risk {args.command}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except CohortError as error:
+        print(f"cart-risk {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (BundleError, CommandError) as error:
+        print(f"cart-risk {args.command}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"cart-risk {args.command}: {error.strerror or error}{where}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"cart-risk {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
