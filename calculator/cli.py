@@ -85,8 +85,8 @@ def _reproduce(args) -> int:
 def _train(args) -> int:
     from training.train import train_command
 
-    if args.bootstrap < 0:
-        raise CommandError("--bootstrap must be 0 or more")
+    if args.bootstrap < 1:
+        raise CommandError("--bootstrap must be 1 or more: prediction intervals come from the bootstrap refits")
     if args.jobs < 1:
         raise CommandError("--jobs must be 1 or more")
     if args.backend == "dask" and not args.scheduler:
