@@ -10,7 +10,7 @@ from statsmodels.duration.survfunc import survdiff
 from model.cohort import read_cohort
 from training import derivations, reconstruction
 from training.analyses import derive, load_published, reproduce
-from training.reproduce import default_cohort_path
+from training.provenance import default_cohort_path
 
 PUBLISHED = load_published()["statistics"]
 

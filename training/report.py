@@ -29,7 +29,7 @@ from training import plots
 from training.analyses import derive
 from training.report_sections import (audit_section, cohort_section, model_section,
                                       survival_figures, validation_section)
-from training.train import PROVENANCE_RECONSTRUCTED
+from model.provenance import PROVENANCE_RECONSTRUCTED
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:2em auto;

@@ -5,35 +5,15 @@ figures of Fig. 2C/D (by burden group) and Fig. 3A/B (by time of assessment) as 
 """
 from __future__ import annotations
 
-import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
 from model.cohort import read_cohort
+from model.provenance import PROVENANCE_RECONSTRUCTED
 from training.analyses import Reproduced, as_records, derive, reproduce
-
-PROVENANCE_RECONSTRUCTED = "reconstructed-from-published-aggregates"
-PROVENANCE_CENTER = "center-cohort"
-
-
-def default_cohort_path() -> Path:
-    """The packaged reconstructed cohort (synthetic, from published aggregates)."""
-    return Path(str(resources.files("training").joinpath("data/reconstructed_cohort.csv")))
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def provenance_of(path: str | Path) -> str:
-    """'reconstructed-from-published-aggregates' for the packaged cohort's exact bytes, else center."""
-    same = sha256_file(path) == sha256_file(default_cohort_path())
-    return PROVENANCE_RECONSTRUCTED if same else PROVENANCE_CENTER
-
+from training.provenance import default_cohort_path, provenance_of
 
 def _cell(value) -> str:
     if value is None:

@@ -10,13 +10,11 @@ the features, B and the seed: every bootstrap repetition draws from its own seed
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import operator
 import sys
 import time
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +29,9 @@ from training.bands import scrs_band_table
 from training.config import MODEL_NAMES, ConfigError, load_config
 from training.fit_models import HORIZON_MONTHS, MODELS, fit_model
 from training.logistic import FitError
+from training.provenance import provenance_of, sha256_file
+from model.provenance import PROVENANCE_CENTER, PROVENANCE_RECONSTRUCTED  # noqa: F401  (re-exported)
 
-PROVENANCE_RECONSTRUCTED = "reconstructed-from-published-aggregates"
-PROVENANCE_CENTER = "center-cohort"
 #: Spacing (months) of the survival month grid, which runs from 0 to the last follow-up.
 GRID_STEP_MONTHS = 0.5
 BACKENDS = ("loky", "threading", "multiprocessing", "dask")
@@ -44,12 +42,6 @@ DOSE_NOTE = ("Every patient in the training cohort received fludarabine-cyclopho
 
 class TrainingError(ValueError):
     """Training cannot produce a bundle (no model fittable, bad option, missing backend)."""
-
-
-def reconstructed_cohort_sha256() -> str:
-    """SHA-256 of the packaged reconstructed cohort CSV."""
-    content = resources.files("training").joinpath("data/reconstructed_cohort.csv").read_bytes()
-    return hashlib.sha256(content).hexdigest()
 
 
 def month_grid(max_follow_up: float) -> np.ndarray:
@@ -186,9 +178,8 @@ def train(cohort_path, out_dir, bootstrap: int = 200, seed: int = 20170201, jobs
     config = load_config(features_path)
     cohort_path = Path(cohort_path)
     cohort = read_cohort(cohort_path)
-    data_sha256 = hashlib.sha256(cohort_path.read_bytes()).hexdigest()
-    provenance = (PROVENANCE_RECONSTRUCTED if data_sha256 == reconstructed_cohort_sha256()
-                  else PROVENANCE_CENTER)
+    data_sha256 = sha256_file(cohort_path)
+    provenance = provenance_of(cohort_path)
     df = derive(cohort)
     plan, skipped = _plan(df, config)
     if not plan:
