@@ -260,6 +260,11 @@ def _cox_model(name, cohort, features, X, B, seed, jobs, progress, backend,
               "bootstrap": {"coef": [b[0].tolist() for b in boot],
                             "baseline_survival": [b[1].tolist() for b in boot]}}
     estimator = cox.fit_lifelines(fit, X, time, event, names=list(features))
+    # lifelines stamps the wall-clock time of the fit; the bundle's own `created` says when it was
+    # trained, and without the stamp identical runs give byte-identical estimator files.
+    for fitted in (estimator, getattr(estimator, "_model", None)):
+        if fitted is not None:
+            fitted._time_fit_was_called = "see manifest.json: created"
     return FittedModel(entry, params, estimator, result)
 
 
