@@ -1,0 +1,74 @@
+"""The cart-risk calculator: Flask app factory, web pages, JSON API and command line.
+
+Nothing is created when this package is imported (the ``cart-risk`` command imports it on every
+run, and ``predict`` must start fast): :func:`create_app` builds an app, loads and verifies its
+bundle, and registers the ``web`` and ``api`` blueprints.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+#: Largest request body accepted (a patient is a few hundred bytes).
+MAX_REQUEST_BYTES = 16 * 1024
+
+
+def create_app(config: Mapping[str, Any] | None = None):
+    """Build the calculator app around one verified bundle.
+
+    Parameters
+    ----------
+    config : mapping, optional
+        Overrides of the defaults. ``BUNDLE_PATH``: bundle directory (default
+        ``$CART_RISK_BUNDLE``, else the default bundle, see :mod:`calculator.defaults`). Any Flask
+        setting, e.g. ``TESTING``.
+
+    Returns
+    -------
+    flask.Flask
+
+    Raises
+    ------
+    model.errors.BundleError
+        If the bundle is missing or fails verification: the app refuses to exist without one.
+    """
+    from flask import Flask
+    from flask.json.provider import DefaultJSONProvider
+    from werkzeug.exceptions import HTTPException
+
+    from calculator import api, extensions, web
+    from calculator.defaults import default_bundle_path
+
+    class StrictJSONProvider(DefaultJSONProvider):
+        """JSON out as the standard says: NaN or infinity raise instead of being written."""
+
+        sort_keys = False
+
+        def dumps(self, obj: Any, **kwargs: Any) -> str:
+            kwargs.setdefault("allow_nan", False)
+            return super().dumps(obj, **kwargs)
+
+    app = Flask(__name__, static_folder=None)  # the web blueprint serves calculator/static
+    app.json = StrictJSONProvider(app)
+    app.config.from_mapping(
+        BUNDLE_PATH=os.environ.get("CART_RISK_BUNDLE") or str(default_bundle_path()),
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
+    )
+    if config:
+        app.config.from_mapping(config)
+    extensions.init_app(app)
+    app.register_blueprint(web.blueprint)
+    app.register_blueprint(api.blueprint)
+
+    def http_error(error: HTTPException):
+        # Routing errors (404, 405) happen before a blueprint is known, so one handler picks the
+        # format: JSON under the API's paths, HTML everywhere else.
+        if api.is_api_path():
+            field = {404: "path", 405: "method"}.get(error.code or 500, "body")
+            return api.error_response(error.code or 500, error.description or error.name, field)
+        return web.error_page(error)
+
+    # Also answers unexpected exceptions (as InternalServerError) outside testing.
+    app.register_error_handler(HTTPException, http_error)
+    return app

@@ -1,0 +1,218 @@
+"""The JSON API: ``POST /api/v1/predict``, ``GET /api/v1/openapi.json`` and ``GET /healthz``.
+
+Every answer is JSON, errors included: ``{"errors": [{"field": ..., "message": ...}]}`` with 400
+(not JSON), 413 (too large), 415 (not declared as JSON) or 422 (JSON that is not a valid patient).
+Input goes through :func:`model.patient.parse_patient` only; the answer is
+:func:`model.predictor.prediction_answer`, the same function behind the result page.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from calculator.extensions import calculator_state
+from model.errors import FieldError, InputError
+from model.patient import PATIENT_FIELDS, parse_patient, patient_json_schema
+from model.predictor import HORIZONS_MONTHS, prediction_answer
+
+blueprint = Blueprint("api", __name__)
+API_PREFIX = "/api/"
+JSON_PATHS = ("/healthz",)
+
+
+class _RejectedJSON(ValueError):
+    """A JSON document this API refuses although a lenient parser would accept it."""
+
+
+def is_api_path() -> bool:
+    """Whether the current request is for the API (errors answered as JSON)."""
+    return request.path.startswith(API_PREFIX) or request.path in JSON_PATHS
+
+
+def error_response(status: int, message: str, field: str = "body"):
+    """The API's one error shape, for any status."""
+    return jsonify(InputError([FieldError(field, message)]).to_dict()), status
+
+
+@blueprint.errorhandler(InputError)
+def _input_error(error: InputError):
+    return jsonify(error.to_dict()), error.status_code
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _RejectedJSON(f"{name} is not valid JSON; send finite numbers only")
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise _RejectedJSON(f"field(s) given more than once: {', '.join(repeated)}")
+    return dict(pairs)
+
+
+def read_json_body() -> Any:
+    """The request body parsed as strict JSON (no NaN / Infinity, no repeated keys).
+
+    Raises
+    ------
+    InputError
+        With status 400, 413 or 415 set on the error, field ``body``.
+    """
+    if not request.is_json:
+        raise _status(InputError([FieldError(
+            "body", "send the patient as JSON with Content-Type: application/json")]), 415)
+    data = request.get_data(cache=False)
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant,
+                          object_pairs_hook=_refuse_duplicates)
+    except UnicodeDecodeError:
+        message = "the body is not UTF-8 text"
+    except _RejectedJSON as problem:
+        message = str(problem)
+    except ValueError as problem:  # json.JSONDecodeError and number overflow
+        message = f"the body is not valid JSON ({problem})"
+    except RecursionError:
+        message = "the body is nested too deeply"
+    raise _status(InputError([FieldError("body", message)]), 400)
+
+
+def _status(error: InputError, status: int) -> InputError:
+    error.status_code = status  # instance attribute: the class default (422) stays as it is
+    return error
+
+
+@blueprint.post("/api/v1/predict")
+def predict():
+    """Predict for one patient (body: patient fields as JSON)."""
+    bundle = calculator_state().bundle
+    patient = parse_patient(read_json_body(), required=bundle.predictor.required_fields)
+    return jsonify(prediction_answer(bundle, patient))
+
+
+@blueprint.get("/api/v1/openapi.json")
+def openapi():
+    """The OpenAPI 3 document of this API, with the loaded bundle's required fields."""
+    return jsonify(openapi_document())
+
+
+@blueprint.get("/healthz")
+def healthz():
+    """200 with the bundle id: a verified bundle is loaded (the app does not exist otherwise)."""
+    bundle = calculator_state().bundle
+    return jsonify({"status": "ok", "bundle": {"id": bundle.id,
+                                               "provenance": bundle.manifest.get("provenance"),
+                                               "created": bundle.manifest.get("created")}})
+
+
+# --------------------------------------------------------------------------- OpenAPI document
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def _probability_schema(description: str) -> dict[str, Any]:
+    number = {"type": "number", "minimum": 0, "maximum": 1}
+    return {"type": "object", "description": description,
+            "required": ["probability", "ci95"],
+            "properties": {"probability": number,
+                           "ci95": {"type": "array", "items": number, "minItems": 2,
+                                    "maxItems": 2,
+                                    "description": "bootstrap 95 % interval [lower, upper]"}}}
+
+
+def _survival_schema(description: str) -> dict[str, Any]:
+    series = {"type": "array", "items": _nullable({"type": "number"})}
+    return {"type": "object", "description": description,
+            "required": ["months", "survival", "lower", "upper", "at"],
+            "properties": {
+                "months": {**series, "description": "month grid; stops at the cohort's last "
+                                                     "follow-up (never extrapolated)"},
+                "survival": series, "lower": series, "upper": series,
+                "at": {"type": "object", "description": "survival at 6, 12 and 24 months "
+                                                        "(null past the last follow-up)",
+                       "properties": {str(h): _nullable({"type": "number"})
+                                      for h in HORIZONS_MONTHS}}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    """OpenAPI 3.1 document of the API for the app's loaded bundle."""
+    from importlib import metadata
+
+    bundle = calculator_state().bundle
+    required = list(bundle.predictor.required_fields)
+    try:
+        version = metadata.version("cart-risk")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    errors = {"description": "invalid input",
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}}
+    example = {"marrow_blasts_pct": 12.0, "mrd_positive": True, "age_years": 30, "sex": "M",
+               "ph_positive": False, "prior_hsct": False, "relapsed": True}
+    example = {name: value for name, value in example.items() if name in PATIENT_FIELDS}
+    band = {"type": "object", "properties": {
+        "subgroup": {"type": "string", "enum": list("abcde")}, "label": {"type": "string"},
+        "observed": {"type": "object", "properties": {
+            "events": {"type": "integer"}, "n": {"type": "integer"}, "rate": {"type": "number"},
+            "ci95": {"type": "array", "items": {"type": "number"}}}}}}
+    severe_crs = _probability_schema("severe CRS (CTCAE v4.03 grade >= 3)")
+    severe_crs["properties"]["band"] = {**band, "description": "the patient's burden subgroup "
+                                        "and its observed sCRS rate in the training cohort"}
+    prediction = {
+        "type": "object",
+        "required": ["cr", "severe_crs", "efs", "os", "warnings", "model"],
+        "properties": {
+            "cr": _nullable(_probability_schema("complete remission")),
+            "severe_crs": _nullable(severe_crs),
+            "efs": _nullable(_survival_schema("event-free survival")),
+            "os": _nullable(_survival_schema("overall survival")),
+            "warnings": {"type": "array", "items": {"type": "string"},
+                         "description": "inputs outside the training data, missing models"},
+            "model": {"type": "object", "properties": {
+                "id": {"type": "string", "description": "SHA-256 of the bundle manifest"},
+                "provenance": {"type": "string"}, "trained_on": {"type": "string"},
+                "created": {"type": "string"}}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "cart-risk API", "version": version,
+            "description": (
+                "Risk predictions for ssCART-19 after fludarabine-cyclophosphamide in "
+                "relapsed/refractory B-ALL. Bundle " + bundle.id[:12] + " ("
+                + str(bundle.manifest.get("provenance")) + "). Unknown fields are rejected."),
+        },
+        "paths": {
+            "/api/v1/predict": {"post": {
+                "operationId": "predict", "summary": "Predict for one patient",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Patient"}, "example": example}}},
+                "responses": {
+                    "200": {"description": "prediction", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Prediction"}}}},
+                    "400": {**errors, "description": "body is not valid JSON"},
+                    "413": {**errors, "description": "body too large"},
+                    "415": {**errors, "description": "body not declared as application/json"},
+                    "422": {**errors, "description": "not a valid patient, or a patient outside "
+                                                     "the modelled population"}}}},
+            "/api/v1/openapi.json": {"get": {
+                "operationId": "openapi", "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI document"}}}},
+            "/healthz": {"get": {
+                "operationId": "healthz", "summary": "Liveness: a verified bundle is loaded",
+                "responses": {"200": {"description": "bundle id", "content": {
+                    "application/json": {"schema": {"type": "object"}}}}}}},
+        },
+        "components": {"schemas": {
+            "Patient": {**patient_json_schema(required),
+                        "description": "one patient; fields required by this bundle: "
+                                       + ", ".join(required)},
+            "Prediction": prediction,
+            "Errors": {"type": "object", "required": ["errors"], "properties": {"errors": {
+                "type": "array", "items": {"type": "object", "required": ["field", "message"],
+                                           "properties": {"field": {"type": "string"},
+                                                          "message": {"type": "string"}}}}}},
+        }},
+    }

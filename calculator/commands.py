@@ -1,0 +1,309 @@
+"""``cart-risk predict``, ``score`` and ``serve``: the calculator on the command line.
+
+Each returns an exit code, or raises :class:`~model.errors.InputError` /
+:class:`~model.errors.BundleError` for :func:`calculator.cli.main` to report as one line. Patient
+input goes through :mod:`model.patient` and answers come from
+:func:`model.predictor.prediction_answer`, as in the web app and the API. Nothing here imports the
+fitting libraries (unless the default bundle has to be trained first) or Flask (except ``serve``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from model.errors import FieldError, InputError
+
+#: Input columns that identify a row rather than describe the patient; copied to the output.
+ID_COLUMNS = ("patient_id",)
+#: At most this many row errors are printed; all are in the output's ``error`` column.
+MAX_PRINTED_ROW_ERRORS = 20
+DOSE_SENTENCE = ("Every cohort patient received the same split dose (5 x 10^6 cells/kg as 10 %, "
+                 "30 %, 60 %): the model cannot estimate a dose effect.")
+
+
+def _bundle_path(args) -> Path:
+    if getattr(args, "bundle", None) is not None:
+        return Path(args.bundle)
+    from calculator.defaults import ensure_default_bundle
+
+    return ensure_default_bundle()
+
+
+def _option(field: str) -> str:
+    """The command-line option of a patient field, for error messages."""
+    from model.patient import PATIENT_FIELDS
+
+    if field == "marrow_blasts_pct":
+        return "--blasts"
+    return "--" + field.replace("_", "-") if field in PATIENT_FIELDS else field
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def predict_command(args) -> int:
+    """Predict for the patient given as options; print text, or the API's JSON with ``--json``."""
+    from model.bundle import load_predictor
+    from model.patient import PATIENT_FIELDS, parse_form
+    from model.predictor import prediction_answer
+
+    bundle = load_predictor(_bundle_path(args))
+    raw = {name: getattr(args, name) for name in PATIENT_FIELDS
+           if getattr(args, name, None) is not None}
+    try:
+        patient = parse_form(raw, required=bundle.predictor.required_fields)
+        answer = prediction_answer(bundle, patient)
+    except InputError as error:
+        raise InputError([FieldError(_option(problem.field), problem.message)
+                          for problem in error.errors]) from None
+    if args.json:
+        print(json.dumps(answer, allow_nan=False, indent=2))
+    else:
+        print(format_answer(answer, patient, bundle.manifest))
+    return 0
+
+
+def format_answer(answer: dict, patient: dict, manifest: dict) -> str:
+    """The API answer as text for a terminal (ASCII only)."""
+    from calculator.results import (OUTCOME_LABELS, describe_value, is_reconstructed_manifest,
+                                    percent, percent_interval, survival_at)
+    from model.patient import PATIENT_FIELDS
+    from model.predictor import HORIZONS_MONTHS
+
+    def pct(value):
+        return "n/a" if value is None else percent(value)
+
+    def ci(bounds):
+        return percent_interval(bounds, dash="-")
+
+    origin = ("reconstructed cohort: synthetic, not patient data"
+              if is_reconstructed_manifest(manifest) else str(manifest.get("source", "")))
+    lines = [f"ssCART-19 risk, r/r B-ALL (bundle {answer['model']['id'][:12]}, "
+             f"{answer['model']['trained_on']}; {origin})",
+             "Inputs: " + ", ".join(f"{PATIENT_FIELDS[name].label} "
+                                    f"{describe_value(name, value)}"
+                                    for name, value in patient.items()), ""]
+    for name in ("cr", "severe_crs"):
+        result = answer.get(name)
+        label = OUTCOME_LABELS[name]
+        if result is None:
+            lines.append(f"{label}: no model in this bundle")
+            continue
+        lines.append(f"{label}: {pct(result['probability'])} (95 % CI {ci(result['ci95'])})")
+    band = (answer.get("severe_crs") or {}).get("band")
+    if band:
+        observed = band["observed"]
+        lines.append(f"  burden subgroup {band['subgroup']} ({band['label']}): severe CRS in "
+                     f"{observed['events']} of {observed['n']} cohort patients "
+                     f"({pct(observed['rate'])}, 95 % CI {ci(observed['ci95'])})")
+    header = "".join(f"{f'{h} months':<22}" for h in HORIZONS_MONTHS)
+    lines += ["", f"{'Survival':<24}{header}"]
+    for name in ("efs", "os"):
+        if answer.get(name) is None:
+            lines.append(f"{OUTCOME_LABELS[name]:<24}no model in this bundle")
+            continue
+        cells = []
+        for months in HORIZONS_MONTHS:
+            value = survival_at(answer[name], months)
+            cells.append("beyond follow-up" if value is None else
+                         f"{pct(value['survival'])} ({ci([value['lower'], value['upper']])})")
+        lines.append(f"{OUTCOME_LABELS[name]:<24}" + "".join(f"{cell:<22}" for cell in cells))
+    if answer["warnings"]:
+        lines += ["", "Warnings:"] + [f"  - {warning}" for warning in answer["warnings"]]
+    lines += ["", "Severe CRS is graded by CTCAE v4.03 (not ASTCT). " + DOSE_SENTENCE]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# --------------------------------------------------------------------------- score
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle, restkey="\0extra")
+            header = list(reader.fieldnames or [])
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise InputError([FieldError(str(path), "is not UTF-8 text")]) from None
+    except csv.Error as problem:
+        raise InputError([FieldError(str(path), f"is not a readable CSV file ({problem})")]) \
+            from None
+    if not header:
+        raise InputError([FieldError(str(path), "is empty; expected a header row of field "
+                                                "names and one row a patient")])
+    return header, rows
+
+
+def _check_header(header: list[str], required: tuple[str, ...], path: Path) -> None:
+    from model.patient import PATIENT_FIELDS, parse_form
+
+    problems = [FieldError(name, f"column is missing from {path.name}")
+                for name in required if name not in header]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    problems += [FieldError(name, "column appears more than once") for name in repeated]
+    try:  # the patient parser names unknown columns (with a did-you-mean) like unknown fields
+        parse_form({name: None for name in header}, ignore=ID_COLUMNS)
+    except InputError as error:
+        problems += [FieldError(problem.field, problem.message.replace("field", "column", 1))
+                     for problem in error.errors if problem.field not in PATIENT_FIELDS]
+    if problems:
+        raise InputError(problems)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    number = float(value)
+    return "" if not math.isfinite(number) else f"{round(number, 3):g}"
+
+
+def score_command(args) -> int:
+    """Score every row of a CSV; write predictions (and row errors) to ``-o`` atomically.
+
+    Returns 0 when every row was scored, 1 when any row failed (its ``error`` column says why;
+    the other rows are still scored). A file-level problem (unknown or missing columns) raises
+    :class:`InputError` and nothing is written.
+    """
+    from model.bundle import load_predictor
+    from model.patient import parse_form, population_refusal
+    from model.predictor import input_warnings, predict_points
+
+    bundle = load_predictor(_bundle_path(args))
+    required = bundle.predictor.required_fields
+    header, rows = _read_rows(args.input)
+    _check_header(header, required, args.input)
+    if not rows:
+        raise InputError([FieldError(str(args.input), "has no patient rows")])
+    errors: dict[int, str] = {}
+    patients: dict[int, dict] = {}
+    for index, row in enumerate(rows):
+        if "\0extra" in row:
+            errors[index] = "row has more cells than the header"
+            continue
+        try:
+            patient = parse_form(row, required=required, ignore=ID_COLUMNS)
+        except InputError as error:
+            errors[index] = "; ".join(str(problem) for problem in error.errors)
+            continue
+        refusal = population_refusal(patient)
+        if refusal:
+            errors[index] = f"marrow_blasts_pct: {refusal}"
+            continue
+        patients[index] = patient
+    valid = list(patients.values())
+    points = predict_points(bundle, valid, intervals=True) if valid else {}
+    warnings = input_warnings(bundle, valid) if valid else []
+    outputs = [key for key in points if key != "burden_subgroup"]
+    columns = header + ["burden_subgroup"] + outputs + ["scrs_band_rate", "warnings", "error"]
+    position = {index: i for i, index in enumerate(patients)}
+    table = []
+    for index, row in enumerate(rows):
+        line = {name: row.get(name) or "" for name in header}
+        if index in position:
+            i = position[index]
+            subgroup = str(points["burden_subgroup"][i])
+            band = bundle.predictor.scrs_bands.get(subgroup) or {}
+            line.update({key: _cell(points[key][i]) for key in outputs})
+            line.update(burden_subgroup=subgroup, warnings="; ".join(warnings[i]),
+                        scrs_band_rate=_cell(band.get("rate", float("nan"))))
+        line["error"] = errors.get(index, "")
+        table.append(line)
+    _write_atomically(args.output, columns, table)
+    for shown, (index, message) in enumerate(sorted(errors.items())):
+        if shown == MAX_PRINTED_ROW_ERRORS:
+            print(f"cart-risk score: ... and {len(errors) - shown} more (see the error column "
+                  f"of {args.output})", file=sys.stderr)
+            break
+        ident = rows[index].get("patient_id")
+        where = f"line {index + 2}" + (f" (patient_id {ident})" if ident else "")
+        print(f"cart-risk score: {where}: {message}", file=sys.stderr)
+    if errors:
+        print(f"cart-risk score: {len(errors)} of {len(rows)} rows failed; "
+              f"{len(rows) - len(errors)} scored into {args.output}", file=sys.stderr)
+        return 1
+    print(f"scored {len(rows)} rows into {args.output}")
+    return 0
+
+
+def _write_atomically(path: Path, columns: list[str], table: list[dict]) -> None:
+    """Write the CSV next to ``path`` and rename it into place: readers never see half a file."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.",
+                                             suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(table)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def _port_free(host: str, port: int) -> str | None:
+    """None if ``host:port`` can be bound, else why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as problem:
+            return problem.strerror or str(problem)
+    return None
+
+
+def serve_command(args) -> int:
+    """Serve the calculator with gunicorn; refuse (exit 1) without a verified bundle."""
+    from model.bundle import load_predictor
+
+    path = _bundle_path(args)
+    bundle = load_predictor(path)  # BundleError: the CLI prints it as one line
+    if not 1 <= args.port <= 65535:
+        print(f"cart-risk serve: --port must be 1-65535 (got {args.port})", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print(f"cart-risk serve: --workers must be 1 or more (got {args.workers})",
+              file=sys.stderr)
+        return 2
+    busy = _port_free(args.host, args.port)
+    if busy:
+        print(f"cart-risk serve: cannot listen on {args.host}:{args.port}: {busy}",
+              file=sys.stderr)
+        return 1
+    from gunicorn.app.base import BaseApplication
+
+    from calculator import create_app
+
+    class CalculatorServer(BaseApplication):
+        """gunicorn running the app factory, the bundle loaded once before workers fork."""
+
+        def load_config(self):
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            self.cfg.set("bind", [f"{host}:{args.port}"])
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("preload_app", True)
+            self.cfg.set("proc_name", "cart-risk")
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no ~/.gunicorn
+                self.cfg.set("control_socket_disable", True)
+
+        def load(self):
+            return create_app({"BUNDLE_PATH": str(path)})
+
+    shown_host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"cart-risk: serving bundle {bundle.id[:12]} on http://{shown_host}:{args.port} "
+          f"(Ctrl-C stops)", file=sys.stderr, flush=True)
+    CalculatorServer().run()
+    return 0

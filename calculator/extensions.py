@@ -1,0 +1,137 @@
+"""The calculator's shared state: one verified bundle and the cohort's reference curves.
+
+:func:`init_app` loads the bundle once, when the app is created, and keeps it in
+``app.extensions["cart_risk"]``; views reach it through :func:`calculator_state`. A bundle that
+fails verification stops the app from being created (the server refuses to start) rather than
+serving pages that cannot predict.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from flask import Flask, current_app
+
+from model.bundle import TRAINING_DATA, LoadedBundle, load_predictor
+from model.burden import HIGH_BURDEN_FROM_PCT
+from model.errors import BundleError
+
+EXTENSION_KEY = "cart_risk"
+#: Cohort columns (time, event) of each survival outcome.
+SURVIVAL_COLUMNS = {"efs": ("efs_months", "efs_event"), "os": ("os_months", "os_event")}
+
+
+@dataclass(frozen=True)
+class KaplanMeier:
+    """A Kaplan-Meier step curve: ``survival[i]`` holds from ``months[i]`` until the next time.
+
+    Attributes
+    ----------
+    months : numpy.ndarray
+        0, then each distinct event time, then the last follow-up time (months).
+    survival : numpy.ndarray
+        Survival probability (0-1) from each time on.
+    n : int
+        Patients in the group.
+    events : int
+        Events in the group.
+    """
+
+    months: np.ndarray
+    survival: np.ndarray
+    n: int
+    events: int
+
+
+@dataclass(frozen=True)
+class CalculatorState:
+    """What every request needs, built once per app.
+
+    Attributes
+    ----------
+    bundle : LoadedBundle
+        The verified bundle predictions come from.
+    cohort_curves : dict
+        Outcome (``"efs"``, ``"os"``) -> burden group (``"low"``, ``"high"``) -> KaplanMeier, from
+        the bundle's training cohort; an outcome the cohort lacks is absent.
+    """
+
+    bundle: LoadedBundle
+    cohort_curves: dict[str, dict[str, KaplanMeier]] = field(default_factory=dict)
+
+
+def kaplan_meier(months, events) -> KaplanMeier:
+    """Kaplan-Meier estimate (product-limit) of one group.
+
+    Parameters
+    ----------
+    months : array-like of float
+        Time to event or censoring, months (>= 0).
+    events : array-like of 0/1
+        1 = event, 0 = censored.
+    """
+    time = np.asarray(months, dtype=float)
+    event = np.asarray(events, dtype=float) == 1
+    event_times = np.unique(time[event])
+    at_risk = np.array([(time >= t).sum() for t in event_times], dtype=float)
+    failed = np.array([(event & (time == t)).sum() for t in event_times], dtype=float)
+    survival = np.cumprod(1.0 - failed / at_risk) if event_times.size else np.empty(0)
+    last = float(time.max()) if time.size else 0.0
+    steps_months = np.concatenate([[0.0], event_times])
+    steps_survival = np.concatenate([[1.0], survival])
+    if last > steps_months[-1]:  # the curve runs flat to the last follow-up
+        steps_months = np.append(steps_months, last)
+        steps_survival = np.append(steps_survival, steps_survival[-1])
+    return KaplanMeier(steps_months, steps_survival, int(time.size), int(event.sum()))
+
+
+def cohort_curves(bundle: LoadedBundle) -> dict[str, dict[str, KaplanMeier]]:
+    """Kaplan-Meier curves of the bundle's training cohort by burden group (low < 5 % <= high).
+
+    The cohort file is read from the bundle and its hash checked against the manifest again, so
+    the curves come from the very data the models were fitted on.
+    """
+    content = (Path(bundle.path) / TRAINING_DATA).read_bytes()
+    if hashlib.sha256(content).hexdigest() != bundle.manifest["files"][TRAINING_DATA]:
+        raise BundleError("file-hash", TRAINING_DATA, "changed after the bundle was loaded")
+    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
+    if not rows or "marrow_blasts_pct" not in rows[0]:
+        return {}
+    blasts = np.array([float(row["marrow_blasts_pct"]) for row in rows])
+    high = blasts >= HIGH_BURDEN_FROM_PCT
+    curves: dict[str, dict[str, KaplanMeier]] = {}
+    for outcome, (time_column, event_column) in SURVIVAL_COLUMNS.items():
+        if time_column not in rows[0] or event_column not in rows[0]:
+            continue
+        try:
+            time = np.array([float(row[time_column]) for row in rows])
+            event = np.array([float(row[event_column]) for row in rows])
+        except ValueError:  # a centre cohort with blank outcome cells: no reference curve
+            continue
+        curves[outcome] = {group: kaplan_meier(time[mask], event[mask])
+                           for group, mask in (("low", ~high), ("high", high)) if mask.any()}
+    return curves
+
+
+def init_app(app: Flask) -> None:
+    """Load and verify the bundle at ``app.config["BUNDLE_PATH"]`` into ``app.extensions``.
+
+    Raises
+    ------
+    BundleError
+        If there is no bundle there or it fails verification.
+    """
+    path = app.config.get("BUNDLE_PATH")
+    if not path:
+        raise BundleError("directory", None, "no bundle configured (BUNDLE_PATH)")
+    bundle = load_predictor(path)
+    app.extensions[EXTENSION_KEY] = CalculatorState(bundle, cohort_curves(bundle))
+
+
+def calculator_state() -> CalculatorState:
+    """The current app's :class:`CalculatorState` (inside a request or app context)."""
+    return current_app.extensions[EXTENSION_KEY]

@@ -1,0 +1,196 @@
+"""The web calculator: form, result page, plots, model card. Works without JavaScript.
+
+Views stay thin: input is parsed by :func:`model.patient.parse_form` only, and the result page is
+built by :func:`calculator.results.result_view` from the same answer the API returns. Plots are
+recomputed from the patient's fields in the query string and served from this origin.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from calculator import results
+from calculator.extensions import calculator_state
+from model.errors import InputError
+from model.patient import PATIENT_FIELDS, parse_form
+
+blueprint = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+                      static_url_path="/static")
+
+#: How the form groups the fields, in reading order; fields a bundle does not use are left out.
+FORM_SECTIONS = (
+    ("Disease burden before infusion", ("marrow_blasts_pct", "mrd_positive", "tb_assessed")),
+    ("Patient", ("age_years", "sex")),
+    ("Disease history", ("relapsed", "ph_positive", "prior_hsct", "prior_therapy_ge_6mo",
+                         "prior_chemo_ge_3", "tp53_mutation", "poor_cytogenetics")),
+)
+PLOTS = ("survival", "treatment-window", "scrs-bands")
+_FIELD_LABELS = {**{name: spec.label for name, spec in PATIENT_FIELDS.items()},
+                 results.TARGET_FIELD: "Target marrow blasts"}
+
+
+blueprint.add_app_template_filter(results.percent, "pct")
+blueprint.add_app_template_filter(results.percent_interval, "pct_interval")
+blueprint.add_app_template_filter(results.percentage_points, "points")
+
+
+def _training_range(name: str) -> str | None:
+    """The training cohort's range of a field, as text (None when no model uses it)."""
+    ranges = [r[name] for r in calculator_state().bundle.predictor.field_ranges.values()
+              if name in r]
+    if not ranges:
+        return None
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    spec = PATIENT_FIELDS[name]
+    if spec.kind == "boolean":
+        if low == high:
+            return f"every training patient: {'yes' if low else 'no'}"
+        return None
+    unit = f" {spec.unit}" if spec.unit else ""
+    return f"training cohort {low:g}\u2013{high:g}{unit}"
+
+
+def form_fields() -> list[dict[str, Any]]:
+    """The form's sections and fields (only those the loaded bundle needs), for the template."""
+    needed = calculator_state().bundle.predictor.required_fields
+    placed = {name for _, names in FORM_SECTIONS for name in names}
+    others = ("Other", tuple(name for name in needed if name not in placed))
+    sections = []
+    for title, names in (*FORM_SECTIONS, others):
+        fields = []
+        for name in names:
+            if name not in needed:
+                continue
+            spec = PATIENT_FIELDS[name]
+            if spec.kind == "boolean":
+                choices = [("true", "yes"), ("false", "no")]
+            else:
+                choices = list(spec.choices.items())
+            limits = (f"{spec.minimum:g}\u2013{spec.maximum:g}" if spec.kind == "number" else None)
+            fields.append({"name": name, "label": spec.label, "kind": spec.kind,
+                           "unit": spec.unit, "help": spec.help, "limits": limits,
+                           "training_range": _training_range(name), "choices": choices})
+        if fields:
+            sections.append({"title": title, "fields": fields})
+    return sections
+
+
+def _raw_values(source: Mapping[str, str]) -> dict[str, str]:
+    """The submitted text of the patient fields and the debulking target (kept on error)."""
+    wanted = set(PATIENT_FIELDS) | {results.TARGET_FIELD}
+    return {name: source.get(name, "") for name in source if name in wanted}
+
+
+def _shown_value(name: str, text: str) -> str:
+    """Submitted text as the form shows it: a yes/no answer matched to its option's value."""
+    spec = PATIENT_FIELDS.get(name)
+    if spec is not None and spec.kind == "boolean":
+        word = text.strip().lower()
+        return {"yes": "true", "1": "true", "no": "false", "0": "false"}.get(word, word)
+    if spec is not None and spec.kind == "choice":
+        for choice in spec.choices:
+            if choice.lower() == text.strip().lower():
+                return choice
+        return spec.aliases.get(text.strip().lower(), text)
+    return text
+
+
+def _render_form(values: Mapping[str, str], errors: list | None = None, status: int = 200):
+    by_field: dict[str, str] = {}
+    general = []
+    for problem in errors or []:
+        if problem.field in by_field:
+            by_field[problem.field] += "; " + problem.message
+        elif problem.field in PATIENT_FIELDS or problem.field == results.TARGET_FIELD:
+            by_field[problem.field] = problem.message
+        else:
+            general.append(problem)
+    shown = {name: _shown_value(name, text) for name, text in values.items()}
+    return render_template("form.html", sections=form_fields(), values=shown,
+                           errors=by_field, general_errors=general, all_errors=errors or [],
+                           target_field=results.TARGET_FIELD, labels=_FIELD_LABELS,
+                           **_common()), status
+
+
+def _common() -> dict[str, Any]:
+    bundle = calculator_state().bundle
+    return {"bundle": bundle, "reconstructed": results.is_reconstructed(bundle)}
+
+
+@blueprint.get("/")
+def index():
+    """The form; query parameters with field names prefill it (the result page's "change" link)."""
+    return _render_form(_raw_values(request.args))
+
+
+@blueprint.post("/result")
+def result():
+    """Parse the form; show the result, or the form again with each error by its field."""
+    bundle = calculator_state().bundle
+    submitted = request.form.to_dict(flat=True)
+    values = _raw_values(submitted)
+    try:
+        patient = parse_form(submitted, required=bundle.predictor.required_fields,
+                             ignore=(results.TARGET_FIELD,))
+        target = results.parse_target(submitted.get(results.TARGET_FIELD), patient)
+        view = results.result_view(bundle, patient, target)
+    except InputError as error:
+        return _render_form(values, error.errors, status=422)
+    described = [(PATIENT_FIELDS[name].label, results.describe_value(name, value))
+                 for name, value in view["patient"].items()]
+    return render_template("result.html", view=view, answer=view["answer"], described=described,
+                           basis=results.model_basis(bundle), plots=PLOTS, **_common())
+
+
+@blueprint.get("/result")
+def result_without_form():
+    """A result needs the form's values; send a bare visit (or a reload) to the form."""
+    return redirect(url_for("web.index", **_raw_values(request.args)))
+
+
+@blueprint.get("/plot/<name>.<fmt>")
+def plot(name: str, fmt: str):
+    """A result-page figure as SVG or PNG, recomputed from the patient fields in the query."""
+    from calculator import plots  # matplotlib only when a figure is drawn
+
+    if name not in PLOTS or fmt not in plots.MEDIA_TYPES:
+        abort(404)
+    bundle = calculator_state().bundle
+    query = request.args.to_dict(flat=True)
+    try:
+        patient = parse_form(query, required=bundle.predictor.required_fields,
+                             ignore=(results.TARGET_FIELD,))
+        target = results.parse_target(query.get(results.TARGET_FIELD), patient)
+        view = results.result_view(bundle, patient, target)
+    except InputError as error:
+        abort(400, description="; ".join(str(problem) for problem in error.errors))
+    answer = view["answer"]
+    if name == "survival":
+        figure = plots.survival_figure({key: answer.get(key) for key in ("efs", "os")},
+                                       calculator_state().cohort_curves)
+    elif name == "treatment-window":
+        figure = plots.treatment_window_figure(results.treatment_window(bundle, patient),
+                                               patient["marrow_blasts_pct"], target)
+    else:
+        figure = plots.scrs_bands_figure(view["bands"], answer.get("severe_crs"))
+    response = Response(plots.render(figure, fmt), mimetype=plots.MEDIA_TYPES[fmt])
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@blueprint.get("/about")
+def about():
+    """The model card, from the bundle's manifest, in a physician's words."""
+    bundle = calculator_state().bundle
+    return render_template("about.html", manifest=bundle.manifest,
+                           basis=results.model_basis(bundle),
+                           bands=results.band_rows(bundle, None),
+                           coefficients=results.coefficient_table(bundle),
+                           labels=results.OUTCOME_LABELS, **_common())
+
+
+def error_page(error: HTTPException):
+    """The HTML error page, for any HTTP error outside the API."""
+    return render_template("error.html", error=error), error.code or 500

@@ -1,0 +1,148 @@
+"""Shared fixtures: an isolated CART_RISK_HOME, one small trained bundle, the app, a live server.
+
+The bundle is trained once per test session with the real training code on the packaged
+reconstructed cohort (B = 20 bootstrap refits instead of 200, to stay fast).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_BOOTSTRAP = 20
+TEST_SEED = 20170201
+#: The DESIGN.md example patient (12 % blasts: burden subgroup c).
+EXAMPLE_PATIENT = {"marrow_blasts_pct": 12.0, "mrd_positive": True, "age_years": 30, "sex": "M",
+                   "ph_positive": False, "prior_therapy_ge_6mo": True, "prior_chemo_ge_3": True,
+                   "prior_hsct": False, "relapsed": True, "tp53_mutation": False,
+                   "poor_cytogenetics": False, "tb_assessed": "before_fc"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cart_risk_home(tmp_path_factory) -> Path:
+    """Every test (and every subprocess it starts) uses a fresh CART_RISK_HOME, never ~/.cart-risk."""
+    home = tmp_path_factory.mktemp("cart-risk-home")
+    saved = {name: os.environ.get(name) for name in ("CART_RISK_HOME", "CART_RISK_BUNDLE")}
+    os.environ["CART_RISK_HOME"] = str(home)
+    os.environ.pop("CART_RISK_BUNDLE", None)
+    yield home
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def trained_bundle_path(tmp_path_factory) -> Path:
+    """A bundle trained by training.train.train on the reconstructed cohort, B = 20."""
+    from training.reproduce import default_cohort_path
+    from training.train import train
+
+    path = tmp_path_factory.mktemp("trained") / "bundle"
+    train(default_cohort_path(), path, bootstrap=TEST_BOOTSTRAP, seed=TEST_SEED, jobs=1,
+          progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def loaded_bundle(trained_bundle_path):
+    from model.bundle import load_predictor
+
+    return load_predictor(trained_bundle_path)
+
+
+@pytest.fixture(scope="session")
+def app(trained_bundle_path):
+    from calculator import create_app
+
+    return create_app({"BUNDLE_PATH": str(trained_bundle_path), "TESTING": True})
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def patient(loaded_bundle) -> dict:
+    """The example patient, restricted to the fields the trained bundle needs (the form's fields)."""
+    needed = loaded_bundle.predictor.required_fields
+    return {name: value for name, value in EXAMPLE_PATIENT.items() if name in needed}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _api_predict(base_url: str, patient: dict) -> tuple[int, dict]:
+    """POST a patient to a live server's API; (status, parsed JSON)."""
+    request = urllib.request.Request(f"{base_url}/api/v1/predict",
+                                     data=json.dumps(patient).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="session")
+def served_calculator(trained_bundle_path, tmp_path_factory):
+    """``cart-risk serve`` (gunicorn) on a free port of 127.0.0.1; yields the base URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "calculator.cli", "serve", "--bundle",
+             str(trained_bundle_path), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"], cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"cart-risk serve exited with {server.returncode}:\n"
+                            f"{log.read_text(errors='replace')}")
+            try:
+                with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"cart-risk serve did not answer /healthz within 60 s:\n"
+                            f"{log.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="session")
+def live_api(served_calculator):
+    """Call the live server's API: ``live_api(patient) -> (status, JSON answer)``."""
+    return lambda patient: _api_predict(served_calculator, patient)
+
+
+@pytest.fixture()
+def unused_port() -> int:
+    return free_port()

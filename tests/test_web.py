@@ -1,0 +1,300 @@
+"""The web calculator without a browser: form, errors by their fields, result page, plots, card."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pytest
+
+from model.patient import PATIENT_FIELDS
+
+
+class Page(HTMLParser):
+    """The parts of an HTML page the tests look at: elements by id, attributes, text."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.elements: list[tuple[str, dict]] = []
+        self.text_parts: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text_parts.append(data)
+
+    @property
+    def text(self) -> str:
+        return re.sub(r"\s+", " ", " ".join(self.text_parts))
+
+    def find(self, tag: str | None = None, **attrs) -> list[dict]:
+        return [a for t, a in self.elements if (tag is None or t == tag)
+                and all(a.get(k.rstrip("_")) == v for k, v in attrs.items())]
+
+    def by_id(self, element_id: str) -> dict:
+        found = self.find(id=element_id)
+        assert len(found) == 1, f"{element_id}: {len(found)} elements"
+        return found[0]
+
+
+def form_data(patient: dict) -> dict[str, str]:
+    """A patient as the browser submits it (text)."""
+    return {name: ("true" if value else "false") if isinstance(value, bool) else str(value)
+            for name, value in patient.items()}
+
+
+def field_block(html: str, name: str) -> str:
+    """The HTML of one field's block on the form (label, control, error, help)."""
+    start = html.index(f'id="field-{name}"')
+    end = html.find('<div class="field', start + 1)
+    return html[start:end if end != -1 else len(html)]
+
+
+# --------------------------------------------------------------------------- form
+
+
+def test_form_has_every_needed_field_with_unit_range_and_help(client, loaded_bundle):
+    html = client.get("/").get_data(as_text=True)
+    page = Page(html)
+    for name in loaded_bundle.predictor.required_fields:
+        spec = PATIENT_FIELDS[name]
+        control = page.by_id(name)
+        assert control["name"] == name  # form names are the API names
+        block = field_block(html, name)
+        assert spec.label in block and spec.help.split("(")[0].strip() in block
+        if spec.kind == "number":
+            assert f"Accepted {spec.minimum:g}\u2013{spec.maximum:g}" in block
+            assert "training cohort" in block
+        if spec.unit:
+            assert f"({spec.unit})" in block
+    assert page.find("form")[0]["action"] == "/result"
+    assert page.find("form")[0]["method"] == "post"
+
+
+def test_pages_have_no_script_no_inline_style_and_no_data_uris(client, patient):
+    pages = [client.get("/"), client.post("/result", data=form_data(patient)),
+             client.get("/about")]
+    for answer in pages:
+        html = answer.get_data(as_text=True)
+        assert "<script" not in html.lower()
+        assert "data:" not in html
+        assert " style=" not in html
+        for tag, attrs in Page(html).elements:
+            for key in ("src", "href"):
+                value = attrs.get(key) or ""
+                assert not value.startswith(("http://", "https://", "//")), value
+
+
+def test_print_stylesheet_is_linked_and_served(client):
+    page = Page(client.get("/").get_data(as_text=True))
+    (link,) = page.find("link", media="print")
+    with client.get(link["href"]) as css:  # a file response: close it
+        assert css.status_code == 200 and "@page" in css.get_data(as_text=True)
+
+
+def test_form_prefills_from_the_query(client):
+    html = client.get("/?marrow_blasts_pct=7&relapsed=yes").get_data(as_text=True)
+    assert Page(html).by_id("marrow_blasts_pct")["value"] == "7"
+    assert '<option value="true" selected>' in field_block(html, "relapsed")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_out_of_range_blasts_show_the_error_by_the_field_and_keep_values(client, patient):
+    answer = client.post("/result", data=form_data({**patient, "marrow_blasts_pct": 150}))
+    assert answer.status_code == 422
+    html = answer.get_data(as_text=True)
+    assert "must be between 0 and 100 (got 150)" in field_block(html, "marrow_blasts_pct")
+    assert "must be between" not in field_block(html, "age_years")
+    page = Page(html)
+    assert page.by_id("marrow_blasts_pct")["value"] == "150"
+    assert page.by_id("marrow_blasts_pct")["aria-invalid"] == "true"
+    assert page.by_id("age_years")["value"] == "30"
+    for name, text in form_data(patient).items():
+        if PATIENT_FIELDS[name].kind != "number":
+            assert f'<option value="{text}" selected>' in field_block(html, name), name
+    assert 'href="#marrow_blasts_pct"' in html  # the summary links to the field
+
+
+@pytest.mark.parametrize("change, field, message", [
+    ({"marrow_blasts_pct": "12,5"}, "marrow_blasts_pct", "use a dot as the decimal separator"),
+    ({"age_years": ""}, "age_years", "is required"),
+    ({"marrow_blasts_pct": "0", "mrd_positive": "false"}, "marrow_blasts_pct",
+     "outside the population the models describe"),
+    ({"target_marrow_blasts_pct": "20"}, "target_marrow_blasts_pct",
+     "must be below the current marrow blasts"),
+    ({"target_marrow_blasts_pct": "x"}, "target_marrow_blasts_pct", "must be a number"),
+])
+def test_each_error_is_shown_next_to_its_field(client, patient, change, field, message):
+    answer = client.post("/result", data={**form_data(patient), **change})
+    assert answer.status_code == 422
+    html = answer.get_data(as_text=True)
+    assert message in field_block(html, field)
+    for name, value in change.items():
+        assert Page(html).by_id(name).get("value", value) == value
+
+
+def test_unknown_form_fields_are_reported(client, patient):
+    answer = client.post("/result", data={**form_data(patient), "agee": "30"})
+    assert answer.status_code == 422
+    assert "agee" in answer.get_data(as_text=True)
+
+
+# --------------------------------------------------------------------------- result
+
+
+@pytest.fixture()
+def result_html(client, patient) -> str:
+    answer = client.post("/result", data=form_data(patient))
+    assert answer.status_code == 200
+    return answer.get_data(as_text=True)
+
+
+def test_result_shows_the_api_answer(client, patient, result_html):
+    api = client.post("/api/v1/predict", json=patient).get_json()
+    page = Page(result_html)
+    assert float(page.by_id("cr-probability")["value"]) == api["cr"]["probability"]
+    assert [float(v) for v in page.by_id("cr-ci95")["value"].split(",")] == api["cr"]["ci95"]
+    assert float(page.by_id("scrs-probability")["value"]) == api["severe_crs"]["probability"]
+    assert page.by_id("scrs-subgroup")["value"] == api["severe_crs"]["band"]["subgroup"] == "c"
+    assert f"{round(api['cr']['probability'] * 100)} %" in page.text
+    for name in ("efs", "os"):
+        for months in ("6", "12", "24"):
+            assert float(page.by_id(f"{name}-{months}")["value"]) == api[name]["at"][months]
+
+
+def test_result_lists_all_five_bands_and_highlights_the_patients(result_html, loaded_bundle):
+    rows = re.findall(r"<tr( class=\"current\"[^>]*)?>\s*<th scope=\"row\">(\w)", result_html)
+    assert [letter for _, letter in rows][:5] == list("abcde")
+    assert [letter for current, letter in rows if current] == ["c"]
+    band = loaded_bundle.predictor.scrs_bands["c"]
+    assert f"{band['events']}/{band['n']}" in result_html
+
+
+def test_result_has_plots_dosing_and_basis(client, result_html, loaded_bundle):
+    page = Page(result_html)
+    sources = [attrs["src"] for tag, attrs in page.elements if tag == "img"]
+    assert {re.match(r"/plot/([\w-]+)\.svg\?", src).group(1) for src in sources} == \
+        {"survival", "treatment-window", "scrs-bands"}
+    for src in sources:
+        figure = client.get(src)
+        assert figure.status_code == 200 and figure.mimetype == "image/svg+xml"
+        assert b"<svg" in figure.data
+    text = page.text
+    assert "cannot estimate a dose effect" in text and "10 %, 30 % and 60 %" in text
+    assert "not a proven effect of debulking" in text
+    assert page.by_id("bundle-id")["title"] == loaded_bundle.id
+    assert page.by_id("provenance-notice")
+    assert "reconstructed cohort" in text
+    assert page.find("a", href="/about")
+    c_index = loaded_bundle.manifest["models"]["cr"]["optimism_corrected"]["c_index"]
+    assert f"{c_index:.2f}" in text
+
+
+def test_target_blasts_show_the_predicted_change(client, patient):
+    html = client.post("/result", data={**form_data(patient),
+                                        "target_marrow_blasts_pct": "3"}).get_data(as_text=True)
+    api = client.post("/api/v1/predict", json={**patient, "marrow_blasts_pct": 3}).get_json()
+    page = Page(html)
+    assert float(page.by_id("target-cr")["value"]) == api["cr"]["probability"]
+    assert float(page.by_id("target-scrs")["value"]) == api["severe_crs"]["probability"]
+    assert "model association, not a proven effect of debulking" in page.text.lower()
+    assert "target_marrow_blasts_pct=3" in html
+
+
+def test_get_result_goes_back_to_the_form(client):
+    answer = client.get("/result?marrow_blasts_pct=5")
+    assert answer.status_code == 302 and answer.location.startswith("/?marrow_blasts_pct=5")
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def test_plots_render_png_and_refuse_bad_queries(client, patient):
+    query = "&".join(f"{k}={v}" for k, v in form_data(patient).items())
+    png = client.get(f"/plot/survival.png?{query}")
+    assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
+    assert client.get(f"/plot/unknown.svg?{query}").status_code == 404
+    assert client.get(f"/plot/survival.gif?{query}").status_code == 404
+    bad = client.get("/plot/survival.svg?marrow_blasts_pct=150")
+    assert bad.status_code == 400 and b"<svg" not in bad.data
+    same = client.get(f"/plot/treatment-window.svg?{query}").data
+    assert client.get(f"/plot/treatment-window.svg?{query}").data == same  # deterministic
+
+
+def test_plots_never_use_pyplot(trained_bundle_path):
+    code = f"""
+import sys
+from calculator import create_app
+app = create_app({{"BUNDLE_PATH": {str(trained_bundle_path)!r}}})
+client = app.test_client()
+query = "marrow_blasts_pct=0&mrd_positive=true&age_years=30&ph_positive=true&prior_hsct=true&relapsed=false"
+for name in ("survival", "treatment-window", "scrs-bands"):
+    assert client.get(f"/plot/{{name}}.svg?" + query).status_code == 200
+assert "matplotlib.pyplot" not in sys.modules
+"""
+    subprocess.run([sys.executable, "-W", "error", "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- model card
+
+
+def test_about_is_the_model_card(client, loaded_bundle):
+    text = Page(client.get("/about").get_data(as_text=True)).text
+    for phrase in ("ssCART-19", "fludarabine", "relapsed or refractory", "Intended users",
+                   "February 2017", "May 2020", "CTCAE v4.03", "ASTCT", "Known limitations",
+                   "Validation results", "Method in plain language", "not patient data"):
+        assert phrase in text, phrase
+    for name, card in loaded_bundle.manifest["models"].items():
+        assert card["outcome"] in text
+        corrected = card["optimism_corrected"]["c_index"]
+        assert f"{corrected:.3f}" in text
+    assert loaded_bundle.id in text
+
+
+def test_unknown_pages_get_an_html_404(client):
+    answer = client.get("/nothing-here")
+    assert answer.status_code == 404 and answer.mimetype == "text/html"
+
+
+# --------------------------------------------------------------------------- partial bundles
+
+
+@pytest.fixture(scope="module")
+def bundle_without_survival(tmp_path_factory):
+    """A bundle from a centre cohort that lacks the survival columns (only CR and sCRS models)."""
+    import csv
+
+    from training.reproduce import default_cohort_path
+    from training.train import train
+
+    folder = tmp_path_factory.mktemp("no-survival")
+    with open(default_cohort_path(), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    kept = [c for c in rows[0] if c not in ("efs_months", "efs_event", "os_months", "os_event")]
+    cohort = folder / "cohort.csv"
+    with open(cohort, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=kept, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    train(cohort, folder / "bundle", bootstrap=5, seed=1, jobs=1, progress=False)
+    return folder / "bundle"
+
+
+def test_a_bundle_without_survival_models_still_serves(bundle_without_survival, patient):
+    from calculator import create_app
+
+    client = create_app({"BUNDLE_PATH": str(bundle_without_survival), "TESTING": True}) \
+        .test_client()
+    api = client.post("/api/v1/predict", json=patient).get_json()
+    assert api["efs"] is None and api["os"] is None
+    assert any("no efs model" in warning for warning in api["warnings"])
+    html = client.post("/result", data=form_data(patient)).get_data(as_text=True)
+    assert "This bundle has no survival models" in html
+    assert "/plot/survival" not in html
+    assert 'id="provenance-notice"' not in html  # a centre cohort: no reconstruction notice
+    assert client.get("/about").status_code == 200
