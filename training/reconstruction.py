@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from model.cohort import write_cohort, validate_cohort
+from model.survival import kaplan_meier, survival_at
 
 DEFAULT_SEED = 20170201
 DATA_DIR = Path(__file__).with_name("data")
@@ -243,13 +244,6 @@ def _logrank_p(time, event, in_a) -> float:
     return float(stats.chi2.sf(chi2, 1))
 
 
-def _km(time, event, grid) -> np.ndarray:
-    uniq = np.unique(time[event == 1])
-    surv = np.cumprod([1 - ((time == u) & (event == 1)).sum() / (time >= u).sum() for u in uniq])
-    idx = np.searchsorted(uniq, grid, side="right") - 1
-    return np.where(idx >= 0, surv[np.maximum(idx, 0)], 1.0)
-
-
 def _survival_draw(rng, df: pd.DataFrame, follow_up: np.ndarray) -> pd.DataFrame:
     """One draw of EFS/OS (months) from the A10 survival model, censored at the data cut-off."""
     n = len(df)
@@ -296,10 +290,12 @@ def survival_acceptable(df: pd.DataFrame) -> bool:
                 return False
     grid = np.r_[np.unique(arrays["efs"][0]), 21.0]
     grid = grid[grid <= 21.0]
-    efs_low = _km(arrays["efs"][0][~high], arrays["efs"][1][~high], grid)
-    efs_high = _km(arrays["efs"][0][high], arrays["efs"][1][high], grid)
-    os_low = _km(arrays["os"][0][~high], arrays["os"][1][~high], [12.0])
-    os_high = _km(arrays["os"][0][high], arrays["os"][1][high], [12.0])
+    def km(outcome, rows, at):
+        time, event = arrays[outcome]
+        return survival_at(kaplan_meier(time[rows], event[rows]), at)
+
+    efs_low, efs_high = km("efs", ~high, grid), km("efs", high, grid)
+    os_low, os_high = km("os", ~high, [12.0]), km("os", high, [12.0])
     return bool(np.all(efs_low >= efs_high - 1e-12) and os_low[0] > os_high[0])
 
 
