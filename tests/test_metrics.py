@@ -13,8 +13,8 @@ from statsmodels.nonparametric.smoothers_lowess import lowess
 from training import cox, logistic
 from training.metrics import (
     METRICS, auc, binary_metrics, brier, brier_ipcw, calibration_intercept, calibration_slope,
-    censoring_survival, cox_calibration_slope, evaluate_cox, evaluate_logistic, harrell_c, ici_binary,
-    loess, survival_metrics,
+    LOESS_POINTS, censoring_survival, cox_calibration_slope, evaluate_cox, evaluate_logistic, harrell_c,
+    ici_binary, loess, survival_metrics,
 )
 
 
@@ -57,6 +57,15 @@ def test_harrell_c_matches_brute_force(tied):
     X, time, event = survival_data(1, n=60, tied=tied)
     risk = np.round(X[:, 0], 1)  # ties in the risk score too
     assert harrell_c(time, event, risk) == pytest.approx(brute_force_harrell(time, event, risk), abs=1e-12)
+
+
+def test_harrell_c_matches_brute_force_with_many_ties():
+    rng = np.random.default_rng(13)
+    time = rng.integers(1, 15, 300).astype(float)  # ~20 subjects a time: tied events and censorings
+    event = rng.binomial(1, 0.6, 300)
+    risk = rng.integers(0, 8, 300).astype(float)
+    assert harrell_c(time, event, risk) == pytest.approx(brute_force_harrell(time, event, risk),
+                                                         abs=1e-12)
 
 
 @pytest.mark.parametrize("tied", [False, True])
@@ -117,6 +126,40 @@ def test_loess_degree1_matches_statsmodels_lowess():
     y = rng.binomial(1, x).astype(float)
     ref = lowess(y, x, frac=0.75, it=0, delta=0.0, return_sorted=False)
     np.testing.assert_allclose(loess(x, y, span=0.75, degree=1), ref, atol=1e-10)
+
+
+def direct_loess(x, y, span=0.75):
+    """Local quadratic weighted least squares at every x_i, one point at a time."""
+    q = int(np.floor(span * x.size))
+    fitted = []
+    for x0 in x:
+        dist = np.abs(x - x0)
+        w = (1 - np.minimum(dist / np.sort(dist)[q - 1], 1) ** 3) ** 3
+        basis = np.column_stack([np.ones_like(x), x - x0, (x - x0) ** 2]) * np.sqrt(w)[:, None]
+        fitted.append(np.linalg.lstsq(basis, y * np.sqrt(w), rcond=None)[0][0])
+    return np.array(fitted)
+
+
+def binary_calibration_data(n, seed):
+    rng = np.random.default_rng(seed)
+    p = 1 / (1 + np.exp(-rng.normal(0.8, 1.2, n)))
+    return p, rng.binomial(1, np.clip(1.1 * p - 0.05, 0, 1)).astype(float)
+
+
+def test_loess_is_the_direct_fit_up_to_loess_points():
+    p, y = binary_calibration_data(LOESS_POINTS, 14)
+    np.testing.assert_allclose(loess(p, y), direct_loess(p, y), atol=1e-10)
+
+
+def test_loess_interpolation_error_beyond_loess_points():
+    p, y = binary_calibration_data(2000, 15)
+    approximate, exact = loess(p, y), loess(p, y, max_points=None)
+    assert np.max(np.abs(approximate - exact)) < 2e-3
+    gap_approximate, gap_exact = np.abs(approximate - p), np.abs(exact - p)
+    assert ici_binary(y, p)["ici"] == pytest.approx(gap_approximate.mean(), abs=1e-15)
+    assert gap_approximate.mean() == pytest.approx(gap_exact.mean(), abs=5e-5)  # ICI
+    for q in (0.5, 0.9):  # E50, E90
+        assert np.quantile(gap_approximate, q) == pytest.approx(np.quantile(gap_exact, q), abs=5e-4)
 
 
 def test_loess_quadratic_reproduces_quadratic_and_handles_ties():

@@ -37,7 +37,12 @@ _MAX_ITER = 200
 
 
 class _RiskSets:
-    """Sorted data and tie structure, computed once per data set."""
+    """Sorted data and tie structure, computed once per data set.
+
+    The risk-set sums of w, w z and w z z' at each event time are reverse cumulative sums over
+    the event-time segments of the sorted data: one pass over the n rows per evaluation, on the
+    packed columns [1, z, upper triangle of z z'] (p (p + 1) / 2 products instead of p^2).
+    """
 
     def __init__(self, Z: np.ndarray, time: np.ndarray, event: np.ndarray, ties: str):
         if ties not in ("efron", "breslow"):
@@ -51,7 +56,10 @@ class _RiskSets:
         self.first_event = first  # position of each group's first event among the events
         within = np.arange(ev_time.size) - first[self.group]
         self.frac = within / self.d[self.group] if ties == "efron" else np.zeros(ev_time.size)
-        self.outer = self.Z[:, :, None] * self.Z[:, None, :]
+        p = self.Z.shape[1]
+        self.upper = np.triu_indices(p)
+        self.packed = np.column_stack([np.ones(self.Z.shape[0]), self.Z,
+                                       self.Z[:, self.upper[0]] * self.Z[:, self.upper[1]]])
 
     def evaluate(self, beta: np.ndarray, hessian: bool = True):
         """Log partial likelihood, score and information (negative Hessian) at ``beta``."""
@@ -59,23 +67,26 @@ class _RiskSets:
         shift = eta.max() if eta.size else 0.0
         w = np.exp(eta - shift)
         ev = self.event
-        s0 = np.cumsum(w[::-1])[::-1][self.start]
-        s1 = np.cumsum((w[:, None] * self.Z)[::-1], axis=0)[::-1][self.start]
-        a0 = np.add.reduceat(w[ev], self.first_event) if self.d.size else np.zeros(0)
-        a1 = np.add.reduceat(w[ev][:, None] * self.Z[ev], self.first_event, axis=0)
+        p = beta.size
+        columns = self.packed if hessian else self.packed[:, :p + 1]
+        weighted = w[:, None] * columns
+        # sums over the risk set {j: T_j >= t_k} and over the events tied at t_k
+        risk = np.cumsum(np.add.reduceat(weighted, self.start, axis=0)[::-1], axis=0)[::-1]
+        tied = np.add.reduceat(weighted[ev], self.first_event, axis=0)
         g, f = self.group, self.frac[:, None]
-        phi = s0[g] - self.frac * a0[g]
-        n1 = s1[g] - f * a1[g]
+        efron = risk[g] - f * tied[g]  # (events, columns)
+        phi = efron[:, 0]
+        n1 = efron[:, 1:p + 1]
         loglik = float(np.sum(eta[ev] - shift) - np.sum(np.log(phi)))
-        score = self.Z[ev].sum(axis=0) - (n1 / phi[:, None]).sum(axis=0)
+        mean1 = n1 / phi[:, None]
+        score = self.Z[ev].sum(axis=0) - mean1.sum(axis=0)
         if not hessian:
             return loglik, score, None
-        s2 = np.cumsum((w[:, None, None] * self.outer)[::-1], axis=0)[::-1][self.start]
-        a2 = np.add.reduceat(w[ev][:, None, None] * self.outer[ev], self.first_event, axis=0)
-        n2 = s2[g] - f[:, :, None] * a2[g]
-        mean1 = n1 / phi[:, None]
-        info = (n2 / phi[:, None, None]).sum(axis=0) - mean1.T @ mean1
-        return loglik, score, info
+        second = (efron[:, p + 1:] / phi[:, None]).sum(axis=0)
+        info = np.empty((p, p))
+        info[self.upper] = second
+        info[self.upper[::-1]] = second
+        return loglik, score, info - mean1.T @ mean1
 
     def breslow_jumps(self, beta: np.ndarray) -> np.ndarray:
         """Breslow cumulative-hazard increments at ``event_times``, at z = 0."""

@@ -11,12 +11,20 @@ Binary outcome (:func:`binary_metrics`):
 * ICI / E50 / E90 = mean / median / 90th percentile of |s(p_i) - p_i|, s = loess smooth of y on p
   (Austin & Steyerberg 2019, Stat Med 38:4051): local quadratic, tricube weights, span 0.75, no
   robustness iterations -- R's ``loess(y ~ p)`` defaults, with exact (``surface = "direct"``)
-  local fits.
+  local fits. With at most :data:`LOESS_POINTS` distinct predictions (every cohort of up to 200
+  patients) the curve is fitted exactly at each of them. With more, it is fitted exactly at
+  :data:`LOESS_POINTS` quantiles of the predictions and linearly interpolated in between: O(n)
+  time and memory instead of O(n^2), and, like R's default ``surface = "interpolate"``, an
+  approximation of the direct fit. On simulated cohorts of 300 to 8,000 patients the interpolated
+  curve was within 1e-3 of the direct one (probability scale), ICI within 2e-5 and E50 / E90
+  within 2e-4, far below their bootstrap uncertainty (``tests/test_metrics.py`` checks n = 2,000).
+  The direct curve has a kink wherever a point enters a neighbourhood, so more points or cubic
+  interpolation shrink this error only slowly.
 
 Time-to-event outcome at a horizon t (:func:`survival_metrics`, default 12 months):
 
 * C statistic = Harrell's C over all usable pairs (earlier time an event; ties in risk 1/2;
-  a censoring tied with an event time counts as surviving longer).
+  a censoring tied with an event time counts as surviving longer), counted in O(n log^2 n).
 * Calibration slope = coefficient of the linear predictor in a Cox model (Van Houwelingen 2000,
   Stat Med 19:3401); the same slope as regressing on log(-log(1 - F(t|x))) = log H0(t) + lp.
 * Calibration intercept = log(O / E) with follow-up truncated at t: O = events by t,
@@ -43,6 +51,8 @@ from training.cox import _RiskSets
 from training.logistic import penalized_covariance
 
 METRICS = ("c_index", "calibration_slope", "calibration_intercept", "brier", "ici", "e50", "e90")
+#: Most points at which the calibration loess is fitted exactly (see the module docstring).
+LOESS_POINTS = 200
 _EPS = 1e-12
 
 
@@ -62,19 +72,75 @@ def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
 
     A pair (i, j) is usable when T_i < T_j and i had the event, or T_i == T_j with i an event and j
     censored. Concordant if risk_i > risk_j; risk ties count 1/2. Returns NaN without usable pairs.
+
+    The pairs are counted, not enumerated: O(n log^2 n) time and O(n) memory (see
+    :func:`_smaller_before`), so a registry of 10,000 patients costs milliseconds.
     """
     time = np.asarray(time, dtype=float)
     event = np.asarray(event).astype(bool)
     risk = np.asarray(risk, dtype=float)
-    earlier = (time[:, None] < time[None, :]) | (
-        (time[:, None] == time[None, :]) & ~event[None, :])
-    usable = earlier & event[:, None]
-    n_pairs = usable.sum()
+    # Order: later times first; at a tied time censorings before events, and tied events by
+    # decreasing risk. Then the subjects placed before an event i are exactly its usable partners,
+    # plus the events tied with i placed before it, none of which has a smaller risk than i.
+    rank = np.unique(risk, return_inverse=True)[1].ravel()
+    order = np.lexsort((-rank, event, -time))
+    rank_sorted, event_sorted = rank[order], event[order]
+    smaller, smaller_or_equal = _smaller_before(rank_sorted)
+    time_sorted = time[order]
+    later = np.searchsorted(-time_sorted, -time_sorted, side="left")  # subjects with T_j > T_i
+    tied_censored = (np.searchsorted(-time_sorted, -time_sorted, side="right") - later
+                     - _count_by_key(time_sorted, event_sorted))  # T_j == T_i, j censored
+    n_pairs = int(np.sum((later + tied_censored)[event_sorted]))
     if n_pairs == 0:
         return float("nan")
-    diff = risk[:, None] - risk[None, :]
-    score = (usable & (diff > 0)).sum() + 0.5 * (usable & (diff == 0)).sum()
-    return float(score / n_pairs)
+    concordant = int(smaller[event_sorted].sum())
+    # Events with the same time and risk, placed before i, are counted by smaller_or_equal
+    # but are not usable partners: c of them in a group give c (c - 1) / 2 such pairs.
+    _, counts = np.unique(np.column_stack([time_sorted, rank_sorted])[event_sorted], axis=0,
+                          return_counts=True)
+    tied_risk = int((smaller_or_equal - smaller)[event_sorted].sum()
+                    - np.sum(counts * (counts - 1) // 2))
+    return float((concordant + 0.5 * tied_risk) / n_pairs)
+
+
+def _count_by_key(keys: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """For each i, how many j with ``keys[j] == keys[i]`` have ``flags[j]`` (keys sorted)."""
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    totals = np.add.reduceat(flags.astype(np.int64), starts) if keys.size else np.zeros(0, int)
+    return np.repeat(totals, np.diff(np.r_[starts, keys.size]))
+
+
+def _smaller_before(rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each position i, #{j < i: rank[j] < rank[i]} and #{j < i: rank[j] <= rank[i]}.
+
+    Bottom-up merge counting: at block size s every position is compared with the sibling block
+    of size s to its left, so each pair j < i is counted exactly once, at the level where the two
+    first share a block of size 2s. Each level is one sort and two binary searches.
+
+    Parameters
+    ----------
+    rank : (n,) non-negative integers
+
+    Returns
+    -------
+    smaller, smaller_or_equal : (n,) int64 arrays
+    """
+    n = rank.size
+    position = np.arange(n)
+    width = np.int64(rank.max(initial=0)) + 2
+    smaller = np.zeros(n, dtype=np.int64)
+    smaller_or_equal = np.zeros(n, dtype=np.int64)
+    size = 1
+    while size < n:
+        pair = position // (2 * size)
+        right = (position // size) % 2 == 1
+        base = pair * width
+        left_keys = np.sort(base[~right] + rank[~right])
+        keys, start = base[right] + rank[right], np.searchsorted(left_keys, base[right])
+        smaller[right] += np.searchsorted(left_keys, keys, side="left") - start
+        smaller_or_equal[right] += np.searchsorted(left_keys, keys, side="right") - start
+        size *= 2
+    return smaller, smaller_or_equal
 
 
 def brier(y: np.ndarray, p: np.ndarray) -> float:
@@ -133,14 +199,19 @@ def calibration_intercept(y: np.ndarray, p: np.ndarray) -> float:
     return float(_logistic_mle(np.ones((lp.size, 1)), y, lp)[0])
 
 
-def loess(x: np.ndarray, y: np.ndarray, span: float = 0.75, degree: int = 2) -> np.ndarray:
-    """Loess fitted values at the data points (direct local polynomial fits).
+def loess(x: np.ndarray, y: np.ndarray, span: float = 0.75, degree: int = 2,
+          max_points: int | None = LOESS_POINTS) -> np.ndarray:
+    """Loess fitted values at the data points.
 
     Parameters
     ----------
     x, y : (n,) arrays
     span : fraction of points in each neighbourhood (q = floor(span * n))
     degree : local polynomial degree, 1 or 2
+    max_points : int or None
+        Fit exactly at every distinct ``x`` when there are at most this many (or always, with
+        None); otherwise fit exactly at ``max_points`` quantiles of ``x`` (min and max included)
+        and interpolate linearly. See the module docstring for the error this makes.
 
     Returns
     -------
@@ -148,17 +219,51 @@ def loess(x: np.ndarray, y: np.ndarray, span: float = 0.75, degree: int = 2) -> 
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
+    distinct, inverse = np.unique(x, return_inverse=True)
+    if max_points is None or distinct.size <= max_points:
+        return loess_at(x, y, distinct, span, degree)[inverse.ravel()]
+    at = np.unique(np.quantile(x, np.linspace(0.0, 1.0, max_points)))
+    return np.interp(x, at, loess_at(x, y, at, span, degree))
+
+
+def loess_at(x: np.ndarray, y: np.ndarray, at: np.ndarray, span: float = 0.75,
+             degree: int = 2) -> np.ndarray:
+    """Direct loess fit of ``y`` on ``x`` evaluated at the points ``at``.
+
+    Each value is the local polynomial fit at that point: tricube weights over the q = floor(span
+    * n) nearest ``x`` (R's ``surface = "direct"``). O(len(at) * n) time and memory.
+
+    Parameters
+    ----------
+    x, y : (n,) arrays
+    at : (m,) evaluation points
+    span, degree : as for :func:`loess`
+
+    Returns
+    -------
+    (m,) fitted values
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    at = np.asarray(at, dtype=float)
     n = x.size
     q = min(n, max(degree + 1, int(np.floor(span * n + 1e-10))))
-    dist = np.abs(x[:, None] - x[None, :])
-    h = np.sort(dist, axis=1)[:, q - 1]
+    dx = x[None, :] - at[:, None]  # (m, n)
+    dist = np.abs(dx)
+    h = np.partition(dist, q - 1, axis=1)[:, q - 1]
     h = np.where(h > 0, h, 1.0)
-    u = np.clip(dist / h[:, None], 0.0, 1.0)
-    w = (1.0 - u**3) ** 3
-    dx = x[None, :] - x[:, None]
-    basis = np.stack([dx**k for k in range(degree + 1)], axis=-1)  # (n, n, degree+1)
-    xtwx = np.einsum("ij,ijk,ijl->ikl", w, basis, basis)
-    xtwy = np.einsum("ij,ijk,j->ik", w, basis, y)
+    w = (1.0 - np.minimum(dist / h[:, None], 1.0) ** 3) ** 3
+    # X'WX of the local polynomial is a Hankel matrix of the weighted moments sum_j w dx^k.
+    moments = np.empty((at.size, 2 * degree + 1))
+    xtwy = np.empty((at.size, degree + 1))
+    term = w
+    for k in range(2 * degree + 1):
+        if k:
+            term = term * dx
+        moments[:, k] = term.sum(axis=1)
+        if k <= degree:
+            xtwy[:, k] = term @ y
+    xtwx = moments[:, np.add.outer(np.arange(degree + 1), np.arange(degree + 1))]
     return np.einsum("ikl,il->ik", np.linalg.pinv(xtwx, hermitian=True), xtwy)[:, 0]
 
 
