@@ -32,11 +32,10 @@ def create_app(config: Mapping[str, Any] | None = None):
     model.errors.BundleError
         If the bundle is missing or fails verification: the app refuses to exist without one.
     """
-    from flask import Flask
     from flask.json.provider import DefaultJSONProvider
     from werkzeug.exceptions import HTTPException
 
-    from calculator import api, extensions, web
+    from calculator import api, extensions, failures, security, web
     from calculator.defaults import default_bundle_path
 
     class StrictJSONProvider(DefaultJSONProvider):
@@ -48,16 +47,20 @@ def create_app(config: Mapping[str, Any] | None = None):
             kwargs.setdefault("allow_nan", False)
             return super().dumps(obj, **kwargs)
 
-    app = Flask(__name__, static_folder=None)  # the web blueprint serves calculator/static
+    # static_folder=None: the web blueprint serves calculator/static
+    app = failures.CalculatorFlask(__name__, static_folder=None)
     app.json = StrictJSONProvider(app)
     app.config.from_mapping(
         BUNDLE_PATH=os.environ.get("CART_RISK_BUNDLE") or str(default_bundle_path()),
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
     )
+    security.configure(app)
     if config:
         app.config.from_mapping(config)
     extensions.init_app(app)
+    failures.init_app(app)
+    security.init_app(app, csrf_exempt=[api.blueprint])
     app.register_blueprint(web.blueprint)
     app.register_blueprint(api.blueprint)
 
@@ -65,8 +68,11 @@ def create_app(config: Mapping[str, Any] | None = None):
         # Routing errors (404, 405) happen before a blueprint is known, so one handler picks the
         # format: JSON under the API's paths, HTML everywhere else.
         if api.is_api_path():
-            field = {404: "path", 405: "method"}.get(error.code or 500, "body")
-            return api.error_response(error.code or 500, error.description or error.name, field)
+            code = error.code or 500
+            if code >= 500:
+                return api.error_response(code, failures.server_error_message(), "server")
+            field = {404: "path", 405: "method"}.get(code, "body")
+            return api.error_response(code, error.description or error.name, field)
         return web.error_page(error)
 
     # Also answers unexpected exceptions (as InternalServerError) outside testing.

@@ -1,7 +1,9 @@
 """The JSON API: ``POST /api/v1/predict``, ``GET /api/v1/openapi.json`` and ``GET /healthz``.
 
 Every answer is JSON, errors included: ``{"errors": [{"field": ..., "message": ...}]}`` with 400
-(not JSON), 413 (too large), 415 (not declared as JSON) or 422 (JSON that is not a valid patient).
+(not JSON), 413 (too large), 415 (not declared as ``application/json``) or 422 (JSON that is not
+a valid patient); an unexpected failure answers 500 with field ``server`` and the request id only.
+The API needs no CSRF token: a cross-site HTML form cannot send ``application/json``.
 Input goes through :func:`model.patient.parse_patient` only; the answer is
 :func:`model.predictor.prediction_answer`, the same function behind the result page.
 """
@@ -61,7 +63,7 @@ def read_json_body() -> Any:
     InputError
         With status 400, 413 or 415 set on the error, field ``body``.
     """
-    if not request.is_json:
+    if request.mimetype != "application/json":  # not application/*+json: one format only
         raise _status(InputError([FieldError(
             "body", "send the patient as JSON with Content-Type: application/json")]), 415)
     data = request.get_data(cache=False)
@@ -206,7 +208,7 @@ def openapi_document() -> dict[str, Any]:
                     "application/json": {"schema": {"type": "object"}}}}}}},
         },
         "components": {"schemas": {
-            "Patient": {**patient_json_schema(required),
+            "Patient": {**patient_json_schema(required, null_for_absent=True),
                         "description": "one patient; fields required by this bundle: "
                                        + ", ".join(required)},
             "Prediction": prediction,

@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.add_argument("--bootstrap", type=int, default=200, metavar="B")
     p.add_argument("--seed", type=int, default=20170201, metavar="S")
-    p.add_argument("--jobs", type=int, default=1, metavar="N")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="local worker processes for the bootstrap (with --backend dask every "
+                        "worker of the cluster is used instead)")
     p.add_argument("--features", type=Path, metavar="TOML", help="feature configuration file")
     p.add_argument("--backend", choices=["loky", "dask"], default=None,
                    help="joblib backend for the bootstrap (default: local processes)")

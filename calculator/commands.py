@@ -8,20 +8,13 @@ fitting libraries (unless the default bundle has to be trained first) or Flask (
 """
 from __future__ import annotations
 
-import csv
 import json
-import math
-import os
 import socket
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
 
 from model.errors import FieldError, InputError
 
-#: Input columns that identify a row rather than describe the patient; copied to the output.
-ID_COLUMNS = ("patient_id",)
 #: At most this many row errors are printed; all are in the output's ``error`` column.
 MAX_PRINTED_ROW_ERRORS = 20
 DOSE_SENTENCE = ("Every cohort patient received the same split dose (5 x 10^6 cells/kg as 10 %, "
@@ -124,130 +117,31 @@ def format_answer(answer: dict, patient: dict, manifest: dict) -> str:
 # --------------------------------------------------------------------------- score
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle, restkey="\0extra")
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
-    except UnicodeDecodeError:
-        raise InputError([FieldError(str(path), "is not UTF-8 text")]) from None
-    except csv.Error as problem:
-        raise InputError([FieldError(str(path), f"is not a readable CSV file ({problem})")]) \
-            from None
-    if not header:
-        raise InputError([FieldError(str(path), "is empty; expected a header row of field "
-                                                "names and one row a patient")])
-    return header, rows
-
-
-def _check_header(header: list[str], required: tuple[str, ...], path: Path) -> None:
-    from model.patient import PATIENT_FIELDS, parse_form
-
-    problems = [FieldError(name, f"column is missing from {path.name}")
-                for name in required if name not in header]
-    repeated = sorted({name for name in header if header.count(name) > 1})
-    problems += [FieldError(name, "column appears more than once") for name in repeated]
-    try:  # the patient parser names unknown columns (with a did-you-mean) like unknown fields
-        parse_form({name: None for name in header}, ignore=ID_COLUMNS)
-    except InputError as error:
-        problems += [FieldError(problem.field, problem.message.replace("field", "column", 1))
-                     for problem in error.errors if problem.field not in PATIENT_FIELDS]
-    if problems:
-        raise InputError(problems)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    number = float(value)
-    return "" if not math.isfinite(number) else f"{round(number, 3):g}"
-
-
 def score_command(args) -> int:
     """Score every row of a CSV; write predictions (and row errors) to ``-o`` atomically.
 
     Returns 0 when every row was scored, 1 when any row failed (its ``error`` column says why;
     the other rows are still scored). A file-level problem (unknown or missing columns) raises
-    :class:`InputError` and nothing is written.
+    :class:`InputError` and nothing is written. The work is :func:`calculator.scoring.score_csv`.
     """
+    from calculator.scoring import score_csv
     from model.bundle import load_predictor
-    from model.patient import parse_form, population_refusal
-    from model.predictor import input_warnings, predict_points
 
     bundle = load_predictor(_bundle_path(args))
-    required = bundle.predictor.required_fields
-    header, rows = _read_rows(args.input)
-    _check_header(header, required, args.input)
-    if not rows:
-        raise InputError([FieldError(str(args.input), "has no patient rows")])
-    errors: dict[int, str] = {}
-    patients: dict[int, dict] = {}
-    for index, row in enumerate(rows):
-        if "\0extra" in row:
-            errors[index] = "row has more cells than the header"
-            continue
-        try:
-            patient = parse_form(row, required=required, ignore=ID_COLUMNS)
-        except InputError as error:
-            errors[index] = "; ".join(str(problem) for problem in error.errors)
-            continue
-        refusal = population_refusal(patient)
-        if refusal:
-            errors[index] = f"marrow_blasts_pct: {refusal}"
-            continue
-        patients[index] = patient
-    valid = list(patients.values())
-    points = predict_points(bundle, valid, intervals=True) if valid else {}
-    warnings = input_warnings(bundle, valid) if valid else []
-    outputs = [key for key in points if key != "burden_subgroup"]
-    columns = header + ["burden_subgroup"] + outputs + ["scrs_band_rate", "warnings", "error"]
-    position = {index: i for i, index in enumerate(patients)}
-    table = []
-    for index, row in enumerate(rows):
-        line = {name: row.get(name) or "" for name in header}
-        if index in position:
-            i = position[index]
-            subgroup = str(points["burden_subgroup"][i])
-            band = bundle.predictor.scrs_bands.get(subgroup) or {}
-            line.update({key: _cell(points[key][i]) for key in outputs})
-            line.update(burden_subgroup=subgroup, warnings="; ".join(warnings[i]),
-                        scrs_band_rate=_cell(band.get("rate", float("nan"))))
-        line["error"] = errors.get(index, "")
-        table.append(line)
-    _write_atomically(args.output, columns, table)
-    for shown, (index, message) in enumerate(sorted(errors.items())):
-        if shown == MAX_PRINTED_ROW_ERRORS:
-            print(f"cart-risk score: ... and {len(errors) - shown} more (see the error column "
-                  f"of {args.output})", file=sys.stderr)
-            break
-        ident = rows[index].get("patient_id")
-        where = f"line {index + 2}" + (f" (patient_id {ident})" if ident else "")
-        print(f"cart-risk score: {where}: {message}", file=sys.stderr)
-    if errors:
-        print(f"cart-risk score: {len(errors)} of {len(rows)} rows failed; "
-              f"{len(rows) - len(errors)} scored into {args.output}", file=sys.stderr)
+    summary = score_csv(bundle, args.input, args.output, keep_errors=MAX_PRINTED_ROW_ERRORS)
+    for problem in summary.errors:
+        where = f"line {problem.line}" + (f" (patient_id {problem.patient_id})"
+                                          if problem.patient_id else "")
+        print(f"cart-risk score: {where}: {problem.message}", file=sys.stderr)
+    if summary.failed > len(summary.errors):
+        print(f"cart-risk score: ... and {summary.failed - len(summary.errors)} more (see the "
+              f"error column of {args.output})", file=sys.stderr)
+    if summary.failed:
+        print(f"cart-risk score: {summary.failed} of {summary.rows} rows failed; "
+              f"{summary.rows - summary.failed} scored into {args.output}", file=sys.stderr)
         return 1
-    print(f"scored {len(rows)} rows into {args.output}")
+    print(f"scored {summary.rows} rows into {args.output}")
     return 0
-
-
-def _write_atomically(path: Path, columns: list[str], table: list[dict]) -> None:
-    """Write the CSV next to ``path`` and rename it into place: readers never see half a file."""
-    path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.",
-                                             suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(table)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- serve
@@ -296,6 +190,7 @@ def serve_command(args) -> int:
             self.cfg.set("workers", args.workers)
             self.cfg.set("preload_app", True)
             self.cfg.set("proc_name", "cart-risk")
+            self.cfg.set("accesslog", None)  # figure URLs carry patient fields (SECURITY.md)
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no ~/.gunicorn
                 self.cfg.set("control_socket_disable", True)
 

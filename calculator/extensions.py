@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from flask import Flask, current_app
 
-from model.bundle import TRAINING_DATA, LoadedBundle, load_predictor
+from model.bundle import TRAINING_DATA, LoadedBundle, load_predictor, version_differences
 from model.burden import HIGH_BURDEN_FROM_PCT
 from model.errors import BundleError
 from model.survival import KaplanMeier, kaplan_meier
@@ -84,6 +84,29 @@ def init_app(app: Flask) -> None:
         raise BundleError("directory", None, "no bundle configured (BUNDLE_PATH)")
     bundle = load_predictor(path)
     app.extensions[EXTENSION_KEY] = CalculatorState(bundle, cohort_curves(bundle))
+    report_version_differences(app, bundle)
+
+
+def report_version_differences(app: Flask, bundle: LoadedBundle) -> list[str]:
+    """Log, at start-up, each package whose installed version differs from the bundle's record.
+
+    Serving goes on: predictions use ``predictor.json`` (plain numbers, nothing unpickled), so a
+    library upgrade cannot change how the bundle loads. Unpickling ``estimators.joblib``
+    (``cart-risk report``, audits) is refused across a scikit-learn / lifelines major.minor change
+    by :func:`model.bundle.load_estimators`.
+
+    Returns
+    -------
+    list of str
+        The differences logged (empty when the versions match).
+    """
+    differences = version_differences(bundle.manifest)
+    if differences:
+        app.logger.warning(
+            "bundle %s was written with other package versions (%s); serving it, since "
+            "predictions read predictor.json and unpickle nothing", bundle.id[:12],
+            "; ".join(differences))
+    return differences
 
 
 def calculator_state() -> CalculatorState:

@@ -2,16 +2,21 @@
 
 Views stay thin: input is parsed by :func:`model.patient.parse_form` only, and the result page is
 built by :func:`calculator.results.result_view` from the same answer the API returns. Plots are
-recomputed from the patient's fields in the query string and served from this origin.
+recomputed from the patient's fields in the query string and served from this origin (which is
+why no access log is kept: see SECURITY.md). The form carries a CSRF token
+(:mod:`calculator.security`); a post without a valid one shows the form again, values kept,
+saying that nothing was calculated and why.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request,
+                   url_for)
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from calculator import results
+from calculator import failures, results
 from calculator.extensions import calculator_state
 from model.errors import InputError
 from model.patient import PATIENT_FIELDS, parse_form
@@ -27,6 +32,11 @@ FORM_SECTIONS = (
                          "prior_chemo_ge_3", "tp53_mutation", "poor_cytogenetics")),
 )
 PLOTS = ("survival", "treatment-window", "scrs-bands")
+#: Form fields that are not patient input: the CSRF token.
+FORM_CONTROL_FIELDS = ("csrf_token",)
+CSRF_REFUSAL = ("This form was not accepted, so nothing was calculated: its security token is "
+                "missing, invalid or expired (a form stays valid{lifetime}, and only when sent "
+                "from this calculator's own page). Check the values below and submit again.")
 _FIELD_LABELS = {**{name: spec.label for name, spec in PATIENT_FIELDS.items()},
                  results.TARGET_FIELD: "Target marrow blasts"}
 
@@ -97,7 +107,8 @@ def _shown_value(name: str, text: str) -> str:
     return text
 
 
-def _render_form(values: Mapping[str, str], errors: list | None = None, status: int = 200):
+def _render_form(values: Mapping[str, str], errors: list | None = None, status: int = 200,
+                 refusal: str | None = None):
     by_field: dict[str, str] = {}
     general = []
     for problem in errors or []:
@@ -111,7 +122,7 @@ def _render_form(values: Mapping[str, str], errors: list | None = None, status: 
     return render_template("form.html", sections=form_fields(), values=shown,
                            errors=by_field, general_errors=general, all_errors=errors or [],
                            target_field=results.TARGET_FIELD, labels=_FIELD_LABELS,
-                           **_common()), status
+                           refusal=refusal, **_common()), status
 
 
 def _common() -> dict[str, Any]:
@@ -133,7 +144,7 @@ def result():
     values = _raw_values(submitted)
     try:
         patient = parse_form(submitted, required=bundle.predictor.required_fields,
-                             ignore=(results.TARGET_FIELD,))
+                             ignore=(results.TARGET_FIELD, *FORM_CONTROL_FIELDS))
         target = results.parse_target(submitted.get(results.TARGET_FIELD), patient)
         view = results.result_view(bundle, patient, target)
     except InputError as error:
@@ -175,9 +186,7 @@ def plot(name: str, fmt: str):
                                                patient["marrow_blasts_pct"], target)
     else:
         figure = plots.scrs_bands_figure(view["bands"], answer.get("severe_crs"))
-    response = Response(plots.render(figure, fmt), mimetype=plots.MEDIA_TYPES[fmt])
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
+    return Response(plots.render(figure, fmt), mimetype=plots.MEDIA_TYPES[fmt])
 
 
 @blueprint.get("/about")
@@ -191,6 +200,22 @@ def about():
                            labels=results.OUTCOME_LABELS, **_common())
 
 
+@blueprint.errorhandler(CSRFError)
+def csrf_refused(error: CSRFError):
+    """The form again, with the submitted values and a fresh token, saying why it was refused."""
+    seconds = current_app.config.get("WTF_CSRF_TIME_LIMIT")
+    lifetime = f" for {seconds / 3600:g} hours" if seconds else ""
+    try:
+        values = _raw_values(request.form.to_dict(flat=True))
+    except HTTPException:  # the body itself was refused (too large): show an empty form
+        values = {}
+    return _render_form(values, status=error.code or 400,
+                        refusal=CSRF_REFUSAL.format(lifetime=lifetime))
+
+
 def error_page(error: HTTPException):
-    """The HTML error page, for any HTTP error outside the API."""
-    return render_template("error.html", error=error), error.code or 500
+    """The HTML error page, for any HTTP error outside the API (5xx: a plain message and id)."""
+    code = error.code or 500
+    message = (failures.server_error_message().capitalize() + "."
+               if code >= 500 else error.description)
+    return render_template("error.html", error=error, message=message), code

@@ -135,14 +135,37 @@ def required_patient_fields(features: Iterable[str]) -> list[str]:
     return needed
 
 
-def patient_json_schema(required: Collection[str] = ()) -> dict[str, Any]:
-    """JSON Schema of one patient object; unknown fields are refused, as by the parsers."""
+def patient_json_schema(required: Collection[str] = (), *,
+                        null_for_absent: bool = False) -> dict[str, Any]:
+    """JSON Schema (2020-12, as OpenAPI 3.1 uses) of a patient as :func:`parse_patient` reads it.
+
+    Unknown fields are refused, and 0 % blasts with negative MRD is excluded, as by
+    :func:`~model.burden.population_refusal` (outside the modelled population).
+
+    Parameters
+    ----------
+    required : collection of str
+        As for :func:`parse_patient`.
+    null_for_absent : bool
+        Also allow ``null`` for the optional fields (the parser reads it as absent), so that a
+        document of the API describes every body the API accepts.
+    """
     needed = _required_set(required)
+    properties = {}
+    for name, spec in PATIENT_FIELDS.items():
+        value = spec.json_schema()
+        if null_for_absent and name not in needed:
+            value = {"anyOf": [value, {"type": "null"}], "description": value["description"]}
+        properties[name] = value
     return {
         "type": "object",
-        "properties": {name: spec.json_schema() for name, spec in PATIENT_FIELDS.items()},
+        "properties": properties,
         "required": [name for name in PATIENT_FIELDS if name in needed],
         "additionalProperties": False,
+        "not": {"properties": {"marrow_blasts_pct": {"const": 0}, "mrd_positive": {"const": False}},
+                "required": ["marrow_blasts_pct", "mrd_positive"],
+                "description": "0 % marrow blasts with negative MRD: outside the modelled "
+                               "population"},
     }
 
 
@@ -207,6 +230,34 @@ def parse_form(raw: Mapping[str, str | None], required: Collection[str] = (),
         Listing every problem.
     """
     return _parse(raw, required, _text_value, ignore=ignore)
+
+
+def parse_text_value(name: str, text: str | None) -> Any:
+    """One field's text, checked exactly as :func:`parse_form` checks it.
+
+    For callers that check a column of text once per distinct value (a scored CSV).
+
+    Parameters
+    ----------
+    name : str
+        Field name in :data:`PATIENT_FIELDS`.
+    text : str or None
+
+    Returns
+    -------
+    float, bool, str or None
+        The typed value; ``None`` when the text is absent or blank.
+
+    Raises
+    ------
+    InputError
+        With one :class:`~model.errors.FieldError` for the field, the message :func:`parse_form`
+        gives.
+    """
+    try:
+        return _text_value(PATIENT_FIELDS[name], text)
+    except _Invalid as problem:
+        raise InputError([FieldError(name, str(problem))]) from None
 
 
 def _required_set(required: Collection[str]) -> set[str]:

@@ -4,7 +4,8 @@ Logistic models (``cr``, ``severe_crs``): ``p = 1 / (1 + exp(-(intercept + z @ c
 (``efs``, ``os``): ``S(t) = S0(t) ** exp(z @ coef)``, with ``z = (x - center) / scale``. The 95 %
 interval of a prediction is the 2.5th-97.5th percentile (numpy's default, linear interpolation)
 of the same prediction over the bootstrap parameter sets, which share the training ``center`` and
-``scale``. Survival curves stop at the model's ``max_follow_up_months``; nothing is extrapolated.
+``scale``, widened where needed to contain the prediction itself (:func:`_enclosing`). Survival
+curves stop at the model's ``max_follow_up_months``; nothing is extrapolated.
 
 Patients come either as a mapping of field -> array (one value a patient; a DataFrame works) or as
 a sequence of parsed patient dicts (:func:`model.patient.parse_patient`). Patients outside the
@@ -12,6 +13,7 @@ modelled population (0 % blasts, MRD negative) get NaN predictions and ``in_popu
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -291,22 +293,41 @@ def _logistic(lp: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-lp))
 
 
-def _interval(values: np.ndarray) -> tuple[np.ndarray, ...]:
-    """2.5th and 97.5th percentiles over the last (bootstrap) axis.
+def _interval(values: np.ndarray, transform=None,
+              decreasing: bool = False) -> tuple[np.ndarray, ...]:
+    """2.5th and 97.5th percentiles over the last (bootstrap) axis of ``transform(values)``.
 
-    Same numbers as ``np.quantile(values, q, axis=-1)`` (linear interpolation between order
-    statistics), but a partial sort at the four order statistics needed is about twice as fast.
+    Same numbers as ``np.quantile(transform(values), q, axis=-1)`` (linear interpolation between
+    order statistics). The order statistics of a monotone transform are the transform of the
+    order statistics (reversed if it is ``decreasing``), so only the four needed are
+    transformed, after a full sort: numpy's vectorized sort beats ``np.partition`` at four
+    positions several times over.
     """
     last = values.shape[-1] - 1
-    positions = [q * last for q in _INTERVAL_QUANTILES]
-    below = [int(np.floor(position)) for position in positions]
-    kth = sorted({k for low in below for k in (low, min(low + 1, last))})
-    ordered = np.partition(values, kth, axis=-1)
+    ordered = np.sort(values, axis=-1)
     bounds = []
-    for position, low in zip(positions, below):
-        start, end = ordered[..., low], ordered[..., min(low + 1, last)]
+    for q in _INTERVAL_QUANTILES:
+        position = q * last
+        low = int(np.floor(position))
+        ranks = (low, min(low + 1, last))
+        start, end = (ordered[..., last - k if decreasing else k] for k in ranks)
+        if transform is not None:
+            start, end = transform(start), transform(end)
         bounds.append(start + (end - start) * (position - low))
     return tuple(bounds)
+
+
+def _enclosing(point: np.ndarray, lower: np.ndarray,
+               upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds widened to contain the point: ``(min(lower, point), max(upper, point))``.
+
+    The full-data estimate of a penalized model can fall just outside the percentiles of its
+    bootstrap refits (a skewed bootstrap distribution, few refits); an interval that excludes its
+    own estimate would contradict it on the page. Widening only ever makes the interval more
+    conservative, and keeps survival bands non-increasing (the minimum or maximum of two
+    non-increasing curves is non-increasing).
+    """
+    return np.fmin(lower, point), np.fmax(upper, point)
 
 
 def _horizon_index(model: CompiledModel) -> dict[int, int | None]:
@@ -324,19 +345,28 @@ def _probability_bounds(x, model: CompiledModel) -> tuple[np.ndarray, np.ndarray
     """Bootstrap 2.5 / 97.5 percentiles of the probability, each (n,)."""
     lower, upper = np.empty(x.shape[0]), np.empty(x.shape[0])
     for rows in _chunks(x.shape[0], model.boot_offset.size):
-        lower[rows], upper[rows] = _interval(_logistic(_linear(x[rows], model, boot=True)))
+        lower[rows], upper[rows] = _interval(_linear(x[rows], model, boot=True), _logistic)
     return lower, upper
 
 
 def _survival_bands(x, model: CompiledModel, columns: list[int] | slice):
-    """Bootstrap 2.5 / 97.5 percentiles of S(t) at grid ``columns``, shape (n, len(columns))."""
-    log_s0 = np.ascontiguousarray(model.boot_log_baseline[:, columns].T)  # (T, B)
-    lower = np.empty((x.shape[0], log_s0.shape[0]))
+    """Bootstrap 2.5 / 97.5 percentiles of S(t) at grid ``columns``, shape (n, len(columns)).
+
+    S_b(t) = exp(-H0_b(t) exp(lp_b)) decreases with u_b(t) = lp_b + log H0_b(t), so the
+    percentiles are found on u (one addition an element) and only they are exponentiated.
+    """
+    with np.errstate(divide="ignore"):  # H0 = 0 at t = 0: u = -inf, S = 1
+        log_h0 = np.ascontiguousarray(np.log(-model.boot_log_baseline[:, columns]).T)  # (T, B)
+    lower = np.empty((x.shape[0], log_h0.shape[0]))
     upper = np.empty_like(lower)
-    for rows in _chunks(x.shape[0], log_s0.size):
-        hazard_ratio = np.exp(_linear(x[rows], model, boot=True))  # (n, B)
-        lower[rows], upper[rows] = _interval(np.exp(hazard_ratio[:, None, :] * log_s0[None]))
+    for rows in _chunks(x.shape[0], log_h0.size):
+        u = _linear(x[rows], model, boot=True)[:, None, :] + log_h0[None]  # (n, T, B)
+        lower[rows], upper[rows] = _interval(u, _survival_from_u, decreasing=True)
     return lower, upper
+
+
+def _survival_from_u(u: np.ndarray) -> np.ndarray:
+    return np.exp(-np.exp(u))
 
 
 def predict(model: CompiledPredictor | LoadedBundle, patients) -> Predictions:
@@ -358,12 +388,14 @@ def predict(model: CompiledPredictor | LoadedBundle, patients) -> Predictions:
         x = inputs.x(compiled)
         lp = _linear(x, compiled, boot=False)
         if compiled.kind == "logistic":
-            lower, upper = _probability_bounds(x, compiled)
+            probability = _logistic(lp)
+            lower, upper = _enclosing(probability, *_probability_bounds(x, compiled))
             results[name] = Probability(*(inputs.hide_outside(v)
-                                          for v in (_logistic(lp), lower, upper)))
+                                          for v in (probability, lower, upper)))
             continue
         survival = inputs.hide_outside(np.exp(np.exp(lp)[:, None] * compiled.log_baseline))
-        lower, upper = (inputs.hide_outside(v) for v in _survival_bands(x, compiled, slice(None)))
+        lower, upper = (inputs.hide_outside(v) for v in
+                        _enclosing(survival, *_survival_bands(x, compiled, slice(None))))
         at = {h: None if i is None else survival[:, i] for h, i in _horizon_index(compiled).items()}
         results[name] = SurvivalCurves(compiled.months, survival, lower, upper, at,
                                        compiled.max_follow_up_months)
@@ -400,14 +432,15 @@ def predict_points(model: CompiledPredictor | LoadedBundle, patients, *,
         if compiled.kind == "logistic":
             out[name] = inputs.hide_outside(_logistic(lp))
             if intervals:
-                lower, upper = _probability_bounds(x, compiled)
+                lower, upper = _enclosing(out[name], *_probability_bounds(x, compiled))
                 out[f"{name}_lower"], out[f"{name}_upper"] = map(inputs.hide_outside,
                                                                 (lower, upper))
             continue
         index = _horizon_index(compiled)
         available = [i for i in index.values() if i is not None]
         points = np.exp(np.exp(lp)[:, None] * compiled.log_baseline[available])
-        bands = _survival_bands(x, compiled, available) if intervals else None
+        bands = _enclosing(points, *_survival_bands(x, compiled, available)) if intervals \
+            else None
         for h, i in index.items():
             key = f"{name}_{h}mo"
             if i is None:
@@ -465,11 +498,28 @@ def input_warnings(model: CompiledPredictor | LoadedBundle, patients) -> list[li
 
 def _num(value: Any, digits: int = 3) -> float | None:
     value = float(value)
-    return round(value, digits) if np.isfinite(value) else None
+    return round(value, digits) if math.isfinite(value) else None
 
 
 def _nums(values: np.ndarray, digits: int = 3) -> list[float | None]:
-    return [_num(v, digits) for v in values]
+    """``[_num(v, digits) for v in values]``, the same numbers, vectorized.
+
+    ``rint(x * 10**digits) / 10**digits`` equals Python's correctly rounded ``round(x, digits)``
+    unless ``x * 10**digits`` lies near a tie (where the product's own rounding can decide), is
+    too large to hold every integer exactly, or is not finite; those few values go through
+    :func:`_num`. One answer holds ~800 numbers, and ``round`` on each cost more than the
+    prediction itself.
+    """
+    values = np.asarray(values, dtype=float)
+    scale = 10.0 ** digits
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = values * scale
+        rounded = (np.rint(scaled) / scale).tolist()
+        exceptional = (~(np.abs(scaled) < 2.0 ** 52)
+                       | (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6))
+    for i in np.flatnonzero(exceptional).tolist():
+        rounded[i] = _num(values[i], digits)
+    return rounded
 
 
 def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[str, Any]:

@@ -146,3 +146,46 @@ def live_api(served_calculator):
 @pytest.fixture()
 def unused_port() -> int:
     return free_port()
+
+
+def start_calculator(bundle: Path, log: Path, *, workers: int = 1, env: dict | None = None,
+                     cwd: Path = REPO, timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """Start ``cart-risk serve`` on a free loopback port; (process, base URL) once /healthz answers.
+
+    Output (stdout and stderr) goes to ``log``; ``env`` replaces the environment when given. The
+    caller stops the process with :func:`stop_process`.
+    """
+    port = free_port()
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "calculator.cli", "serve", "--bundle", str(bundle),
+             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"cart-risk serve exited with {server.returncode}:\n"
+                        f"{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return server, base_url
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            stop_process(server)
+            pytest.fail(f"cart-risk serve did not answer /healthz within {timeout} s:\n"
+                        f"{log.read_text(errors='replace')}")
+        time.sleep(0.2)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM a process this test started, then SIGKILL it if it has not exited in time."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

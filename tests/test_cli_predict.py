@@ -80,7 +80,8 @@ def test_predict_never_imports_the_fitting_stack(trained_bundle_path, patient):
 import sys
 from calculator.cli import main
 assert main({["predict", "--bundle", str(trained_bundle_path), "--json", *options(patient)]!r}) == 0
-heavy = {{"sklearn", "lifelines", "statsmodels", "training", "flask", "matplotlib"}}
+heavy = {{"sklearn", "lifelines", "statsmodels", "training", "flask", "matplotlib", "pandas",
+         "pandera", "scipy", "joblib", "dask", "distributed"}}
 loaded = sorted(name for name in sys.modules if name.split(".")[0] in heavy)
 assert not loaded, loaded
 """

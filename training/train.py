@@ -144,7 +144,8 @@ def train(cohort_path, out_dir, bootstrap: int = 200, seed: int = 20170201, jobs
     seed : int
         Seed of the bootstrap's ``SeedSequence``; every model uses the same resamples.
     jobs : int
-        Parallel workers for the bootstrap (results are identical for any value).
+        Parallel local workers for the bootstrap (results are identical for any value); the
+        dask backend uses every worker of its cluster instead.
     features_path : path, optional
         Feature configuration TOML (default: the packaged ``training/features.toml``).
     backend : str, optional

@@ -1,0 +1,343 @@
+"""Score a CSV of patients, chunk by chunk (the engine of ``cart-risk score``).
+
+Memory stays bounded whatever the file's length: the input is read :data:`CHUNK_ROWS` rows at a
+time (the ``csv`` module, so a row's problems are the same as a one-row-at-a-time reader would
+find), each chunk is checked, predicted and appended to a temporary file beside the output, and
+that file is renamed over the output only once every row has been written. A file-level problem
+found anywhere (not UTF-8, not CSV, no rows) leaves any earlier output untouched.
+
+Each column of a chunk is checked once per distinct text, by :func:`model.patient.parse_text_value`
+-- the rules and messages of :func:`model.patient.parse_form`, so a bad cell gets the message the
+API and the form give. A row with problems is kept in the output with its ``error`` column filled
+and no predictions; the other rows are scored.
+
+Output columns: the input's columns, ``burden_subgroup``, the columns of
+:func:`model.predictor.predict_points` with intervals (``cr``, ``cr_lower``, ``cr_upper``, ...,
+``efs_6mo``, ...), ``scrs_band_rate``, ``warnings``, ``error``. Numbers are rounded to 3 decimals,
+as in the API.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from model.errors import FieldError, InputError
+from model.patient import (ALWAYS_REQUIRED, PATIENT_FIELDS, in_modelled_population, parse_form,
+                           parse_text_value, population_refusal)
+from model.predictor import input_warnings, predict_points
+
+#: Rows read, checked and predicted at a time; memory is proportional to it, not to the file.
+CHUNK_ROWS = 10_000
+#: Input columns that identify a row rather than describe the patient; copied to the output.
+ID_COLUMNS = ("patient_id",)
+TOO_MANY_CELLS = "row has more cells than the header"
+#: Output columns after the predictions.
+TRAILING_COLUMNS = ["scrs_band_rate", "warnings", "error"]
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A row that could not be scored: its CSV line (1 = header), ``patient_id`` and why."""
+
+    line: int
+    patient_id: str
+    message: str
+
+
+@dataclass
+class ScoreSummary:
+    """What :func:`score_csv` did: rows read, rows that failed, the first ``keep_errors`` failures."""
+
+    rows: int = 0
+    failed: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+def score_csv(bundle, source: Path, destination: Path, *, chunk_rows: int = CHUNK_ROWS,
+              keep_errors: int = 20) -> ScoreSummary:
+    """Score every row of ``source`` with ``bundle`` into ``destination`` (written atomically).
+
+    Parameters
+    ----------
+    bundle : model.bundle.LoadedBundle
+    source, destination : path
+        Input CSV (UTF-8, header row of API field names, one row a patient) and output CSV.
+    chunk_rows : int
+        Rows held in memory at a time.
+    keep_errors : int
+        How many row failures to return in full (all are counted and in the ``error`` column).
+
+    Returns
+    -------
+    ScoreSummary
+
+    Raises
+    ------
+    InputError
+        A file-level problem (unreadable, not UTF-8, unknown / missing / repeated columns, no
+        rows); ``destination`` is then left as it was.
+    OSError
+        ``source`` cannot be opened or ``destination`` cannot be written.
+    """
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be >= 1")
+    source, destination = Path(source), Path(destination)
+    required = bundle.predictor.required_fields
+    with open(source, newline="", encoding="utf-8-sig") as handle:
+        records = _records(csv.reader(handle), source)
+        header = next(records, (0, []))[1]
+        if not header:
+            raise InputError([FieldError(str(source), "is empty; expected a header row of field "
+                                                      "names and one row a patient")])
+        _check_header(header, required, source)
+        keys = prediction_columns(bundle)
+        summary = ScoreSummary()
+        with _AtomicCsv(destination) as writer:
+            writer.writerow(header + ["burden_subgroup"] + keys + TRAILING_COLUMNS)
+            for chunk in _chunks(records, chunk_rows):
+                table, errors = _score_chunk(bundle, header, keys, chunk)
+                writer.writerows(zip(*table))
+                summary.rows += len(chunk)
+                summary.failed += len(errors)
+                summary.errors += errors[:max(0, keep_errors - len(summary.errors))]
+            if summary.rows == 0:
+                raise InputError([FieldError(str(source), "has no patient rows")])
+    return summary
+
+
+def prediction_columns(bundle) -> list[str]:
+    """The prediction columns of the output: those :func:`predict_points` gives for ``bundle``."""
+    empty = {name: np.empty(0, dtype=_DTYPES[PATIENT_FIELDS[name].kind])
+             for name in bundle.predictor.required_fields}
+    return [key for key in predict_points(bundle, empty, intervals=True)
+            if key != "burden_subgroup"]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _records(reader, source: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first line, cells) of each non-blank record; file-level read errors as InputError."""
+    last_line = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            raise InputError([FieldError(str(source), "is not UTF-8 text")]) from None
+        except csv.Error as problem:
+            raise InputError([FieldError(str(source),
+                                         f"is not a readable CSV file ({problem})")]) from None
+        first_line, last_line = last_line + 1, reader.line_num
+        if cells:
+            yield first_line, cells
+
+
+def _chunks(records: Iterator, size: int) -> Iterator[list[tuple[int, list[str]]]]:
+    chunk = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _check_header(header: list[str], required: tuple[str, ...], path: Path) -> None:
+    problems = [FieldError(name, f"column is missing from {path.name}")
+                for name in required if name not in header]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    problems += [FieldError(name, "column appears more than once") for name in repeated]
+    try:  # the patient parser names unknown columns (with a did-you-mean) like unknown fields
+        parse_form({name: None for name in header}, ignore=ID_COLUMNS)
+    except InputError as error:
+        problems += [FieldError(problem.field, problem.message.replace("field", "column", 1))
+                     for problem in error.errors if problem.field not in PATIENT_FIELDS]
+    if problems:
+        raise InputError(problems)
+
+
+# --------------------------------------------------------------------------- checking
+
+_DTYPES = {"number": float, "boolean": bool, "choice": str}
+
+
+@dataclass
+class _Column:
+    """One field's cells in a chunk: typed values, absent and invalid cells, their problems."""
+
+    values: np.ndarray
+    absent: np.ndarray
+    invalid: np.ndarray
+    problems: np.ndarray  # FieldError where invalid, else None
+
+
+def _check_column(name: str, cells: tuple[str, ...]) -> _Column:
+    """Parse each distinct text once, then spread the results over the cells."""
+    distinct = list(dict.fromkeys(cells))
+    parsed, problems = [], []
+    for text in distinct:
+        try:
+            parsed.append(parse_text_value(name, text))
+            problems.append(None)
+        except InputError as error:
+            parsed.append(None)
+            problems.append(error.errors[0])
+    codes = np.fromiter(map({text: i for i, text in enumerate(distinct)}.__getitem__, cells),
+                        dtype=np.intp, count=len(cells))
+    problem_table = np.empty(len(distinct), dtype=object)
+    problem_table[:] = problems
+    invalid = np.array([problem is not None for problem in problems])
+    absent = np.array([value is None for value in parsed]) & ~invalid
+    kind = PATIENT_FIELDS[name].kind
+    if kind == "choice":
+        values = np.array(["" if value is None else value for value in parsed], dtype=str)
+    else:
+        values = np.array([np.nan if value is None else float(value) for value in parsed])
+    return _Column(values[codes], absent[codes], invalid[codes], problem_table[codes])
+
+
+def _check_rows(header: list[str], rows: list[list[str]], required: tuple[str, ...]):
+    """Check a chunk's rows as :func:`model.patient.parse_form` would, column by column.
+
+    Returns
+    -------
+    padded : list of list of str
+        The rows cut or padded to the header's width (the cells copied to the output).
+    typed : dict of str -> numpy.ndarray
+        The required fields of the valid rows, typed for :func:`predict_points`.
+    valid : (n,) bool
+    messages : list of str or None
+        Each row's problems (``field: message; ...``), None for a valid row.
+    """
+    width = len(header)
+    too_long = np.array([len(cells) > width for cells in rows], dtype=bool)
+    padded = [cells if len(cells) == width else (cells + [""] * width)[:width] for cells in rows]
+    by_name = dict(zip(header, zip(*padded))) if padded else {}
+    needed = set(ALWAYS_REQUIRED) | set(required)
+    checked = {name: _check_column(name, by_name[name]) for name in PATIENT_FIELDS
+               if name in by_name}
+    bad = too_long.copy()
+    for name, column in checked.items():
+        bad |= column.invalid
+        if name in needed:
+            bad |= column.absent
+    messages: list[str | None] = [None] * len(rows)
+    for i in np.flatnonzero(bad):
+        if too_long[i]:
+            messages[i] = TOO_MANY_CELLS
+            continue
+        problems = []
+        for name, column in checked.items():
+            if column.invalid[i]:
+                problems.append(column.problems[i])
+            elif column.absent[i] and name in needed:
+                problems.append(FieldError(name, "is required"))
+        messages[i] = "; ".join(str(problem) for problem in problems)
+    blasts, mrd = checked["marrow_blasts_pct"].values, checked["mrd_positive"].values
+    refused = ~bad & ~in_modelled_population(np.nan_to_num(blasts, nan=1.0), mrd)
+    for i in np.flatnonzero(refused):
+        refusal = population_refusal({"marrow_blasts_pct": float(blasts[i]),
+                                      "mrd_positive": bool(mrd[i] == 1)})
+        messages[i] = f"marrow_blasts_pct: {refusal}"
+    valid = ~bad & ~refused
+    typed = {name: checked[name].values[valid].astype(_DTYPES[PATIENT_FIELDS[name].kind])
+             for name in required}
+    return padded, typed, valid, messages
+
+
+# --------------------------------------------------------------------------- scoring a chunk
+
+
+def _score_chunk(bundle, header: list[str], keys: list[str],
+                 chunk: list[tuple[int, list[str]]]):
+    """Output columns (lists of text) of one chunk, and its row errors."""
+    lines = [line for line, _ in chunk]
+    rows = [cells for _, cells in chunk]
+    n = len(rows)
+    predictor = bundle.predictor
+    padded, typed, valid, messages = _check_rows(header, rows, predictor.required_fields)
+    index = np.flatnonzero(valid)
+    table = [list(cells) for cells in zip(*padded)] if padded else [[] for _ in header]
+    subgroup = np.full(n, "", dtype=object)
+    warnings = np.full(n, "", dtype=object)
+    band_rate = np.full(n, "", dtype=object)
+    if index.size:
+        points = predict_points(bundle, typed, intervals=True)
+        subgroup[index] = points["burden_subgroup"].astype(object)
+        warnings[index] = ["; ".join(found) for found in input_warnings(bundle, typed)]
+        rates = {letter: format_numbers(np.array([row.get("rate", np.nan)], dtype=float))[0]
+                 for letter, row in predictor.scrs_bands.items()}
+        band_rate[index] = [rates.get(letter, "") for letter in points["burden_subgroup"]]
+    table.append(subgroup.tolist())
+    for key in keys:
+        values = np.full(n, np.nan)
+        if index.size:
+            values[index] = points[key]
+        table.append(format_numbers(values))
+    table += [band_rate.tolist(), warnings.tolist(), [m or "" for m in messages]]
+    ident = header.index("patient_id") if "patient_id" in header else None
+    errors = [RowError(lines[i], padded[i][ident] if ident is not None else "", messages[i])
+              for i in range(n) if messages[i]]
+    return table, errors
+
+
+def format_numbers(values: np.ndarray) -> list[str]:
+    """``f"{round(v, 3):g}"`` of each value, ``""`` where not finite; vectorized.
+
+    ``rint(v * 1000)`` is Python's correctly rounded ``round(v, 3)`` except where ``v * 1000``
+    lies within rounding error of a half; those few values (and negative or huge ones) are
+    rounded by Python itself.
+    """
+    values = np.asarray(values, dtype=float)
+    scaled = values * 1000.0
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        simple = finite & (values >= 0) & (values < 1e6) & (
+            np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6)
+    out = np.full(values.shape, "", dtype=object)
+    if simple.any():
+        thousandths, inverse = np.unique(np.rint(scaled[simple]), return_inverse=True)
+        texts = np.array([f"{float(k) / 1000.0:g}" for k in thousandths], dtype=object)
+        out[simple] = texts[inverse.ravel()]
+    for i in np.flatnonzero(finite & ~simple):
+        out[i] = f"{round(float(values[i]), 3):g}"
+    return out.tolist()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class _AtomicCsv:
+    """A CSV writer on a temporary file beside ``path``, renamed over ``path`` on success."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def __enter__(self):
+        descriptor, self.temporary = tempfile.mkstemp(dir=self.path.parent or ".",
+                                                      prefix=f".{self.path.name}.",
+                                                      suffix=".tmp")
+        self.handle = os.fdopen(descriptor, "w", newline="", encoding="utf-8")
+        return csv.writer(self.handle, lineterminator="\n")
+
+    def __exit__(self, kind, error, traceback):
+        try:
+            if kind is None:
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
+            self.handle.close()
+            if kind is None:
+                os.replace(self.temporary, self.path)
+        finally:
+            if kind is not None or os.path.exists(self.temporary):
+                Path(self.temporary).unlink(missing_ok=True)
+        return False
