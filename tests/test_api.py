@@ -284,7 +284,7 @@ def test_an_unexpected_failure_is_still_a_json_error(trained_bundle_path, patien
 
     monkeypatch.setattr(calculator.api, "prediction_answer", broken)
     app = create_app({"BUNDLE_PATH": str(trained_bundle_path)})  # not TESTING: handlers run
-    app.logger.disabled = True
+    monkeypatch.setattr(app.logger, "disabled", True)  # restored after the test: the logger is shared
     answer = app.test_client().post(PREDICT, json=patient)
     assert answer.status_code == 500
     body = errors_of(answer)
