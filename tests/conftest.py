@@ -103,38 +103,12 @@ def _api_predict(base_url: str, patient: dict) -> tuple[int, dict]:
 @pytest.fixture(scope="session")
 def served_calculator(trained_bundle_path, tmp_path_factory):
     """``cart-risk serve`` (gunicorn) on a free port of 127.0.0.1; yields the base URL."""
-    port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "wb") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "calculator.cli", "serve", "--bundle",
-             str(trained_bundle_path), "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1"], cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
+    server, base_url = start_calculator(trained_bundle_path, log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"cart-risk serve exited with {server.returncode}:\n"
-                            f"{log.read_text(errors='replace')}")
-            try:
-                with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"cart-risk serve did not answer /healthz within 60 s:\n"
-                            f"{log.read_text(errors='replace')}")
-            time.sleep(0.2)
         yield base_url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server)
 
 
 @pytest.fixture(scope="session")
