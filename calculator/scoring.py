@@ -13,7 +13,8 @@ and no predictions; the other rows are scored.
 
 Output columns: the input's columns, ``burden_subgroup``, the columns of
 :func:`model.predictor.predict_points` with intervals (``cr``, ``cr_lower``, ``cr_upper``, ...,
-``efs_6mo``, ...), ``scrs_band_rate``, ``warnings``, ``error``. Numbers are rounded to 3 decimals,
+``efs_6mo``, ...), ``scrs_band_rate``, ``warnings``, ``error``, ``model_id`` (bundle id) and
+``model_provenance``. Numbers are rounded to 3 decimals,
 as in the API.
 """
 from __future__ import annotations
@@ -37,8 +38,10 @@ CHUNK_ROWS = 10_000
 #: Input columns that identify a row rather than describe the patient; copied to the output.
 ID_COLUMNS = ("patient_id",)
 TOO_MANY_CELLS = "row has more cells than the header"
-#: Output columns after the predictions.
-TRAILING_COLUMNS = ["scrs_band_rate", "warnings", "error"]
+#: Output columns after the predictions. The last two name the bundle on every row, so a scored
+#: file carried elsewhere still says which model (and, for the default one, that it was trained on
+#: the synthetic reconstructed cohort) produced it.
+TRAILING_COLUMNS = ["scrs_band_rate", "warnings", "error", "model_id", "model_provenance"]
 
 
 @dataclass(frozen=True)
@@ -283,7 +286,8 @@ def _score_chunk(bundle, header: list[str], keys: list[str],
         if index.size:
             values[index] = points[key]
         table.append(format_numbers(values))
-    table += [band_rate.tolist(), warnings.tolist(), [m or "" for m in messages]]
+    table += [band_rate.tolist(), warnings.tolist(), [m or "" for m in messages],
+              [bundle.id] * n, [bundle.manifest.get("provenance", "")] * n]
     ident = header.index("patient_id") if "patient_id" in header else None
     errors = [RowError(lines[i], padded[i][ident] if ident is not None else "", messages[i])
               for i in range(n) if messages[i]]

@@ -183,6 +183,8 @@ def test_score_scores_valid_rows_and_reports_bad_ones(client, patient, trained_b
         assert float(row["severe_crs"]) == api["severe_crs"]["probability"]
         assert row["burden_subgroup"] == api["severe_crs"]["band"]["subgroup"]
         assert float(row["os_24mo"]) == api["os"]["at"]["24"]
+        assert row["model_id"] == api["model"]["id"]
+        assert row["model_provenance"] == api["model"]["provenance"] == "reconstructed-from-published-aggregates"
         assert row["warnings"] == "; ".join(api["warnings"])
     assert "age_years 81 is outside the training range" in scored[3]["warnings"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]  # no temp left
