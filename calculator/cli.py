@@ -127,16 +127,9 @@ COMMANDS = {"reproduce": _reproduce, "train": _train, "report": _report,
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cart-risk` console script; returns the exit code."""
-    from model.errors import BundleError, InputError
+    from model.errors import BundleError, CohortError, InputError
 
     args = build_parser().parse_args(argv)
-    # The cohort schema pulls in pandas and pandera; only the commands that read a cohort need it,
-    # and `predict` should start fast.
-    if args.command in ("reproduce", "train"):
-        from model.cohort import CohortError
-    else:
-        class CohortError(Exception):
-            pass
     try:
         return COMMANDS[args.command](args)
     except InputError as error:

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from model.errors import CohortError  # noqa: F401  (raised here; importable from here too)
+
 FLAG_COLUMNS = [
     "mrd_positive", "ph_positive", "prior_therapy_ge_6mo", "prior_chemo_ge_3", "prior_hsct",
     "relapsed", "tp53_mutation", "poor_cytogenetics", "efs_event", "os_event",
@@ -53,20 +55,6 @@ OUTCOME_COLUMNS = {
 }
 #: Upper bound on an event time: 30 years of follow-up, far beyond any CAR-T cohort.
 MAX_MONTHS = 360.0
-
-
-class CohortError(ValueError):
-    """A cohort file that cannot be used, with one line a problem."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        shown = problems[:50]
-        more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
-        if len(problems) == 1:
-            super().__init__(f"{source}: {problems[0]}")
-        else:
-            super().__init__(f"{source}: {len(problems)} problems\n" + "\n".join(shown) + more)
 
 
 def _column_checks() -> dict[str, pa.Column]:

@@ -68,3 +68,17 @@ class BundleError(Exception):
 
 class BundleVersionWarning(UserWarning):
     """Installed package versions differ from those the bundle was written with."""
+
+
+class CohortError(ValueError):
+    """A cohort file that cannot be used, with one line a problem."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        shown = problems[:50]
+        more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        if len(problems) == 1:
+            super().__init__(f"{source}: {problems[0]}")
+        else:
+            super().__init__(f"{source}: {len(problems)} problems\n" + "\n".join(shown) + more)
