@@ -7,11 +7,14 @@ does not determine is an assumption, listed in ``training/data/ASSUMPTIONS.md`` 
 the constants below. Nothing here is patient data.
 
 Run ``python -m training.reconstruction`` to rewrite ``training/data/reconstructed_cohort.csv``
-(byte for byte the committed file).
+(byte for byte the committed file). Other admissible choices of the assumptions
+(:mod:`training.assumptions`) give other cohorts that reproduce the same numbers; the training
+ensemble (:mod:`training.ensemble`) is made of them.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -20,7 +23,10 @@ import pandas as pd
 from scipy import optimize, stats
 
 from model.cohort import write_cohort, validate_cohort
-from model.survival import kaplan_meier, survival_at
+from training.assumptions import (DOCUMENTED, SUBGROUPS, Assumptions, ImpossibleAssumption,
+                                  check_assumptions)
+from training.survival_search import (draw_survival, logrank_p, survival_failures, tune_survival,
+                                     worth_tuning)
 
 DEFAULT_SEED = 20170201
 DATA_DIR = Path(__file__).with_name("data")
@@ -43,17 +49,22 @@ IL6_P, CART_P = 0.0427, 0.2951
 SEVERE_CRS = {"low": 4, "high": 19}  # unique solution of Fisher P = 0.0053 with high > low
 
 # --- Assumptions (ASSUMPTIONS.md explains each) ---------------------------------------------
-SUBGROUP_SIZES = {"a": 13, "b": 20, "c": 13, "d": 14, "e": 18}           # A1
-SUBGROUP_SEVERE_CRS = {"a": 1, "b": 3, "c": 4, "d": 5, "e": 10}           # A1
-SUBGROUP_NR = {"a": 0, "b": 2, "c": 2, "d": 3, "e": 6}                    # A2
-MRD_NEG_CR = {"low": 15, "high": 14}                                      # A2
-CRS_GRADE_COUNTS = {"low": (9, 12, 8, 3, 1), "high": (9, 6, 11, 14, 5)}  # A3 grades 0..4
-SUBGROUP_GRADE4 = {"a": 0, "b": 1, "c": 0, "d": 1, "e": 4}                # A3
+# The documented choice (training.assumptions.DOCUMENTED), by subgroup and by group.
+SUBGROUP_SIZES = dict(zip(SUBGROUPS, DOCUMENTED.subgroup_sizes))                  # A1
+SUBGROUP_SEVERE_CRS = dict(zip(SUBGROUPS, DOCUMENTED.subgroup_severe_crs))        # A1
+SUBGROUP_NR = dict(zip(SUBGROUPS, DOCUMENTED.subgroup_nr))                        # A2
+MRD_NEG_CR = dict(zip(("low", "high"), DOCUMENTED.mrd_neg_cr))                    # A2
+CRS_GRADE_COUNTS = {"low": DOCUMENTED.crs_grades_low, "high": DOCUMENTED.crs_grades_high}  # A3
+SUBGROUP_GRADE4 = dict(zip(SUBGROUPS, DOCUMENTED.subgroup_grade4))                # A3
 NEUROTOX_COUNTS = {"low": (30, 2, 1, 0), "high": (41, 2, 1, 1)}          # A4 grades 0..3
 SUBGROUP_BLAST_RANGE = {"b": (0.01, 4.9), "c": (5.0, 19.5), "d": (20.0, 48.0), "e": (50.0, 95.0)}  # A5
 ENROLMENT = (date(2017, 2, 1), date(2020, 5, 31))                        # published
 DATA_CUTOFF = date(2021, 6, 30)                                           # A7
 SURVIVAL_DRAW_LIMIT = 20000
+#: Draws tried (each tuned) when the survival search is "tuned" (sampled assumptions).
+TUNED_DRAW_LIMIT = 3000
+#: Fresh draws of IL-6 / CAR-T values tried before giving up on the printed t-test P.
+LAB_DRAW_LIMIT = 50
 
 
 def _months_between(start: date, end: date) -> float:
@@ -72,17 +83,29 @@ def _spread(low: float, high: float, n: int, log: bool) -> np.ndarray:
     return low + q * (high - low)
 
 
-def _blasts() -> tuple[np.ndarray, np.ndarray]:
-    """Subgroup letters and blast percentages, low-burden patients first."""
+def _random_spread(rng, low: float, high: float, n: int, log: bool) -> np.ndarray:
+    """n sorted independent uniform (or log-uniform) draws on [low, high]."""
+    q = np.sort(rng.random(n))
+    if log:
+        return 10 ** (np.log10(low) + q * (np.log10(high) - np.log10(low)))
+    return low + q * (high - low)
+
+
+def _blasts(assumptions: Assumptions = DOCUMENTED, rng=None) -> tuple[np.ndarray, np.ndarray]:
+    """Subgroup letters and blast percentages, low-burden patients first (A5)."""
     letters, blasts = [], []
-    for letter, size in SUBGROUP_SIZES.items():
+    for letter, size in zip(SUBGROUPS, assumptions.subgroup_sizes):
         letters += [letter] * size
         if letter == "a":
             blasts += [0.0] * size
         else:
             low, high = SUBGROUP_BLAST_RANGE[letter]
             digits = 2 if letter == "b" else 1
-            blasts += list(np.round(_spread(low, high, size, log=letter in "bc"), digits))
+            if assumptions.blast_spread == "quantiles":
+                values = _spread(low, high, size, log=letter in "bc")
+            else:
+                values = _random_spread(rng, low, high, size, log=letter in "bc")
+            blasts += list(np.round(values, digits))
     return np.array(letters), np.array(blasts)
 
 
@@ -177,35 +200,45 @@ def _tune_shift(values: np.ndarray, group: np.ndarray, target_p: float, decimals
     def gap(shift):
         return stats.ttest_ind(low, high + shift).pvalue - target_p
 
-    shift = optimize.brentq(gap, 0.0, 50 * (high.std() + low.std()) + abs(low.mean() - high.mean()), xtol=1e-10)
+    top = 50 * (high.std() + low.std()) + abs(low.mean() - high.mean())
+    if gap(0.0) > 0:
+        shift = optimize.brentq(gap, 0.0, top, xtol=1e-10)
+    else:
+        # The draw already separates the groups more than the printed P: start from equal means
+        # (P = 1), where the bracket always changes sign.
+        shift = optimize.brentq(gap, low.mean() - high.mean(), top, xtol=1e-10)
     out = values.copy()
     out[group == "high"] = high + shift
     out = np.round(out, decimals)
     p = stats.ttest_ind(out[group == "low"], out[group == "high"]).pvalue
-    if round(p, 4) != target_p:
+    if round(p, 4) != target_p or np.any(out <= 0):
         raise RuntimeError(f"could not tune t test to P = {target_p} (got {p:.6f})")
     return out
 
 
-def _crs_and_response(rng, letters: np.ndarray, group: np.ndarray) -> pd.DataFrame:
+def _crs_and_response(rng, letters: np.ndarray, group: np.ndarray,
+                      assumptions: Assumptions = DOCUMENTED) -> pd.DataFrame:
     n = len(letters)
     crs = np.full(n, -1)
     response = np.empty(n, dtype=object)
-    for letter, size in SUBGROUP_SIZES.items():
+    a = assumptions
+    for k, (letter, size) in enumerate(zip(SUBGROUPS, a.subgroup_sizes)):
         idx = np.flatnonzero(letters == letter)
-        severe = idx[_assign(rng, size, SUBGROUP_SEVERE_CRS[letter]).astype(bool)]
-        grade4 = rng.choice(severe, SUBGROUP_GRADE4[letter], replace=False)
+        severe = idx[_assign(rng, size, a.subgroup_severe_crs[k]).astype(bool)]
+        grade4 = rng.choice(severe, a.subgroup_grade4[k], replace=False)
         crs[severe] = 3
         crs[grade4] = 4
-        nr = idx[_assign(rng, size, SUBGROUP_NR[letter]).astype(bool)]
+        nr = idx[_assign(rng, size, a.subgroup_nr[k]).astype(bool)]
         response[idx] = "cr"
         response[nr] = "nr"
+    grades = {"low": a.crs_grades_low, "high": a.crs_grades_high}
+    mrd_neg = dict(zip(("low", "high"), a.mrd_neg_cr))
     for g in ("low", "high"):
         idx = np.flatnonzero((group == g) & (crs < 0))
-        counts = CRS_GRADE_COUNTS[g][:3]
+        counts = grades[g][:3]
         crs[idx] = rng.permutation(np.repeat([0, 1, 2], counts))
         cr_idx = np.flatnonzero((group == g) & (response == "cr"))
-        neg = rng.choice(cr_idx, MRD_NEG_CR[g], replace=False)
+        neg = rng.choice(cr_idx, mrd_neg[g], replace=False)
         response[cr_idx] = "mrd_pos_cr"
         response[neg] = "mrd_neg_cr"
     return pd.DataFrame({"crs_grade": crs, "response": response})
@@ -220,89 +253,92 @@ def _neurotox(rng, group: np.ndarray) -> np.ndarray:
 
 
 def _labs(rng, df: pd.DataFrame, group: np.ndarray) -> pd.DataFrame:
-    """Peak IL-6 (pg/mL) rising with CRS grade, and peak CAR copies/ug DNA unrelated to it (A9)."""
-    log_il6 = np.log(40.0) + 0.9 * df["crs_grade"].to_numpy() + rng.normal(0, 0.8, len(df))
-    il6 = _tune_shift(np.exp(log_il6), group, IL6_P, 1)
-    cart = _tune_shift(np.exp(rng.normal(np.log(3.0e4), 1.0, len(df))), group, CART_P, 0)
+    """Peak IL-6 (pg/mL) rising with CRS grade, and peak CAR copies/ug DNA unrelated to it (A9).
+
+    A draw whose tuned values cannot give the printed P at the printed rounding (or would need a
+    value <= 0) is replaced by the next draw of the same seeded sequence.
+    """
+    def tuned(draw, target, decimals, statistic):
+        for _ in range(LAB_DRAW_LIMIT):
+            try:
+                return _tune_shift(draw(), group, target, decimals)
+            except RuntimeError:
+                continue
+        raise ImpossibleAssumption(statistic, f"no draw in {LAB_DRAW_LIMIT} gave t test P = {target}")
+
+    il6 = tuned(lambda: np.exp(np.log(40.0) + 0.9 * df["crs_grade"].to_numpy() + rng.normal(0, 0.8, len(df))),
+                IL6_P, 1, "il6_peak.p")
+    cart = tuned(lambda: np.exp(rng.normal(np.log(3.0e4), 1.0, len(df))), CART_P, 0, "cart_peak.p")
     return pd.DataFrame({"il6_peak_pg_ml": il6, "cart_peak_copies_per_ug": cart})
 
 
-def _logrank_p(time, event, in_a) -> float:
-    """Two-group log-rank P (chi-square, 1 df); numpy version used inside the survival search."""
-    order = np.argsort(time, kind="stable")
-    t, e, a = time[order], event[order], in_a[order]
-    uniq, first = np.unique(t, return_index=True)
-    at_risk = len(t) - first
-    at_risk_a = np.cumsum(a[::-1])[::-1][first]
-    deaths = np.add.reduceat(e, first)
-    deaths_a = np.add.reduceat(e * a, first)
-    mask = deaths > 0
-    d, n, na, da = deaths[mask], at_risk[mask], at_risk_a[mask], deaths_a[mask]
-    expected = d * na / n
-    var = d * (na / n) * (1 - na / n) * (n - d) / np.maximum(n - 1, 1)
-    chi2 = (da - expected).sum() ** 2 / var.sum()
-    return float(stats.chi2.sf(chi2, 1))
-
-
-def _survival_draw(rng, df: pd.DataFrame, follow_up: np.ndarray) -> pd.DataFrame:
-    """One draw of EFS/OS (months) from the A10 survival model, censored at the data cut-off."""
-    n = len(df)
-    nr = (df["response"] == "nr").to_numpy()
-    mrd_neg = (df["response"] == "mrd_neg_cr").to_numpy()
-    high = (df["marrow_blasts_pct"] >= 5).to_numpy()
-    # Relapse after CR: Weibull (shape 0.9); median 14 months for MRD-negative CR, 9 for MRD-positive.
-    median_relapse = np.where(mrd_neg, 14.0, 9.0) * np.where(high, 0.85, 1.0)
-    relapse = median_relapse * (rng.exponential(1.0, n) / np.log(2)) ** (1 / 0.9)
-    # A quarter of CR patients are cured of relapse (long-term survivors; Park 2018, CIBMTR 2025).
-    cured = rng.random(n) < np.where(mrd_neg, 0.35, 0.2)
-    relapse = np.where(cured, np.inf, relapse)
-    # Death without relapse (transplant-related, infection): 4 % a year.
-    nrm = rng.exponential(12 / 0.04, n)
-    # Death after relapse or no response: median 6 months after the event.
-    response_time = np.round(rng.uniform(0.9, 1.2, n), 2)
-    first_event = np.where(nr, response_time, np.minimum(relapse, nrm) + response_time)
-    death_after = rng.exponential(6.0 / np.log(2), n)
-    death = np.where(nr | (relapse < nrm), first_event + death_after, first_event)
-    os_time = np.minimum(death, follow_up)
-    os_event = (death <= follow_up).astype(int)
-    efs_time = np.minimum(first_event, follow_up)
-    efs_event = (first_event <= follow_up).astype(int)
-    return pd.DataFrame({
-        "efs_months": np.round(efs_time, 2), "efs_event": efs_event,
-        "os_months": np.round(os_time, 2), "os_event": os_event,
-    })
+_logrank_p = logrank_p  # the numpy log-rank used by the survival search
 
 
 def survival_acceptable(df: pd.DataFrame) -> bool:
     """Whether survival times reproduce the published log-rank results (Fig. 2C/D, Fig. 3)."""
-    high = (df["marrow_blasts_pct"] >= 5).to_numpy()
-    before = (df["tb_assessed"] == "before_fc").to_numpy()
-    arrays = {k: (df[f"{k}_months"].to_numpy(float), df[f"{k}_event"].to_numpy(int)) for k in ("os", "efs")}
-    if round(_logrank_p(*arrays["os"], ~high), 1) != 0.2:
-        return False
-    if round(_logrank_p(*arrays["efs"], ~high), 2) != 0.57:
-        return False
-    for time, event in arrays.values():
-        if _logrank_p(time, event, before) <= 0.05:
-            return False
-        for stratum in (before, ~before):
-            if _logrank_p(time[stratum], event[stratum], ~high[stratum]) <= 0.05:
-                return False
-    grid = np.r_[np.unique(arrays["efs"][0]), 21.0]
-    grid = grid[grid <= 21.0]
-    def km(outcome, rows, at):
-        time, event = arrays[outcome]
-        return survival_at(kaplan_meier(time[rows], event[rows]), at)
-
-    efs_low, efs_high = km("efs", ~high, grid), km("efs", high, grid)
-    os_low, os_high = km("os", ~high, [12.0]), km("os", high, [12.0])
-    return bool(np.all(efs_low >= efs_high - 1e-12) and os_low[0] > os_high[0])
+    return not survival_failures(df)
 
 
-def reconstruct(seed: int = DEFAULT_SEED) -> pd.DataFrame:
-    """The reconstructed cohort for ``seed`` (78 rows, columns of DESIGN.md)."""
+def _search(rng, df, follow_up, params, limit: int, tune: bool, misses: dict) -> pd.DataFrame | None:
+    for _ in range(limit):
+        candidate = pd.concat([df, draw_survival(rng, df, follow_up, params)], axis=1)
+        failed = survival_failures(candidate)
+        if not failed:
+            return candidate
+        if tune and worth_tuning(candidate, failed):
+            tuned = tune_survival(candidate, follow_up)
+            if tuned is not None:
+                return tuned
+        for statistic in failed:
+            misses[statistic] = misses.get(statistic, 0) + 1
+    return None
+
+
+def _survival(seed: int, df: pd.DataFrame, follow_up: np.ndarray, a: Assumptions) -> pd.DataFrame:
+    """Survival times by the assumptions' search rule; names the statistic missed on failure.
+
+    "rejection" takes the first draw of the seeded sequence that reproduces every survival
+    statistic (the packaged cohort's rule); if none of :data:`SURVIVAL_DRAW_LIMIT` does, it goes on
+    like "tuned", which tunes each near miss (:func:`training.survival_search.tune_survival`).
+    """
+    params = a.survival_parameters()
+    misses: dict[str, int] = {}
+    if a.survival_search == "rejection":
+        found = _search(np.random.default_rng([seed, 1]), df, follow_up, params,
+                        SURVIVAL_DRAW_LIMIT, False, misses)
+        if found is not None:
+            return found
+    found = _search(np.random.default_rng([seed, 1, 1]) if a.survival_search == "rejection"
+                    else np.random.default_rng([seed, 1]), df, follow_up, params,
+                    TUNED_DRAW_LIMIT, True, misses)
+    if found is not None:
+        return found
+    worst = max(misses, key=misses.get)
+    raise ImpossibleAssumption(worst, f"no survival draw reproduced it (missed in {misses[worst]} "
+                               "draws; other misses: "
+                               + ", ".join(f"{k} {v}" for k, v in misses.items() if k != worst) + ")")
+
+
+def reconstruct(seed: int = DEFAULT_SEED, assumptions: Assumptions | None = None) -> pd.DataFrame:
+    """The reconstructed cohort for ``seed`` (78 rows, columns of DESIGN.md).
+
+    Parameters
+    ----------
+    seed : int
+        Seed of every random placement and draw.
+    assumptions : Assumptions, optional
+        One admissible choice of A1-A10 (default: the documented one, :data:`DOCUMENTED`).
+
+    Raises
+    ------
+    training.assumptions.ImpossibleAssumption
+        The choice cannot reproduce a published statistic; ``.statistic`` names it.
+    """
+    a = DOCUMENTED if assumptions is None else assumptions
+    check_assumptions(a)
     rng = np.random.default_rng(seed)
-    letters, blasts = _blasts()
+    letters, blasts = _blasts(a, np.random.default_rng([seed, 2]))
     group = np.where(np.isin(letters, ["a", "b"]), "low", "high")
     df = pd.DataFrame({"patient_id": [f"R{i + 1:03d}" for i in range(len(letters))]})
     cov = _covariates(rng, group)
@@ -313,22 +349,14 @@ def reconstruct(seed: int = DEFAULT_SEED) -> pd.DataFrame:
         df[column] = cov[column]
     df["marrow_blasts_pct"] = blasts
     df["mrd_positive"] = 1
-    df = pd.concat([df, _crs_and_response(rng, letters, group)], axis=1)
+    df = pd.concat([df, _crs_and_response(rng, letters, group, a)], axis=1)
     df["neurotox_grade"] = _neurotox(rng, group)
     df = pd.concat([df, _labs(rng, df, group)], axis=1)
     # A7: infusion dates spread evenly over the enrolment window; follow-up to the cut-off.
     days = np.sort(rng.integers(0, (ENROLMENT[1] - ENROLMENT[0]).days + 1, len(df)))
     follow_up = rng.permutation(np.array([
         _months_between(date.fromordinal(ENROLMENT[0].toordinal() + int(d)), DATA_CUTOFF) for d in days]))
-    survival_rng = np.random.default_rng([seed, 1])
-    for _ in range(SURVIVAL_DRAW_LIMIT):
-        survival = _survival_draw(survival_rng, df, follow_up)
-        candidate = pd.concat([df, survival], axis=1)
-        if survival_acceptable(candidate):
-            break
-    else:
-        raise RuntimeError(f"no survival draw in {SURVIVAL_DRAW_LIMIT} reproduced the log-rank results")
-    return candidate
+    return _survival(seed, df, follow_up, a)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,7 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--out", type=Path, default=DEFAULT_PATH)
     args = parser.parse_args(argv)
-    cohort = reconstruct(args.seed)
+    try:
+        cohort = reconstruct(args.seed)
+    except ImpossibleAssumption as problem:
+        print(f"reconstruction: {problem}", file=sys.stderr)
+        return 1
     validate_cohort(cohort.astype(str), source="reconstructed cohort")
     write_cohort(cohort, args.out)
     print(f"wrote {len(cohort)} patients to {args.out}")
