@@ -43,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, metavar="DIR", help="write Kaplan-Meier PNGs to DIR")
 
     p = sub.add_parser("train", help="fit the four models and write a bundle")
-    p.add_argument("--cohort", type=Path, required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--cohort", type=Path)
+    source.add_argument("--ensemble", type=Path, nargs="?", const=Path("packaged"), metavar="DIR",
+                        help="fit on every reconstruction of an ensemble directory and pool "
+                             "(without DIR: the packaged ensemble of reconstructed cohorts)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.add_argument("--bootstrap", type=int, default=200, metavar="B")
     p.add_argument("--seed", type=int, default=20170201, metavar="S")
@@ -93,6 +97,12 @@ def _train(args) -> int:
         raise CommandError("--jobs must be 1 or more")
     if args.backend == "dask" and not args.scheduler:
         raise CommandError("--backend dask needs --scheduler ADDRESS")
+    if args.ensemble is not None:
+        from training.train_ensemble import ensemble_command
+
+        return ensemble_command(None if args.ensemble == Path("packaged") else args.ensemble, args.out,
+                                args.bootstrap, args.seed, args.jobs, args.features, args.backend,
+                                args.scheduler)
     return train_command(args.cohort, args.out, args.bootstrap, args.seed, args.jobs,
                          args.features, args.backend, args.scheduler)
 

@@ -1,7 +1,9 @@
 """Where the default bundle lives, and building it on first use.
 
-The default bundle is trained on the packaged reconstructed cohort (synthetic, rebuilt from the
-published aggregates of Li et al.). It lives at ``<home>/bundles/default``, where ``<home>`` is
+The default bundle is trained on the packaged ensemble of reconstructed cohorts (synthetic, each
+rebuilt from the published aggregates of Li et al. under another admissible choice of the
+assumptions; ``docs/ensemble.md``) and pools them, so its intervals carry the reconstruction's
+uncertainty as well as sampling uncertainty. It lives at ``<home>/bundles/default``, where ``<home>`` is
 ``$CART_RISK_HOME`` or ``~/.cart-risk``. The training stack is imported only when the bundle has to
 be built, so predicting from an existing bundle never loads scikit-learn or lifelines.
 """
@@ -54,14 +56,14 @@ def ensure_default_bundle(*, quiet: bool = False) -> Path:
     if path.exists() or _interrupted_swap_backup(path).exists():
         return path
     if not quiet:
-        print(f"cart-risk: no default bundle yet; training it on the reconstructed cohort into "
-              f"{path} (first use only; this may take a minute)", file=sys.stderr)
-    from training.reproduce import default_cohort_path  # the training stack, only now
-    from training.train import train
+        print(f"cart-risk: no default bundle yet; training it on the ensemble of reconstructed "
+              f"cohorts into {path} (first use only; this may take a minute or two)", file=sys.stderr)
+    from training.ensemble import default_ensemble_dir  # the training stack, only now
+    from training.train_ensemble import train_ensemble
 
     try:
-        train(default_cohort_path(), path, bootstrap=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED,
-              jobs=DEFAULT_JOBS)
+        train_ensemble(default_ensemble_dir(), path, bootstrap=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED,
+                       jobs=DEFAULT_JOBS, progress=False)
     except BundleError:
         raise
     except Exception as problem:  # report any training failure as one line, not a traceback

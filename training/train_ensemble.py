@@ -1,0 +1,288 @@
+"""``cart-risk train --ensemble DIR``: the same models, fitted on every reconstruction, pooled.
+
+Each member cohort of the ensemble (:mod:`training.ensemble`) is fitted with exactly the
+procedure ``cart-risk train`` uses on one cohort (:func:`training.fit_models.fit_model`, with
+``ceil(B / K)`` bootstrap refits per member, so the bundle keeps about B parameter sets a model);
+:mod:`training.pooling` pools them. The bundle has the single-cohort format, plus an ``ensemble``
+block in the manifest: the members, the pooling rule, how much each output moves across members
+for a reference panel, and the sCRS bands' range.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model.bundle import write_bundle
+from model.cohort import read_cohort, write_cohort
+from model.features import BLASTS_FLOOR_PCT
+from model.predictor import compile_predictor, predict_points
+from model.provenance import PROVENANCE_RECONSTRUCTED
+from training.analyses import derive, load_published
+from training.bands import scrs_band_table, wilson_interval
+from training.config import MODEL_NAMES, load_config
+from training.ensemble import read_index
+from training.fit_models import HORIZON_MONTHS, MODELS, fit_model
+from training.logistic import FitError
+from training.pooling import POOLING_RULE, pool_cox, pool_logistic, pooled_coefficients, pooled_entry
+from training.train import (DOSE_NOTE, TrainingError, _json_safe, _parallel_backend, _plan, _whole,
+                            month_grid)
+
+#: The reference panel of issue 9: age 30, Ph-negative, no prior HSCT, relapsed; blasts 0 % (MRD
+#: positive), 2, 12, 35, 70 and 90 %.
+PANEL_BLASTS = (0.0, 2.0, 12.0, 35.0, 70.0, 90.0)
+PUBLISHED_SCRS = {"low": {"events": 4, "n": 33, "label": "blasts < 5%"},
+                  "high": {"events": 19, "n": 45, "label": "blasts >= 5%"}}
+LOW_SUBGROUPS = ("a", "b")
+
+
+def panel() -> dict[str, np.ndarray]:
+    """The reference panel as patient-field arrays."""
+    n = len(PANEL_BLASTS)
+    return {"marrow_blasts_pct": np.array(PANEL_BLASTS), "mrd_positive": np.ones(n, bool),
+            "age_years": np.full(n, 30.0), "ph_positive": np.zeros(n), "prior_hsct": np.zeros(n),
+            "relapsed": np.ones(n), "sex": np.array(["F"] * n), "tb_assessed": np.array(["before_fc"] * n)}
+
+
+def _member_predictor(predictor: dict, pooled: dict, k: int) -> dict:
+    """``predictor.json`` whose point (and only 'bootstrap' set) is member ``k``'s fit."""
+    out = {key: value for key, value in predictor.items() if key != "models"}
+    out["models"] = {}
+    for name, spec in predictor["models"].items():
+        member = {key: value for key, value in spec.items() if key != "bootstrap"}
+        parts = pooled[name]["members"]
+        if spec["kind"] == "logistic":
+            member["intercept"], member["coef"] = parts["intercept"][k], parts["coef"][k]
+            member["bootstrap"] = {"intercept": [member["intercept"]], "coef": [member["coef"]]}
+        else:
+            member["coef"], member["baseline_survival"] = parts["coef"][k], parts["baseline_survival"][k]
+            member["bootstrap"] = {"coef": [member["coef"]], "baseline_survival": [member["baseline_survival"]]}
+        out["models"][name] = member
+    return out
+
+
+def outputs_across_members(predictor: dict, pooled: dict, manifest: dict, members: int) -> dict:
+    """For the panel: each output's min / median / max over the members' own fits, and the pooled
+    point and 95 % interval."""
+    patients = panel()
+    pooled_out = predict_points(compile_predictor(predictor, manifest), patients, intervals=True)
+    per_member = [predict_points(compile_predictor(_member_predictor(predictor, pooled, k), manifest),
+                                 patients) for k in range(members)]
+    keys = [key for key in pooled_out if key != "burden_subgroup" and not key.endswith(("_lower", "_upper"))]
+    rows = []
+    for i, blasts in enumerate(PANEL_BLASTS):
+        row = {"marrow_blasts_pct": blasts}
+        for key in keys:
+            values = np.array([m[key][i] for m in per_member], float)
+            if not np.isfinite(values).all():
+                continue
+            row[key] = {"members_min": float(values.min()), "members_median": float(np.median(values)),
+                        "members_max": float(values.max()), "pooled": float(pooled_out[key][i]),
+                        "pooled_ci95": [float(pooled_out[f"{key}_lower"][i]), float(pooled_out[f"{key}_upper"][i])]}
+        rows.append(row)
+    return {"panel": "age 30, Ph-negative, no prior HSCT, relapsed; marrow blasts as listed "
+                     "(0 % = MRD positive)", "rows": rows}
+
+
+def ensemble_bands(cohorts: list[pd.DataFrame]) -> list[dict]:
+    """sCRS band rows over the members: mean counts, the rate's range, the published groups.
+
+    ``events`` / ``n`` are the members' mean counts (rounded) and ``rate`` their mean rate: the
+    five-subgroup split is assumption A1, so no single reconstructed count is shown as observed.
+    ``ci95`` is the Wilson interval of the mean counts widened to cover every member's rate.
+    """
+    tables = [scrs_band_table(c) for c in cohorts]
+    rows = []
+    for i, first in enumerate(tables[0]):
+        events = np.array([t[i]["events"] for t in tables], float)
+        n = np.array([t[i]["n"] for t in tables], float)
+        rates = events / np.where(n > 0, n, np.nan)
+        e_mean, n_mean = int(round(events.mean())), int(round(n.mean()))
+        wilson = wilson_interval(min(e_mean, n_mean), n_mean) or (np.nan, np.nan)
+        group = "low" if first["subgroup"] in LOW_SUBGROUPS else "high"
+        published = PUBLISHED_SCRS[group]
+        rows.append({
+            "subgroup": first["subgroup"], "label": first["label"],
+            "events": e_mean, "n": n_mean, "rate": float(np.nanmean(rates)),
+            "ci95": [float(min(wilson[0], np.nanmin(rates))), float(max(wilson[1], np.nanmax(rates)))],
+            "smoothed_rate": float(np.nanmean([t[i]["smoothed_rate"] or np.nan for t in tables])),
+            "rate_range": [float(np.nanmin(rates)), float(np.nanmax(rates))],
+            "n_range": [int(n.min()), int(n.max())], "members": len(tables),
+            "evidence": "assumed: subgroup split A1, mean over the reconstructions (not observed)",
+            "published_group": {"group": group, "label": published["label"], "events": published["events"],
+                                "n": published["n"], "rate": published["events"] / published["n"],
+                                "evidence": "published (Fig. 4B; counts derived from Fisher P = 0.0053)"},
+        })
+    return rows
+
+
+def _fit_members(name, features, cohorts, per_member, seed, jobs, show, backend, grid, fit_keywords):
+    fitted = []
+    for k, df in enumerate(cohorts):
+        if show:
+            print(f"{name}: reconstruction {k + 1}/{len(cohorts)}, {per_member} bootstrap refits",
+                  file=sys.stderr)
+        fitted.append(fit_model(name, df, features, B=per_member, seed=seed + k, jobs=jobs,
+                                progress=False, backend=backend, month_grid=grid, **fit_keywords))
+    return fitted
+
+
+def _pool(name, features, fitted, grid, per_member):
+    fits = [f.result.fit for f in fitted]
+    boots = [f.result.fits for f in fitted]
+    center, scale = np.asarray(fits[0].center, float), np.asarray(fits[0].scale, float)
+    kind = MODELS[name][0]
+    parts = (pool_logistic(fits, boots, center, scale) if kind == "logistic"
+             else pool_cox(fits, boots, center, scale, grid))
+    member_coef = np.array(parts["members"]["coef"], float)
+    boot_coef = np.array(parts["bootstrap"]["coef"], float)
+    member_se = np.array([[e.entry["coefficients"][f]["se"] if e.entry["coefficients"][f]["se"] is not None
+                           else np.nan for f in features] for e in fitted], float)
+    ratio = "odds_ratio" if kind == "logistic" else "hazard_ratio"
+    coefficients = pooled_coefficients(features, member_coef, boot_coef, scale, member_se, ratio)
+    entry = pooled_entry([f.entry for f in fitted], coefficients, len(boot_coef), per_member)
+    if kind == "logistic":
+        entry["intercept"] = float(parts["intercept"] - (center / scale) @ np.array(parts["coef"]))
+    else:
+        entry["max_follow_up_months"] = float(grid[-1])
+    params = {"kind": kind, "features": list(features), "center": center.tolist(),
+              "scale": scale.tolist(), **{k: v for k, v in parts.items() if k != "members"}}
+    if kind == "cox":
+        params["max_follow_up_months"] = float(grid[-1])
+    estimators = {"kind": kind, "features": list(features), "center": center, "scale": scale,
+                  "estimator": fitted[0].estimator,
+                  "members": [{"center": np.asarray(f.params["center"]), "scale": np.asarray(f.params["scale"]),
+                               "estimator": f.estimator} for f in fitted],
+                  "input": "standardized columns (x - center) / scale; 'estimator' is the first "
+                           "reconstruction's, 'members' holds every reconstruction's with its own "
+                           "centre and scale"}
+    return entry, params, parts, estimators
+
+
+def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 20170201, jobs: int = 1,
+                   features_path=None, backend: str | None = None, scheduler: str | None = None,
+                   progress: bool | None = None, **fit_keywords) -> dict:
+    """Fit every available model on each ensemble member, pool, and write one bundle.
+
+    Parameters
+    ----------
+    ensemble_dir : path
+        Directory with ``ensemble.json`` and the member CSVs (:mod:`training.ensemble`).
+    out_dir, bootstrap, seed, jobs, features_path, backend, scheduler, progress
+        As :func:`training.train.train`; ``bootstrap`` is the total over members (each member gets
+        ``ceil(bootstrap / K)`` refits, seeded ``seed + k``).
+    **fit_keywords
+        Passed through to :func:`training.fit_models.fit_model`.
+
+    Returns
+    -------
+    dict
+        The manifest as written.
+    """
+    bootstrap, jobs = _whole(bootstrap, "bootstrap"), _whole(jobs, "jobs")
+    if bootstrap < 1:
+        raise TrainingError(f"bootstrap must be >= 1 (got {bootstrap})")
+    if jobs == 0:
+        raise TrainingError("jobs must be a positive number of workers, or negative (joblib); not 0")
+    index, paths = read_index(ensemble_dir)
+    cohorts = [derive(read_cohort(p)) for p in paths]
+    k = len(cohorts)
+    per_member = max(1, math.ceil(bootstrap / k))
+    config = load_config(features_path)
+    plan, skipped = _plan(cohorts[0], config)
+    if not plan:
+        raise TrainingError(f"{ensemble_dir}: no model can be fitted: " + "; ".join(skipped.values()))
+    survival = [MODELS[name][1][0] for name in plan if MODELS[name][0] == "cox"]
+    follow_up = min(max((float(df[c].max()) for c in survival), default=0.0) for df in cohorts)
+    grid = month_grid(follow_up)
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    entries, params, parts, estimators = {}, {}, {}, {}
+    with _parallel_backend(backend, scheduler) as backend_name:
+        for name, features in plan.items():
+            try:
+                fitted = _fit_members(name, features, cohorts, per_member, seed, jobs, show,
+                                      backend_name, grid, fit_keywords)
+            except FitError as problem:
+                skipped[name] = f"{name} model could not be fitted on every reconstruction: {problem}"
+                continue
+            entries[name], params[name], parts[name], estimators[name] = _pool(name, features, fitted,
+                                                                                grid, per_member)
+    if not entries:
+        raise TrainingError(f"{ensemble_dir}: no model can be fitted: " + "; ".join(skipped.values()))
+    bands = ensemble_bands(cohorts)
+    models = {name: entries[name] for name in MODEL_NAMES if name in entries}
+    predictor = {"format_version": 1, "blasts_floor_pct": BLASTS_FLOOR_PCT, "month_grid": grid.tolist(),
+                 "models": {name: params[name] for name in models}, "scrs_bands": bands}
+    manifest = {
+        "format_version": 1,
+        "provenance": PROVENANCE_RECONSTRUCTED,
+        "source": (load_published()["source"]["citation"] + f" Ensemble of {k} synthetic cohorts "
+                   "reconstructed from the paper's published aggregates, each reproducing every "
+                   "published statistic; not patient data."),
+        "training_data": {"file": "training_cohort.csv", "n": len(cohorts[0]), "members": k,
+                          "source_file": f"{Path(ensemble_dir).name}/ensemble.json"},
+        "seed": int(seed), "bootstrap": int(per_member * k),
+        "crs_scale": "CTCAE v4.03", "horizon_months": HORIZON_MONTHS,
+        "features_config": {"source": config.source, "sha256": config.sha256},
+        "models": models,
+        "unavailable_models": {name: skipped[name] for name in MODEL_NAMES if name in skipped},
+        "warnings": [f"{name}: {w}" for name, entry in models.items() for w in entry["warnings"]]
+                    + [skipped[name] for name in MODEL_NAMES if name in skipped],
+        "scrs_bands": bands, "dose_note": DOSE_NOTE,
+    }
+    manifest["ensemble"] = {
+        "members": k, "bootstrap_per_member": per_member, "pooling": POOLING_RULE,
+        "index": index, "published_scrs": PUBLISHED_SCRS,
+        "outputs": outputs_across_members(_json_safe(predictor), parts, manifest, k),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        combined = Path(tmp) / "training_cohort.csv"
+        frames = []
+        for member, path in enumerate(paths):
+            frame = read_cohort(path)
+            frame["patient_id"] = [f"M{member:02d}-{pid}" for pid in frame["patient_id"]]
+            frames.append(frame)
+        write_cohort(pd.concat(frames, ignore_index=True), combined)
+        return write_bundle(out_dir, _json_safe(manifest), _json_safe(predictor), estimators, combined)
+
+
+def ensemble_command(ensemble_dir, out, bootstrap: int = 200, seed: int = 20170201, jobs: int = 1,
+                     features=None, backend: str | None = None, scheduler: str | None = None) -> int:
+    """``cart-risk train --ensemble [DIR]``: train, print a short summary, return the exit code.
+
+    Returns
+    -------
+    int
+        0 on success; 2 for an unusable ensemble, cohort or feature file; 1 for other failures.
+    """
+    import time
+
+    from model.bundle import MANIFEST_DIGEST
+    from model.cohort import CohortError
+    from model.errors import BundleError
+    from training.config import ConfigError
+    from training.ensemble import EnsembleError, default_ensemble_dir
+    from training.train import summary_lines
+
+    started = time.perf_counter()
+    directory = default_ensemble_dir() if ensemble_dir is None else Path(ensemble_dir)
+    try:
+        manifest = train_ensemble(directory, out, bootstrap=bootstrap, seed=seed, jobs=jobs,
+                                  features_path=features, backend=backend, scheduler=scheduler)
+    except (EnsembleError, CohortError, ConfigError) as error:
+        print(f"cart-risk train: {error}", file=sys.stderr)
+        return 2
+    except (TrainingError, BundleError) as error:
+        print(f"cart-risk train: {error}", file=sys.stderr)
+        return 1
+    bundle_id = (Path(out) / MANIFEST_DIGEST).read_text(encoding="ascii").strip()
+    print(f"ensemble: {manifest['ensemble']['members']} reconstructions, "
+          f"{manifest['ensemble']['bootstrap_per_member']} bootstrap refits each; {POOLING_RULE}")
+    for line in summary_lines(manifest):
+        print(line)
+    print(f"bundle written to {out} (id {bundle_id[:12]}) in {time.perf_counter() - started:.1f} s")
+    return 0
