@@ -92,10 +92,7 @@ def format_answer(answer: dict, patient: dict, manifest: dict) -> str:
         lines.append(f"{label}: {pct(result['probability'])} (95 % CI {ci(result['ci95'])})")
     band = (answer.get("severe_crs") or {}).get("band")
     if band:
-        observed = band["observed"]
-        lines.append(f"  burden subgroup {band['subgroup']} ({band['label']}): severe CRS in "
-                     f"{observed['events']} of {observed['n']} cohort patients "
-                     f"({pct(observed['rate'])}, 95 % CI {ci(observed['ci95'])})")
+        lines += band_lines(band, pct, ci)
     header = "".join(f"{f'{h} months':<22}" for h in HORIZONS_MONTHS)
     lines += ["", f"{'Survival':<24}{header}"]
     for name in ("efs", "os"):
@@ -110,8 +107,31 @@ def format_answer(answer: dict, patient: dict, manifest: dict) -> str:
         lines.append(f"{OUTCOME_LABELS[name]:<24}" + "".join(f"{cell:<22}" for cell in cells))
     if answer["warnings"]:
         lines += ["", "Warnings:"] + [f"  - {warning}" for warning in answer["warnings"]]
+    evidence = answer.get("evidence") or {}
+    if evidence:
+        lines += ["", "Evidence:"] + [f"  {key}: {label}" for key, label in evidence.items()]
     lines += ["", "Severe CRS is graded by CTCAE v4.03 (not ASTCT). " + DOSE_SENTENCE]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def band_lines(band: dict, pct, ci) -> list[str]:
+    """The patient's sCRS band as text: an ensemble's range beside the published groups, or a
+    center cohort's observed count."""
+    observed = band["observed"]
+    reconstructed = band.get("reconstructed")
+    if reconstructed is None:
+        return [f"  burden subgroup {band['subgroup']} ({band['label']}): severe CRS in "
+                f"{observed['events']} of {observed['n']} cohort patients "
+                f"({pct(observed['rate'])}, 95 % CI {ci(observed['ci95'])})"]
+    low, high = reconstructed["rate_range"]
+    lines = [f"  burden subgroup {band['subgroup']} ({band['label']}): severe CRS rate "
+             f"{pct(low)}-{pct(high)} across {reconstructed['reconstructions']} reconstructions "
+             f"(assumed subgroup split, not observed)"]
+    published = band.get("published")
+    if published:
+        lines.append(f"  published: severe CRS in {published['events']} of {published['n']} "
+                     f"patients with {published['label']} (Li et al., Fig. 4B)")
+    return lines
 
 
 # --------------------------------------------------------------------------- score

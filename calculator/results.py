@@ -151,8 +151,25 @@ def band_rows(bundle: LoadedBundle, subgroup: str | None) -> list[dict[str, Any]
         rows.append({"subgroup": letter, "label": row.get("label") or SUBGROUP_LABELS[letter],
                      "short_label": SUBGROUP_SHORT_LABELS[letter],
                      "events": row.get("events"), "n": row.get("n"), "rate": row.get("rate"),
-                     "ci95": row.get("ci95") or [None, None], "current": letter == subgroup})
+                     "ci95": row.get("ci95") or [None, None], "current": letter == subgroup,
+                     "rate_range": row.get("rate_range"), "n_range": row.get("n_range"),
+                     "published": row.get("published_group")})
     return rows
+
+
+def band_basis(bundle: LoadedBundle) -> dict[str, Any]:
+    """What the sCRS band counts are: a center's observation, one reconstruction, or an ensemble.
+
+    A reconstructed count is never headed "observed": its five-subgroup split is assumption A1.
+    """
+    members = (bundle.manifest.get("ensemble") or {}).get("members")
+    if members:
+        return {"ensemble": True, "patients": "reconstructed patients",
+                "header": f"Rate across {members} reconstructions (assumed split; n range)"}
+    if is_reconstructed_manifest(bundle.manifest):
+        return {"ensemble": False, "patients": "patients of the reconstructed cohort",
+                "header": "Reconstructed cohort, assumed split (95 % CI)"}
+    return {"ensemble": False, "patients": "cohort patients", "header": "Observed in cohort (95 % CI)"}
 
 
 def model_basis(bundle: LoadedBundle) -> list[dict[str, Any]]:
@@ -238,7 +255,8 @@ def result_view(bundle: LoadedBundle, patient: Mapping[str, Any],
                   .get("subgroup")}
     query = patient_query(patient)
     return {"patient": dict(patient), "answer": answer, "subgroup": band.get("subgroup"),
-            "bands": band_rows(bundle, band.get("subgroup")), "survival": survival,
+            "bands": band_rows(bundle, band.get("subgroup")), "band_basis": band_basis(bundle),
+            "survival": survival,
             "target": target, "query": query,
             "plot_query": {**query, **({TARGET_FIELD: f"{target_blasts:g}"}
                                        if target_blasts is not None else {})}}

@@ -196,6 +196,7 @@ def about():
     return render_template("about.html", manifest=bundle.manifest,
                            basis=results.model_basis(bundle),
                            bands=results.band_rows(bundle, None),
+                           band_basis=results.band_basis(bundle),
                            coefficients=results.coefficient_table(bundle),
                            labels=results.OUTCOME_LABELS, **_common())
 

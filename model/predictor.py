@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from model.errors import BundleError, FieldError, InputError
+from model.provenance import is_reconstructed
 from model.features import design_matrix, required_fields
 from model.patient import (PATIENT_FIELDS, SUBGROUP_LABELS, burden_subgroups,
                            in_modelled_population, population_refusal, required_patient_fields)
@@ -561,15 +562,55 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
     answer["model"] = {"id": bundle.id, "provenance": manifest.get("provenance"),
                        "trained_on": f"{n} patients" if n is not None else None,
                        "created": manifest.get("created")}
+    members = (manifest.get("ensemble") or {}).get("members")
+    if members:
+        answer["model"]["reconstructions"] = int(members)
+        answer["model"]["trained_on"] = f"{n} patients in each of {members} reconstructed cohorts"
+    answer["evidence"] = evidence_labels(manifest)
     return answer
+
+
+#: Evidence labels: what each number shown rests on.
+EVIDENCE_PUBLISHED = "published"
+EVIDENCE_DERIVED = "derived from published numbers"
+EVIDENCE_ASSUMED = "assumed"
+EVIDENCE_MODEL = "model output"
+
+
+def evidence_labels(manifest: Mapping) -> dict[str, str]:
+    """What the answer's numbers rest on, by key (for the API, page, CLI and report)."""
+    reconstructed = is_reconstructed(manifest)
+    ensemble = bool((manifest.get("ensemble") or {}).get("members"))
+    trained = ("trained on cohorts reconstructed from published aggregates; the 95 % interval "
+               "covers sampling and reconstruction uncertainty" if ensemble else
+               "trained on one cohort reconstructed from published aggregates" if reconstructed
+               else "trained on the center's cohort")
+    out = {name: f"{EVIDENCE_MODEL} ({trained})" for name in ("cr", "severe_crs", "efs", "os")}
+    if reconstructed:
+        out["severe_crs.band"] = (f"{EVIDENCE_ASSUMED}: the five-subgroup split is assumption A1 "
+                                  "(a reconstruction, not observed)")
+        out["severe_crs.band.published"] = (f"{EVIDENCE_PUBLISHED}: two burden groups (4/33 vs 19/45, "
+                                            f"{EVIDENCE_DERIVED} from the printed Fisher P)")
+    else:
+        out["severe_crs.band"] = "observed in the center's cohort"
+    return out
 
 
 def _band(subgroup: str, row: Mapping | None) -> dict[str, Any] | None:
     if row is None:
         return None
     ci = row.get("ci95") or [None, None]
-    return {"subgroup": subgroup, "label": row.get("label") or SUBGROUP_LABELS[subgroup],
+    band = {"subgroup": subgroup, "label": row.get("label") or SUBGROUP_LABELS[subgroup],
             "observed": {"events": row.get("events"), "n": row.get("n"),
                          "rate": _num(row["rate"]) if row.get("rate") is not None else None,
                          "ci95": [None if c is None else _num(c) for c in ci]}}
+    if row.get("rate_range") is not None:
+        # An ensemble bundle: "observed" holds the mean over the reconstructions (kept for
+        # compatibility); the range and the published groups say what is known.
+        band["reconstructed"] = {"rate_range": [_num(v) for v in row["rate_range"]],
+                                 "n_range": list(row.get("n_range") or []),
+                                 "reconstructions": row.get("members"), "evidence": row.get("evidence")}
+    if row.get("published_group") is not None:
+        band["published"] = dict(row["published_group"])
+    return band
 

@@ -163,3 +163,36 @@ def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+#: The small ensemble fixture: the first members of the packaged ensemble, few refits each.
+TEST_ENSEMBLE_MEMBERS = 3
+TEST_ENSEMBLE_BOOTSTRAP = 12
+
+
+@pytest.fixture(scope="session")
+def small_ensemble_dir(tmp_path_factory) -> Path:
+    """The first TEST_ENSEMBLE_MEMBERS cohorts of the packaged ensemble, with their own index."""
+    import shutil
+
+    from training.ensemble import INDEX_FILE, default_ensemble_dir
+
+    source, target = default_ensemble_dir(), tmp_path_factory.mktemp("ensemble")
+    index = json.loads((source / INDEX_FILE).read_text(encoding="utf-8"))
+    index["cohorts"] = index["cohorts"][:TEST_ENSEMBLE_MEMBERS]
+    index["members"] = TEST_ENSEMBLE_MEMBERS
+    for record in index["cohorts"]:
+        shutil.copy(source / record["file"], target / record["file"])
+    (target / INDEX_FILE).write_text(json.dumps(index), encoding="utf-8")
+    return target
+
+
+@pytest.fixture(scope="session")
+def ensemble_bundle_path(small_ensemble_dir, tmp_path_factory) -> Path:
+    """A bundle trained by training.train_ensemble on the small ensemble (K = 3, 4 refits each)."""
+    from training.train_ensemble import train_ensemble
+
+    path = tmp_path_factory.mktemp("ensemble-bundle") / "bundle"
+    train_ensemble(small_ensemble_dir, path, bootstrap=TEST_ENSEMBLE_BOOTSTRAP, seed=TEST_SEED,
+                   jobs=1, progress=False)
+    return path

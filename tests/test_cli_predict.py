@@ -109,20 +109,20 @@ assert "training" not in sys.modules and "sklearn" not in sys.modules
 
 
 def test_default_bundle_is_trained_once_when_missing(monkeypatch, tmp_path, trained_bundle_path):
-    import training.train
+    import training.train_ensemble
 
     calls = []
 
-    def fake_train(cohort, out, **options):
-        calls.append((Path(cohort).name, Path(out), options))
+    def fake_train(ensemble_dir, out, **options):
+        calls.append((Path(ensemble_dir).name, Path(out), options))
         shutil.copytree(trained_bundle_path, out)
 
     monkeypatch.setenv("CART_RISK_HOME", str(tmp_path))
-    monkeypatch.setattr(training.train, "train", fake_train)
+    monkeypatch.setattr(training.train_ensemble, "train_ensemble", fake_train)
     path = defaults.ensure_default_bundle(quiet=True)
     assert path == tmp_path / "bundles" / "default"
-    assert calls == [("reconstructed_cohort.csv", path,
-                      {"bootstrap": 200, "seed": 20170201, "jobs": 2})]
+    assert calls == [("ensemble", path,
+                      {"bootstrap": 200, "seed": 20170201, "jobs": 2, "progress": False})]
     assert defaults.ensure_default_bundle(quiet=True) == path and len(calls) == 1
 
 

@@ -17,6 +17,7 @@ and ``bench/bench_ensemble.py``.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -115,6 +116,27 @@ def pooled_coefficients(features: Sequence[str], member_coef: np.ndarray, boot_c
     return out
 
 
+def merged_warnings(per_member: Sequence[Sequence[str]]) -> list[str]:
+    """One line per kind of warning (same text up to its figures), saying how many members had it.
+
+    The first member's wording is kept; when the figures differ between members the line says so.
+    """
+    k = len(per_member)
+    kinds: dict[str, list[str]] = {}
+    for warnings in per_member:
+        for key, text in {re.sub(r"\d+(\.\d+)?", "#", w): w for w in warnings}.items():
+            kinds.setdefault(key, []).append(text)
+    out = []
+    for texts in kinds.values():
+        varies = len(set(texts)) > 1
+        if len(texts) == k and not varies:
+            out.append(texts[0])
+            continue
+        note = f"in {len(texts)} of {k} reconstructions" + ("; figures vary between them" if varies else "")
+        out.append(f"{texts[0]} ({note})")
+    return out
+
+
 def pooled_entry(entries: Sequence[dict], coefficients: dict, bootstrap_total: int,
                  per_member: int) -> dict:
     """The pooled model card: member 0's layout, averaged metrics, pooled coefficients.
@@ -137,12 +159,7 @@ def pooled_entry(entries: Sequence[dict], coefficients: dict, bootstrap_total: i
     if "ph_test" in entry:
         entry["ph_test_global_p_by_member"] = [
             (e.get("ph_test", {}).get("global") or {}).get("p") for e in entries]
-    counts: dict[str, int] = {}
-    for e in entries:
-        for warning in dict.fromkeys(e.get("warnings", [])):
-            counts[warning] = counts.get(warning, 0) + 1
-    entry["warnings"] = [w if n == k else f"{w} (in {n} of {k} reconstructions)"
-                         for w, n in counts.items()]
+    entry["warnings"] = merged_warnings([e.get("warnings", []) for e in entries])
     entry["sample_size_note"] = ("Riley criteria shown for the first reconstruction; every member "
                                  "has the same n and nearly the same events")
     return entry
