@@ -173,3 +173,17 @@ def test_cli_text_shows_the_band_range_and_the_evidence(ensemble_bundle_path):
     assert "across 3 reconstructions (assumed subgroup split, not observed)" in done.stdout
     assert "published: severe CRS in 19 of 45" in done.stdout
     assert "Evidence:" in done.stdout and "cohort patients" not in done.stdout
+
+
+def test_about_page_and_report_show_the_spread_and_the_uninformative_inputs(ensemble_bundle_path):
+    from calculator import create_app
+    from training.report import render_report
+
+    client = create_app({"BUNDLE_PATH": str(ensemble_bundle_path), "TESTING": True}).test_client()
+    about = client.get("/about").get_data(as_text=True)
+    assert 'id="ensemble-table"' in about and 'id="noise-note"' in about
+    report = render_report(ensemble_bundle_path)
+    for anchor in ('id="ensemble-outputs"', 'id="informative-inputs"', 'id="scrs-bands"'):
+        assert anchor in report
+    assert "observed rate" not in report
+    assert "unrelated to outcome by construction (A6)" in report

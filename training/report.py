@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training import report_ensemble
 from model.bundle import TRAINING_DATA, LoadedBundle, load_estimators, load_predictor
 from model.cohort import CohortError, validate_cohort
 from model.errors import BundleError
@@ -236,8 +237,15 @@ def render_report(bundle_dir) -> str:
         else:
             for ident, uri, caption in survival_figures(name, cohort, result, entry):
                 body.append(_figure(uri, ident, caption))
+    ensemble = manifest.get("ensemble")
+    if ensemble:
+        body += ['<h2 id="ensemble">Across the reconstructions: how much each output moves</h2>',
+                 report_ensemble.outputs_section(ensemble),
+                 '<h2 id="informative-inputs">Which inputs carry information in the reconstruction</h2>',
+                 report_ensemble.informative_inputs_section(manifest["models"])]
+    bands = manifest.get("scrs_bands", [])
     body += ['<h2 id="scrs-band-table">Severe CRS by burden subgroup</h2>',
-             _bands(manifest.get("scrs_bands", [])),
+             report_ensemble.bands_section(bands) if ensemble and bands else _bands(bands),
              '<h2 id="audit">Audit of the stored estimators</h2>',
              audit_section(manifest, bundle.params, estimators, estimator_notes)]
     if manifest.get("provenance") == PROVENANCE_RECONSTRUCTED:

@@ -220,6 +220,17 @@ def survival_figures(name: str, cohort: pd.DataFrame, curves, entry: dict) -> li
 
 
 def _estimator_coefficients(kind: str, stored: dict) -> tuple[np.ndarray, float | None]:
+    if stored.get("members"):
+        # An ensemble: the pooled predictor averages the members on one common centre and scale.
+        center, scale = np.asarray(stored["center"], float), np.asarray(stored["scale"], float)
+        per_unit, intercepts = [], []
+        for member in stored["members"]:
+            coef, intercept = _estimator_coefficients(kind, {**member, "features": stored["features"]})
+            weights = coef / np.asarray(member["scale"], float)
+            per_unit.append(weights)
+            if intercept is not None:
+                intercepts.append(intercept - np.asarray(member["center"], float) @ weights + center @ weights)
+        return np.mean(per_unit, axis=0) * scale, (float(np.mean(intercepts)) if intercepts else None)
     estimator = stored["estimator"]
     if kind == "logistic":
         return np.asarray(estimator.coef_[0], float), float(estimator.intercept_[0])
