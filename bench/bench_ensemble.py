@@ -13,6 +13,7 @@
 
 Run::
 
+    .venv/bin/python bench/bench_ensemble.py                       # the default (ensemble) bundle
     .venv/bin/python bench/bench_ensemble.py --bundle DIR          # a bundle from train --ensemble
     .venv/bin/python bench/bench_ensemble.py --bundle DIR --splits 10 --jobs 2   # quicker subset
 """
@@ -120,7 +121,8 @@ def _feature(panel, name):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, required=True, help="bundle from train --ensemble")
+    parser.add_argument("--bundle", type=Path, help="bundle from train --ensemble (default: the "
+                        "default bundle, trained on first use)")
     parser.add_argument("--splits", type=int, default=66, help="how many of the 66 A1 splits")
     parser.add_argument("--seed-base", type=int, default=900000)
     parser.add_argument("--jobs", type=int, default=2)
@@ -131,6 +133,9 @@ def main(argv=None) -> int:
     from model.predictor import predict_points
 
     print_header("ensemble: generator sweep, coverage of fresh reconstructions, pooling rules")
+    if args.bundle is None:
+        from calculator.defaults import ensure_default_bundle
+        args.bundle = ensure_default_bundle()
     started = time.perf_counter()
     results = Parallel(n_jobs=args.jobs)(delayed(fresh_prediction)(args.seed_base + s, s)
                                          for s in range(args.splits))

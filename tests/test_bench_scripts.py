@@ -32,3 +32,11 @@ def test_calculator_benchmarks_run(trained_bundle_path, script, args, figure):
 def test_training_benchmark_runs_on_a_generated_cohort():
     out = run_bench("bench_training.py", "--sizes", "120", "--bootstrap", "2", "--jobs", "1")
     assert "n =    120:" in out and "ms per bootstrap refit" in out
+
+
+@pytest.mark.slow
+def test_ensemble_benchmark_runs_on_one_split(ensemble_bundle_path):
+    out = run_bench("bench_ensemble.py", "--bundle", str(ensemble_bundle_path), "--splits", "1",
+                    "--jobs", "1")
+    assert "generator: 1 of 1 splits reproduced every published statistic" in out
+    assert "coverage of 1 fresh reconstructions" in out and "Rubin" in out
