@@ -121,14 +121,24 @@ def ensemble_bands(cohorts: list[pd.DataFrame]) -> list[dict]:
 
 
 def _fit_members(name, features, cohorts, per_member, seed, jobs, show, backend, grid, fit_keywords):
-    fitted = []
-    for k, df in enumerate(cohorts):
-        if show:
-            print(f"{name}: reconstruction {k + 1}/{len(cohorts)}, {per_member} bootstrap refits",
-                  file=sys.stderr)
-        fitted.append(fit_model(name, df, features, B=per_member, seed=seed + k, jobs=jobs,
-                                progress=False, backend=backend, month_grid=grid, **fit_keywords))
-    return fitted
+    """Fit ``name`` on every member; members run in parallel (each member's refits serially).
+
+    Spreading whole members over the workers (``jobs`` local processes, or every worker of a dask
+    cluster) beats spreading each member's few refits. Every member and refit has its own seed,
+    so the result is the same for any ``jobs`` and backend.
+    """
+    from joblib import Parallel, delayed, parallel_config
+
+    if show:
+        print(f"{name}: {len(cohorts)} reconstructions, {per_member} bootstrap refits each",
+              file=sys.stderr)
+    calls = (delayed(fit_model)(name, df, features, B=per_member, seed=seed + k, jobs=1,
+                                progress=False, backend=None, month_grid=grid, **fit_keywords)
+             for k, df in enumerate(cohorts))
+    if jobs == 1 and backend in (None, "loky"):
+        return [call[0](*call[1], **call[2]) for call in calls]
+    with parallel_config(backend=backend or "loky"):
+        return Parallel(n_jobs=jobs)(calls)
 
 
 def _pool(name, features, fitted, grid, per_member):
