@@ -16,6 +16,8 @@ Run::
     .venv/bin/python bench/bench_ensemble.py                       # the default (ensemble) bundle
     .venv/bin/python bench/bench_ensemble.py --bundle DIR          # a bundle from train --ensemble
     .venv/bin/python bench/bench_ensemble.py --bundle DIR --splits 10 --jobs 2   # quicker subset
+    .venv/bin/python bench/bench_ensemble.py --splits 0 --reference SINGLE   # prediction cost only
+    .venv/bin/python bench/bench_ensemble.py --splits 0 --time-training     # default-bundle training time
 """
 from __future__ import annotations
 
@@ -114,6 +116,44 @@ def rubin_vs_mixture(bundle_dir: Path) -> None:
                   f"{expit(centre[i] - half[i]):.3f}-{expit(centre[i] + half[i]):.3f}")
 
 
+def prediction_cost(bundle_dir: Path, reference_dir: Path, calls: int = 3000) -> None:
+    """Median in-process time of one API answer, ensemble vs a single-cohort bundle, interleaved
+    (so machine load hits both alike)."""
+    from model.bundle import load_predictor
+    from model.patient import parse_patient
+    from model.predictor import prediction_answer
+
+    patient = parse_patient({"marrow_blasts_pct": 12.0, "mrd_positive": True, "age_years": 30,
+                             "sex": "M", "ph_positive": False, "prior_hsct": False, "relapsed": True,
+                             "tb_assessed": "before_fc"})
+    bundles = {"ensemble": load_predictor(bundle_dir), "single cohort": load_predictor(reference_dir)}
+    times = {name: [] for name in bundles}
+    for _ in range(calls):
+        for name, bundle in bundles.items():
+            started = time.perf_counter()
+            prediction_answer(bundle, patient)
+            times[name].append(time.perf_counter() - started)
+    medians = {name: float(np.median(t)) * 1e3 for name, t in times.items()}
+    print(f"\none API answer, in process, median of {calls}: ensemble {medians['ensemble']:.3f} ms, "
+          f"single cohort {medians['single cohort']:.3f} ms, ratio "
+          f"{medians['ensemble'] / medians['single cohort']:.2f} (target <= 1.5)")
+
+
+def training_time(jobs: int) -> None:
+    """Wall time of training the default bundle: the packaged 20-member ensemble, B = 200."""
+    from calculator.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+    from training.ensemble import default_ensemble_dir
+    from training.train_ensemble import train_ensemble
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        manifest = train_ensemble(default_ensemble_dir(), Path(tmp) / "bundle", bootstrap=DEFAULT_BOOTSTRAP,
+                                  seed=DEFAULT_SEED, jobs=jobs, progress=False)
+        elapsed = time.perf_counter() - started
+    print(f"\ntraining the default bundle ({manifest['ensemble']['members']} reconstructions x "
+          f"{manifest['ensemble']['bootstrap_per_member']} refits, 4 models, --jobs {jobs}): {elapsed:.1f} s")
+
+
 def _feature(panel, name):
     from model.features import design_matrix
     return design_matrix(panel, (name,))[:, 0]
@@ -126,6 +166,10 @@ def main(argv=None) -> int:
     parser.add_argument("--splits", type=int, default=66, help="how many of the 66 A1 splits")
     parser.add_argument("--seed-base", type=int, default=900000)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--reference", type=Path, help="a single-cohort bundle (cart-risk train "
+                        "--cohort) to compare the prediction cost with")
+    parser.add_argument("--time-training", action="store_true",
+                        help="also time training the default (ensemble) bundle from scratch")
     args = parser.parse_args(argv)
     from joblib import Parallel, delayed
 
@@ -139,22 +183,27 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     results = Parallel(n_jobs=args.jobs)(delayed(fresh_prediction)(args.seed_base + s, s)
                                          for s in range(args.splits))
-    failures = [r for r in results if "error" in r]
-    ok = [r for r in results if "error" not in r]
-    print(f"generator: {len(ok)} of {len(results)} splits reproduced every published statistic "
-          f"(mean {np.mean([r['seconds'] for r in ok]):.1f} s a cohort); failures: "
-          + ("; ".join(f"split {r['split']}: {r['error']}" for r in failures) or "none"))
-    shipped = predict_points(load_predictor(args.bundle), patients(), intervals=True)
-    print(f"\ncoverage of {len(ok)} fresh reconstructions' point predictions by the shipped 95 % "
-          f"intervals ({len(patients()['age_years'])} patients):")
-    for key in OUTPUTS:
-        fresh = np.array([r["points"][key] for r in ok], float)
-        lower, upper = shipped[f"{key}_lower"], shipped[f"{key}_upper"]
-        valid = np.isfinite(fresh) & np.isfinite(lower)
-        inside = (fresh >= lower - 1e-9) & (fresh <= upper + 1e-9)
-        per_patient = [inside[:, i][valid[:, i]].mean() for i in range(fresh.shape[1]) if valid[:, i].any()]
-        print(f"  {key:<11} {inside[valid].mean():6.1%} overall; worst patient {min(per_patient):6.1%}")
+    if results:
+        failures = [r for r in results if "error" in r]
+        ok = [r for r in results if "error" not in r]
+        print(f"generator: {len(ok)} of {len(results)} splits reproduced every published statistic "
+              f"(mean {np.mean([r['seconds'] for r in ok]):.1f} s a cohort); failures: "
+              + ("; ".join(f"split {r['split']}: {r['error']}" for r in failures) or "none"))
+        shipped = predict_points(load_predictor(args.bundle), patients(), intervals=True)
+        print(f"\ncoverage of {len(ok)} fresh reconstructions' point predictions by the shipped 95 % "
+              f"intervals ({len(patients()['age_years'])} patients):")
+        for key in OUTPUTS:
+            fresh = np.array([r["points"][key] for r in ok], float)
+            lower, upper = shipped[f"{key}_lower"], shipped[f"{key}_upper"]
+            valid = np.isfinite(fresh) & np.isfinite(lower)
+            inside = (fresh >= lower - 1e-9) & (fresh <= upper + 1e-9)
+            per_patient = [inside[:, i][valid[:, i]].mean() for i in range(fresh.shape[1]) if valid[:, i].any()]
+            print(f"  {key:<11} {inside[valid].mean():6.1%} overall; worst patient {min(per_patient):6.1%}")
     rubin_vs_mixture(args.bundle)
+    if args.reference:
+        prediction_cost(args.bundle, args.reference)
+    if args.time_training:
+        training_time(args.jobs)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0
 

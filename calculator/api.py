@@ -159,10 +159,23 @@ def openapi_document() -> dict[str, Any]:
         "subgroup": {"type": "string", "enum": list("abcde")}, "label": {"type": "string"},
         "observed": {"type": "object", "properties": {
             "events": {"type": "integer"}, "n": {"type": "integer"}, "rate": {"type": "number"},
-            "ci95": {"type": "array", "items": {"type": "number"}}}}}}
+            "ci95": {"type": "array", "items": {"type": "number"}}}},
+        "reconstructed": {"type": "object", "description": "ensemble bundles: the subgroup's sCRS "
+                          "rate range and size range across the reconstructions (assumed split)",
+                          "properties": {"rate_range": {"type": "array", "items": {"type": "number"}},
+                                         "n_range": {"type": "array", "items": {"type": "integer"}},
+                                         "reconstructions": {"type": "integer"},
+                                         "evidence": {"type": "string"}}},
+        "published": {"type": "object", "description": "the published two-group sCRS count the "
+                      "subgroup belongs to (4/33 below 5 % blasts, 19/45 at 5 % or more)",
+                      "properties": {"group": {"type": "string"}, "label": {"type": "string"},
+                                     "events": {"type": "integer"}, "n": {"type": "integer"},
+                                     "rate": {"type": "number"}, "evidence": {"type": "string"}}}}}
     severe_crs = _probability_schema("severe CRS (CTCAE v4.03 grade >= 3)")
-    severe_crs["properties"]["band"] = {**band, "description": "the patient's burden subgroup "
-                                        "and its observed sCRS rate in the training cohort"}
+    severe_crs["properties"]["band"] = {**band, "description": "the patient's burden subgroup and "
+                                        "its sCRS rate in the training data (observed in a center's "
+                                        "cohort; for reconstructed bundles an assumed split, see "
+                                        "model.evidence)"}
     prediction = {
         "type": "object",
         "required": ["cr", "severe_crs", "efs", "os", "warnings", "model"],
@@ -176,7 +189,12 @@ def openapi_document() -> dict[str, Any]:
             "model": {"type": "object", "properties": {
                 "id": {"type": "string", "description": "SHA-256 of the bundle manifest"},
                 "provenance": {"type": "string"}, "trained_on": {"type": "string"},
-                "created": {"type": "string"}}}}}
+                "created": {"type": "string"},
+                "reconstructions": {"type": "integer", "description": "ensemble bundles: how many "
+                                    "reconstructed cohorts were pooled"},
+                "evidence": {"type": "object", "additionalProperties": {"type": "string"},
+                             "description": "what each number rests on: published, derived from "
+                                            "published numbers, assumed, or model output"}}}}}
     return {
         "openapi": "3.1.0",
         "info": {

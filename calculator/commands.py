@@ -107,7 +107,7 @@ def format_answer(answer: dict, patient: dict, manifest: dict) -> str:
         lines.append(f"{OUTCOME_LABELS[name]:<24}" + "".join(f"{cell:<22}" for cell in cells))
     if answer["warnings"]:
         lines += ["", "Warnings:"] + [f"  - {warning}" for warning in answer["warnings"]]
-    evidence = answer.get("evidence") or {}
+    evidence = answer["model"].get("evidence") or {}
     if evidence:
         lines += ["", "Evidence:"] + [f"  {key}: {label}" for key, label in evidence.items()]
     lines += ["", "Severe CRS is graded by CTCAE v4.03 (not ASTCT). " + DOSE_SENTENCE]

@@ -566,7 +566,7 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
     if members:
         answer["model"]["reconstructions"] = int(members)
         answer["model"]["trained_on"] = f"{n} patients in each of {members} reconstructed cohorts"
-    answer["evidence"] = evidence_labels(manifest)
+    answer["model"]["evidence"] = evidence_labels(manifest)
     return answer
 
 

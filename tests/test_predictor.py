@@ -295,9 +295,13 @@ def test_api_answer_shape_and_values(params, bundle):
     assert efs["at"]["12"] == round(_survival(params, "efs", patient, MONTHS.index(12)), 3)
     assert answer["os"]["at"]["24"] is None and answer["os"]["months"][-1] == 20.0
     assert answer["warnings"] == ["age_years 81 is outside the training range 9-73"]
+    evidence = answer["model"].pop("evidence")
     assert answer["model"] == {"id": bundle.id,
                                "provenance": "reconstructed-from-published-aggregates",
                                "trained_on": "78 patients", "created": bundle.manifest["created"]}
+    assert evidence["cr"].startswith("model output (trained on one cohort reconstructed")
+    assert evidence["severe_crs.band"].startswith("assumed")
+    assert evidence["severe_crs.band.published"].startswith("published")
 
 
 def test_api_answer_refuses_patient_outside_population(bundle):
