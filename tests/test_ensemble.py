@@ -187,3 +187,16 @@ def test_about_page_and_report_show_the_spread_and_the_uninformative_inputs(ense
         assert anchor in report
     assert "observed rate" not in report
     assert "unrelated to outcome by construction (A6)" in report
+
+
+def test_result_page_labels_the_evidence_of_each_number(ensemble_bundle_path):
+    from calculator import create_app
+
+    app = create_app({"BUNDLE_PATH": str(ensemble_bundle_path), "TESTING": True,
+                      "WTF_CSRF_ENABLED": False})
+    page = app.test_client().post("/result", data={key: str(value).lower() if isinstance(value, bool)
+                                             else str(value) for key, value in EXAMPLE_PATIENT.items()})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200, text[:500]
+    assert 'id="evidence"' in text and 'id="scrs-band-range"' in text and 'id="scrs-band-published"' in text
+    assert "Observed in cohort" not in text and "model output" in text
