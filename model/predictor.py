@@ -23,6 +23,7 @@ from model.errors import BundleError, FieldError, InputError
 from model.features import design_matrix, required_fields
 from model.patient import (PATIENT_FIELDS, SUBGROUP_LABELS, burden_subgroups,
                            in_modelled_population, population_refusal, required_patient_fields)
+from model.survival import FEW_AT_RISK_FRACTION, FEW_AT_RISK_PATIENTS, few_at_risk, number_at_risk
 
 if TYPE_CHECKING:
     from model.bundle import LoadedBundle
@@ -546,14 +547,17 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
     if answer["severe_crs"] is not None:
         answer["severe_crs"]["band"] = _band(str(predictions.burden_subgroup[0]),
                                              predictions.scrs_band[0])
+    cohort_notes = []
     for name in ("efs", "os"):
         curves = getattr(predictions, name)
-        answer[name] = None if curves is None else {
-            "months": _nums(curves.months, 2), "survival": _nums(curves.survival[0]),
-            "lower": _nums(curves.lower[0]), "upper": _nums(curves.upper[0]),
-            "at": {str(h): None if v is None else _num(v[0]) for h, v in curves.at.items()}}
+        if curves is None:
+            answer[name] = None
+            continue
+        answer[name] = _survival_answer(curves, bundle.follow_up.get(name))
+        cohort_notes += few_at_risk_warnings(name, answer[name]["at_risk"],
+                                             bundle.follow_up.get(name))
     missing = [name for name in MODEL_KINDS if answer[name] is None]
-    answer["warnings"] = predictions.warnings[0] + [
+    answer["warnings"] = predictions.warnings[0] + cohort_notes + [
         f"{name}: this bundle has no {name} model (its training cohort lacked the outcome)"
         for name in missing]
     manifest = bundle.manifest
@@ -562,6 +566,52 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
                        "trained_on": f"{n} patients" if n is not None else None,
                        "created": manifest.get("created")}
     return answer
+
+
+def _survival_answer(curves: SurvivalCurves, follow_up: np.ndarray | None) -> dict[str, Any]:
+    """One patient's survival answer: the curve and band, and the values at 6 / 12 / 24 months.
+
+    ``at`` keeps its shape (month -> survival); ``at_ci95`` (month -> [lower, upper]) and
+    ``at_risk`` (month -> training patients still followed then) sit beside it, each ``None``
+    past the last follow-up (``at_risk`` also when the bundle's cohort has no follow-up times).
+    """
+    columns = {h: None if v is None
+               else int(np.searchsorted(curves.months, h, side="right")) - 1
+               for h, v in curves.at.items()}
+    at_risk = {}
+    for h, column in columns.items():
+        at_risk[str(h)] = (None if column is None or follow_up is None
+                           else int(number_at_risk(follow_up, [h])[0]))
+    return {"months": _nums(curves.months, 2), "survival": _nums(curves.survival[0]),
+            "lower": _nums(curves.lower[0]), "upper": _nums(curves.upper[0]),
+            "at": {str(h): None if v is None else _num(v[0]) for h, v in curves.at.items()},
+            "at_ci95": {str(h): None if i is None
+                        else [_num(curves.lower[0, i]), _num(curves.upper[0, i])]
+                        for h, i in columns.items()},
+            "at_risk": at_risk}
+
+
+def few_at_risk_warnings(name: str, at_risk: Mapping[str, int | None],
+                          follow_up: np.ndarray | None) -> list[str]:
+    """A warning for each horizon whose estimate rests on few patients.
+
+    Parameters
+    ----------
+    name : str
+        ``"efs"`` or ``"os"``.
+    at_risk : mapping
+        The survival answer's ``at_risk`` (month -> training patients at risk, or None).
+    follow_up : numpy.ndarray, optional
+        The training cohort's follow-up times (its size is the cohort's n).
+    """
+    if follow_up is None:
+        return []
+    n = int(follow_up.size)
+    return [f"{name} at {months} months: only {count} of the {n} training patients remained "
+            f"at risk (fewer than {FEW_AT_RISK_FRACTION * 100:g} % of the cohort or "
+            f"{FEW_AT_RISK_PATIENTS} patients); this estimate rests on few patients"
+            for months, count in at_risk.items()
+            if count is not None and few_at_risk(count, n)]
 
 
 def _band(subgroup: str, row: Mapping | None) -> dict[str, Any] | None:
