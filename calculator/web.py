@@ -130,8 +130,9 @@ def _common() -> dict[str, Any]:
 
 @blueprint.get("/")
 def index():
-    """The form, empty (links to it carry no patient values)."""
-    return _render_form({})
+    """The form. Query parameters with field names still prefill it for links made elsewhere;
+    the calculator itself never emits such a link ("Change inputs" posts, below)."""
+    return _render_form(_raw_values(request.args))
 
 
 @blueprint.post("/")

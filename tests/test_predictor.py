@@ -311,7 +311,7 @@ def test_api_answer_for_a_bundle_without_an_os_model(params):
     compiled = compile_predictor(partial)
 
     class Bundle:  # the attributes prediction_answer reads from a LoadedBundle
-        id, manifest, predictor = "x", {}, compiled
+        id, manifest, predictor, follow_up = "x", {}, compiled, {}
 
     answer = prediction_answer(Bundle(), PATIENT)
     assert answer["os"] is None
