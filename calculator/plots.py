@@ -118,7 +118,7 @@ def survival_figure(name: str, curve: Mapping[str, Any], cohort: Mapping[str, Ka
         canvas.text(4, row_y, label, size=12, fill=colour, weight="600")
         for month, count in zip(tick_months, number_at_risk(times, tick_months)):
             canvas.text(x(month), row_y, str(int(count)), size=12, anchor="middle",
-                        fill=colour, class_="at-risk")
+                        fill=colour, class_="risk-count")
     return canvas.markup()
 
 

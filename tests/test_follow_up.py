@@ -68,7 +68,7 @@ def test_survival_figures_show_numbers_at_risk_and_the_flat_tail(result_html, tr
         figure = re.search(rf'<svg[^>]*id="{name}-figure".*?</svg>', result_html, re.S).group(0)
         times = np.array([float(row[f"{name}_months"]) for row in rows])
         events = np.array([float(row[f"{name}_event"]) for row in rows]) == 1
-        counts = [int(c) for c in re.findall(r'class="at-risk"[^>]*>(\d+)<', figure)]
+        counts = [int(c) for c in re.findall(r'class="risk-count"[^>]*>(\d+)<', figure)]
         ticks = np.arange(0, times.max() + 1e-9, 6)
         blasts = np.array([float(row["marrow_blasts_pct"]) for row in rows])
         expected = [*(int((times >= t).sum()) for t in ticks),
