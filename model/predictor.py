@@ -44,7 +44,10 @@ class CompiledModel:
 
     ``lp = X @ weights + offset`` for the fitted model and ``X @ boot_weights.T + boot_offset``
     for the B bootstrap refits. Cox models add ``months`` (T,), ``log_baseline`` (T,) and
-    ``boot_log_baseline`` (B, T), all cut at ``max_follow_up_months``.
+    ``boot_log_baseline`` (B, T), all cut at ``max_follow_up_months``, and for the bands
+    ``boot_log_hazard`` (U, B): log H0_b(t) of the U distinct grid columns (a baseline changes
+    only at event times, so most of the T months repeat a column: 32-35 of 103 on the default
+    bundle) with ``hazard_column`` (T,) naming each month's column.
     """
 
     name: str
@@ -58,6 +61,8 @@ class CompiledModel:
     log_baseline: np.ndarray | None = None
     boot_log_baseline: np.ndarray | None = None
     max_follow_up_months: float | None = None
+    boot_log_hazard: np.ndarray | None = None
+    hazard_column: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,9 +204,15 @@ def _compile_model(name: str, spec: Mapping, grid: np.ndarray) -> CompiledModel:
     boot_baseline = _survival(boot["baseline_survival"], f"{name}.bootstrap.baseline_survival",
                               grid.size, n_boot)
     with np.errstate(divide="ignore"):  # log(0) = -inf is right: S0 = 0 gives S = 0
-        return CompiledModel(name, "cox", features, weights, offset, boot_weights, boot_offset,
-                             grid[keep], np.log(baseline[keep]), np.log(boot_baseline[:, keep]),
-                             follow_up)
+        log_baseline = np.log(baseline[keep])
+        boot_log_baseline = np.log(boot_baseline[:, keep])
+        # H0 = 0 at t = 0: log H0 = -inf, and S = 1 there (see _survival_bands)
+        log_hazard = np.log(-boot_log_baseline).T  # (T, B)
+    distinct, column = np.unique(log_hazard, axis=0, return_inverse=True)
+    return CompiledModel(name, "cox", features, weights, offset, boot_weights, boot_offset,
+                         grid[keep], log_baseline,
+                         boot_log_baseline, follow_up, np.ascontiguousarray(distinct),
+                         column.reshape(-1))
 
 
 def _field_ranges(ranges: Mapping, model: str) -> dict[str, list[float]]:
@@ -355,15 +366,17 @@ def _survival_bands(x, model: CompiledModel, columns: list[int] | slice):
 
     S_b(t) = exp(-H0_b(t) exp(lp_b)) decreases with u_b(t) = lp_b + log H0_b(t), so the
     percentiles are found on u (one addition an element) and only they are exponentiated.
+    Months that share a baseline column (no event between them in any refit) share their
+    percentiles: each distinct column is computed once and spread back.
     """
-    with np.errstate(divide="ignore"):  # H0 = 0 at t = 0: u = -inf, S = 1
-        log_h0 = np.ascontiguousarray(np.log(-model.boot_log_baseline[:, columns]).T)  # (T, B)
-    lower = np.empty((x.shape[0], log_h0.shape[0]))
+    wanted, spread = np.unique(model.hazard_column[columns], return_inverse=True)
+    log_h0 = model.boot_log_hazard[wanted]  # (U, B)
+    lower = np.empty((x.shape[0], wanted.size))
     upper = np.empty_like(lower)
     for rows in _chunks(x.shape[0], log_h0.size):
-        u = _linear(x[rows], model, boot=True)[:, None, :] + log_h0[None]  # (n, T, B)
+        u = _linear(x[rows], model, boot=True)[:, None, :] + log_h0[None]  # (n, U, B)
         lower[rows], upper[rows] = _interval(u, _survival_from_u, decreasing=True)
-    return lower, upper
+    return lower[:, spread.reshape(-1)], upper[:, spread.reshape(-1)]
 
 
 def _survival_from_u(u: np.ndarray) -> np.ndarray:
