@@ -369,9 +369,12 @@ def _survival_bands(x, model: CompiledModel, columns: list[int] | slice):
     Months that share a baseline column (no event between them in any refit) share their
     percentiles: each distinct column is computed once and spread back.
     """
-    wanted, spread = np.unique(model.hazard_column[columns], return_inverse=True)
-    log_h0 = model.boot_log_hazard[wanted]  # (U, B)
-    lower = np.empty((x.shape[0], wanted.size))
+    if columns == slice(None):  # the whole curve: every distinct column, as compiled
+        log_h0, spread = model.boot_log_hazard, model.hazard_column
+    else:
+        wanted, spread = np.unique(model.hazard_column[columns], return_inverse=True)
+        log_h0 = model.boot_log_hazard[wanted]  # (U, B)
+    lower = np.empty((x.shape[0], log_h0.shape[0]))
     upper = np.empty_like(lower)
     for rows in _chunks(x.shape[0], log_h0.size):
         u = _linear(x[rows], model, boot=True)[:, None, :] + log_h0[None]  # (n, U, B)
@@ -588,20 +591,23 @@ def _survival_answer(curves: SurvivalCurves, follow_up: np.ndarray | None) -> di
     ``at_risk`` (month -> training patients still followed then) sit beside it, each ``None``
     past the last follow-up (``at_risk`` also when the bundle's cohort has no follow-up times).
     """
-    columns = {h: None if v is None
-               else int(np.searchsorted(curves.months, h, side="right")) - 1
-               for h, v in curves.at.items()}
-    at_risk = {}
-    for h, column in columns.items():
-        at_risk[str(h)] = (None if column is None or follow_up is None
-                           else int(number_at_risk(follow_up, [h])[0]))
-    return {"months": _nums(curves.months, 2), "survival": _nums(curves.survival[0]),
-            "lower": _nums(curves.lower[0]), "upper": _nums(curves.upper[0]),
-            "at": {str(h): None if v is None else _num(v[0]) for h, v in curves.at.items()},
-            "at_ci95": {str(h): None if i is None
-                        else [_num(curves.lower[0, i]), _num(curves.upper[0, i])]
-                        for h, i in columns.items()},
-            "at_risk": at_risk}
+    horizons = list(curves.at)
+    columns = np.searchsorted(curves.months, horizons, side="right") - 1
+    reported = [curves.at[h] is not None for h in horizons]
+    counts = (number_at_risk(follow_up, horizons).tolist() if follow_up is not None
+              else [None] * len(horizons))
+    # one rounding pass over the three curves (one call costs more than its numbers)
+    size = curves.months.size
+    rounded = _nums(np.concatenate([curves.survival[0], curves.lower[0], curves.upper[0]]))
+    survival, lower, upper = (rounded[k * size:(k + 1) * size] for k in range(3))
+    return {"months": _nums(curves.months, 2), "survival": survival, "lower": lower,
+            "upper": upper,
+            "at": {str(h): survival[i] if shown else None
+                   for h, i, shown in zip(horizons, columns, reported)},
+            "at_ci95": {str(h): [lower[i], upper[i]] if shown else None
+                        for h, i, shown in zip(horizons, columns, reported)},
+            "at_risk": {str(h): count if shown else None
+                        for h, count, shown in zip(horizons, counts, reported)}}
 
 
 def few_at_risk_warnings(name: str, at_risk: Mapping[str, int | None],
