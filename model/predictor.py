@@ -13,6 +13,7 @@ modelled population (0 % blasts, MRD negative) get NaN predictions and ``in_popu
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -488,29 +489,52 @@ def input_warnings(model: CompiledPredictor | LoadedBundle, patients) -> list[li
     columns = _columns(patients, predictor.required_fields)
     n = columns["marrow_blasts_pct"].size
     warnings: list[list[str]] = [[] for _ in range(n)]
-    by_field: dict[tuple[str, tuple], list[str]] = {}
-    for name, compiled in predictor.models.items():
-        ranges = predictor.field_ranges.get(name, {})
-        for field in required_fields(compiled.features):
-            if field in ranges and PATIENT_FIELDS[field].kind != "choice":
-                by_field.setdefault((field, tuple(ranges[field])), []).append(name)
-    for (field, (low, high)), names in by_field.items():
-        values = columns[field].astype(float)
-        several = sum(1 for f, _ in by_field if f == field) > 1
-        scope = f" of the {', '.join(names)} model{'s' * (len(names) > 1)}" if several else ""
-        for i in np.flatnonzero((values < low) | (values > high)):
-            if PATIENT_FIELDS[field].kind == "boolean":
-                warnings[i].append(f"{field} is {str(bool(values[i])).lower()} but every "
-                                   f"training patient{scope} had {str(bool(low)).lower()}")
-            else:
-                warnings[i].append(f"{field} {values[i]:g} is outside the training range "
-                                   f"{low:g}-{high:g}{scope}")
+    checks = _range_checks(predictor)
+    if checks:
+        values = np.column_stack([columns[check.field].astype(float) for check in checks])
+        lows, highs = (np.array([getattr(c, side) for c in checks]) for side in ("low", "high"))
+        for i, j in np.argwhere((values < lows) | (values > highs)).tolist():
+            warnings[i].append(checks[j].message(values[i, j]))
     blasts = columns["marrow_blasts_pct"].astype(float)
     mrd = np.asarray(columns["mrd_positive"], dtype=float)
     for i in np.flatnonzero((blasts >= 5) & (mrd == 0)):
         warnings[i].append(f"mrd_positive is false with {blasts[i]:g} % marrow blasts: marrow "
                            "blasts at this level are normally MRD positive; check both entries")
     return warnings
+
+
+@dataclass(frozen=True)
+class _RangeCheck:
+    """One training-range check of :func:`input_warnings`: a field against one model's range."""
+
+    field: str
+    low: float
+    high: float
+    scope: str  # " of the cr, severe_crs models" where models differ on the field's range
+
+    def message(self, value: float) -> str:
+        if PATIENT_FIELDS[self.field].kind == "boolean":
+            return (f"{self.field} is {str(bool(value)).lower()} but every training "
+                    f"patient{self.scope} had {str(bool(self.low)).lower()}")
+        return (f"{self.field} {value:g} is outside the training range "
+                f"{self.low:g}-{self.high:g}{self.scope}")
+
+
+@functools.lru_cache(maxsize=16)
+def _range_checks(predictor: CompiledPredictor) -> tuple[_RangeCheck, ...]:
+    """The range checks of a compiled predictor, worked out once (it never changes)."""
+    by_field: dict[tuple[str, tuple], list[str]] = {}
+    for name, compiled in predictor.models.items():
+        ranges = predictor.field_ranges.get(name, {})
+        for field in required_fields(compiled.features):
+            if field in ranges and PATIENT_FIELDS[field].kind != "choice":
+                by_field.setdefault((field, tuple(ranges[field])), []).append(name)
+    checks = []
+    for (field, (low, high)), names in by_field.items():
+        several = sum(1 for f, _ in by_field if f == field) > 1
+        scope = f" of the {', '.join(names)} model{'s' * (len(names) > 1)}" if several else ""
+        checks.append(_RangeCheck(field, low, high, scope))
+    return tuple(checks)
 
 
 def _num(value: Any, digits: int = 3) -> float | None:
