@@ -127,6 +127,17 @@ def run_wrk(wrk: str, url: str, bodies: list[bytes], seconds: int, threads: int,
                      float(p99), float(seconds))
 
 
+def workers_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the given processes so far (seconds), from ``/proc``."""
+    import os
+
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def answers_unchanged(base_url: str, calls: list[Call], bundle) -> int:
     """How many served answers differ from :func:`prediction_answer` computed in this process."""
     from model.patient import parse_patient
@@ -190,8 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         after_more = {pid: rss_mb(pid) for pid in pids}
         differing = answers_unchanged(server.base_url, predict, bundle)
         rounds = {"healthz": [], "predict": []}
+        cpu_ms = {"healthz": [], "predict": []}
         for _ in range(args.rounds):
             for name, calls in (("healthz", healthz), ("predict", predict)):
+                before = workers_cpu_seconds(server.worker_pids())
                 if args.client == "wrk":
                     bodies = [call.body for call in calls if call.body]
                     rounds[name].append(run_wrk(wrk, server.base_url + calls[0].path, bodies,
@@ -200,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     rounds[name].append(run_load(server.base_url, calls, args.requests,
                                                  args.concurrency, time_limit=300))
+                spent = workers_cpu_seconds(server.worker_pids()) - before
+                done = rounds[name][-1]
+                count = done.requests if isinstance(done, WrkResult) else done.sent
+                cpu_ms[name].append(spent * 1000 / max(count, 1))
         after_all = {pid: rss_mb(pid) for pid in server.worker_pids()}
 
     print()
@@ -220,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         median[name] = statistics.median(result.throughput for result in results)
     ratio = median["predict"] / median["healthz"]
     print(f"median req/s: healthz {median['healthz']:.0f}, predict {median['predict']:.0f}")
+    print(f"server CPU a request (gunicorn workers, /proc): healthz "
+          f"{statistics.median(cpu_ms['healthz']):.2f} ms, predict "
+          f"{statistics.median(cpu_ms['predict']):.2f} ms (median round; robust to a busy "
+          "machine, unlike req/s)")
     errors = sum(result.error_count for result in
                  (warm, memory, *rounds["healthz"], *rounds["predict"]))
     print(f"answers: {len(predict) - differing} of {len(predict)} served answers identical to "
