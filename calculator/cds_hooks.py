@@ -130,7 +130,9 @@ def _card(prefetch: Mapping[str, Any], patient_id: str) -> dict[str, Any]:
                                       bundle.predictor.required_fields, patient_id=patient_id)
         answer = prediction_answer(bundle, found.values)
     except FhirInputError as error:
-        return _missing_card([issue.message for issue in error.issues],
+        return _missing_card([issue.message + (f" (at {issue.expression})"
+                                               if "." in issue.expression else "")
+                              for issue in error.issues],
                              [issue.field for issue in error.issues])
     except InputError as error:
         return _missing_card([str(problem) for problem in error.errors],
