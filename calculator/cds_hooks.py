@@ -109,8 +109,17 @@ def _checked_call(body: Any) -> dict[str, Any]:
     context = body.get("context")
     if not isinstance(context, Mapping):
         errors.append(FieldError("context", "is required (an object)"))
-    elif not isinstance(context.get("patientId"), str) or not context["patientId"]:
-        errors.append(FieldError("context.patientId", "is required (a string)"))
+    else:
+        if not isinstance(context.get("patientId"), str) or not context["patientId"]:
+            errors.append(FieldError("context.patientId", "is required (a string)"))
+        for name in ("userId", "encounterId"):
+            if context.get(name) is not None and not isinstance(context[name], str):
+                errors.append(FieldError(f"context.{name}", "must be a string"))
+    if body.get("fhirServer") is not None and not isinstance(body["fhirServer"], str):
+        errors.append(FieldError("fhirServer", "must be a URL string"))
+    if body.get("fhirAuthorization") is not None and not isinstance(body["fhirAuthorization"],
+                                                                    Mapping):
+        errors.append(FieldError("fhirAuthorization", "must be an object"))
     if body.get("prefetch") is not None and not isinstance(body["prefetch"], Mapping):
         errors.append(FieldError("prefetch", "must be an object"))
     if errors:
