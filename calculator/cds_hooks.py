@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Mapping
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, jsonify, url_for
 
 from calculator.extensions import calculator_state
 from calculator.fhir_codes import INPUT_SYSTEM, METHOD_SYSTEM, OBSERVATIONS

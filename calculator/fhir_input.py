@@ -10,52 +10,18 @@ the calculator field; :class:`FhirInputError` carries them all, for an ``Operati
 """
 from __future__ import annotations
 
-import datetime as dt
-import numbers
 from dataclasses import dataclass, field
-from typing import Any, Collection, Iterable, Mapping
+from typing import Any, Collection, Mapping
 
-from calculator.fhir_codes import (BY_CODE, BY_FIELD, GENDER_TO_SEX, IGNORED_STATUSES,
-                                   INPUT_SYSTEM, TB_ASSESSED_SYSTEM, TB_ASSESSED_VALUES, UCUM,
-                                   ObservationCode)
+from calculator.fhir_codes import BY_FIELD, IGNORED_STATUSES
+from calculator.fhir_values import (MAX_ISSUES, FhirInputError, Issue, missing_issue,
+                                    observation_value, patient_demographics, show)
 from model.errors import InputError
 from model.patient import ALWAYS_REQUIRED, PATIENT_FIELDS, parse_patient
 
-#: At most this many library validation errors are reported (a hostile body can hold thousands).
-MAX_ISSUES = 20
+__all__ = ["FhirInputError", "FhirPatient", "Issue", "patient_from_prefetch",
+           "patient_from_resource"]
 PARAMETER_NAMES = ("patient", "observation")
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One problem with FHIR input, as an ``OperationOutcome.issue``.
-
-    Attributes
-    ----------
-    code : str
-        FHIR issue type: ``structure``, ``required``, ``value``, ``code-invalid``,
-        ``business-rule`` or ``not-supported``.
-    expression : str
-        FHIRPath of the element concerned, e.g. ``Parameters.parameter[1].resource``.
-    message : str
-        What is wrong, naming the calculator field where there is one.
-    field : str
-        The patient field concerned ("" when the problem is not about one field).
-    """
-
-    code: str
-    expression: str
-    message: str
-    field: str = ""
-
-
-class FhirInputError(ValueError):
-    """FHIR input the calculator cannot use; ``status`` 400 (unreadable) or 422 (unusable)."""
-
-    def __init__(self, issues: Iterable[Issue], status: int = 422):
-        self.issues = list(issues)[:MAX_ISSUES] or [Issue("invalid", "", "invalid input")]
-        self.status = status
-        super().__init__("; ".join(f"{i.expression}: {i.message}" for i in self.issues))
 
 
 @dataclass
@@ -105,7 +71,7 @@ def patient_from_resource(body: Any, required: Collection[str] = ()) -> FhirPati
     if not isinstance(body, Mapping) or body.get("resourceType") not in ("Parameters", "Bundle"):
         found = body.get("resourceType") if isinstance(body, Mapping) else type(body).__name__
         raise FhirInputError([Issue("structure", "", "send a FHIR Parameters or Bundle resource "
-                                    f"holding a Patient and Observations (got {_show(found)})")],
+                                    f"holding a Patient and Observations (got {show(found)})")],
                              400)
     kind = body["resourceType"]
     _validate(kind, body, kind)
@@ -173,7 +139,7 @@ def _validate(kind: str, body: Any, where: str) -> None:
     if not isinstance(body, Mapping) or body.get("resourceType") != kind:
         found = body.get("resourceType") if isinstance(body, Mapping) else type(body).__name__
         raise FhirInputError([Issue("structure", where, f"must be a FHIR {kind} resource "
-                                    f"(got {_show(found)})")], 400)
+                                    f"(got {show(found)})")], 400)
     try:
         get_fhir_model_class(kind).model_validate(body)
     except pydantic.ValidationError as error:
@@ -198,7 +164,7 @@ def _from_parameters(body: Mapping) -> tuple[list, list]:
         resource = parameter.get("resource")
         if name not in PARAMETER_NAMES:
             issues.append(Issue("not-supported", where + ".name",
-                                f"unknown parameter {_show(name)}; expected 'patient' or "
+                                f"unknown parameter {show(name)}; expected 'patient' or "
                                 "'observation'"))
             continue
         expected = "Patient" if name == "patient" else "Observation"
@@ -232,7 +198,7 @@ def _from_bundle(body: Mapping, where: str = "Bundle") -> tuple[list, list]:
             observations.append((at + ".resource", resource))
         else:
             issues.append(Issue("not-supported", at + ".resource",
-                                f"resource type {_show(kind)} is not used; send one Patient "
+                                f"resource type {show(kind)} is not used; send one Patient "
                                 "and Observations"))
     if issues:
         raise FhirInputError(issues)
@@ -271,7 +237,7 @@ def _assemble(patients: list, observations: list, required: Collection[str], *, 
                                 f"({', '.join(sorted(references))})"))
             continue
         try:
-            entry, value = _observation_value(observation, where)
+            entry, value = observation_value(observation, where)
         except FhirInputError as error:
             issues += error.issues
             continue
@@ -280,18 +246,20 @@ def _assemble(patients: list, observations: list, required: Collection[str], *, 
         readings.setdefault(entry.field, []).append(_Reading(value, where, when, reference))
     raw: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    measured: dict[str, str | None] = {}
     for name, found in readings.items():
         chosen = _choose(name, found, latest, issues)
         if chosen is not None:
-            raw[name], sources[name] = chosen.value, chosen.where
+            raw[name], sources[name], measured[name] = chosen.value, chosen.where, chosen.when
     if patient is not None:
-        _from_patient(patient, patients[0][0], raw, sources, readings, issues,
-                      needs_sex="sex" in _needed(required))
+        patient_demographics(patient, patients[0][0], raw, sources, issues,
+                             needs_sex="sex" in _needed(required),
+                             measured_on=measured.get("marrow_blasts_pct"))
     if issues:
         raise FhirInputError(issues)
     missing = [name for name in _needed(required) if name not in raw]
     if missing:
-        raise FhirInputError([_missing(name, patient is not None) for name in missing])
+        raise FhirInputError([missing_issue(name, patient is not None) for name in missing])
     try:
         values = parse_patient(raw, required=required)
     except InputError as error:
@@ -312,7 +280,7 @@ def _choose(name: str, found: list[_Reading], latest: bool, issues: list[Issue])
     values = {repr(reading.value) for reading in candidates}
     if len(values) > 1:
         code = BY_FIELD[name].code
-        shown = ", ".join(f"{reading.where} = {_show(reading.value)}" for reading in candidates)
+        shown = ", ".join(f"{reading.where} = {show(reading.value)}" for reading in candidates)
         issues.append(Issue("business-rule", candidates[0].where,
                             f"{name}: conflicting Observations coded {code!r} ({shown}); "
                             "send one value", name))
@@ -320,144 +288,7 @@ def _choose(name: str, found: list[_Reading], latest: bool, issues: list[Issue])
     return candidates[-1]
 
 
-def _observation_value(observation: Mapping, where: str) -> tuple[ObservationCode, Any]:
-    codings = (observation.get("code") or {}).get("coding") or []
-    ours = [coding for coding in codings
-            if coding.get("system") == INPUT_SYSTEM and coding.get("code") in BY_CODE]
-    if not ours:
-        given = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in codings) or "no coding"
-        raise FhirInputError([Issue("code-invalid", where + ".code",
-                                    f"unknown Observation code ({given}); the calculator reads "
-                                    f"codes of {INPUT_SYSTEM} (docs/fhir.md)")])
-    entry = BY_CODE[ours[0]["code"]]
-    label = f"{entry.field} (Observation coded {entry.code!r})"
-    if entry.value == "quantity":
-        quantity = observation.get("valueQuantity")
-        if not isinstance(quantity, Mapping):
-            raise _value_issue(where, observation, label, "valueQuantity")
-        unit, system, number = quantity.get("code"), quantity.get("system"), quantity.get("value")
-        if system != UCUM or unit not in entry.units:
-            accepted = " or ".join(repr(u) for u in entry.units)
-            raise FhirInputError([Issue("value", where + ".valueQuantity",
-                                        f"{label}: wrong unit: code {_show(unit)} of system "
-                                        f"{_show(system)} (unit text "
-                                        f"{_show(quantity.get('unit'))}); expected UCUM "
-                                        f"({UCUM}) code {accepted}", entry.field)])
-        if not isinstance(number, numbers.Real) or isinstance(number, bool):
-            raise FhirInputError([Issue("value", where + ".valueQuantity.value",
-                                        f"{label}: value must be a number "
-                                        f"(got {_show(number)})", entry.field)])
-        factor = entry.units[unit]
-        return entry, number if factor == 1.0 else float(number) * factor
-    if entry.value == "boolean":
-        if "valueBoolean" not in observation:
-            raise _value_issue(where, observation, label, "valueBoolean")
-        value = observation["valueBoolean"]
-        if not isinstance(value, bool):
-            raise FhirInputError([Issue("value", where + ".valueBoolean",
-                                        f"{label}: must be true or false (got {_show(value)})",
-                                        entry.field)])
-        return entry, value
-    concept = observation.get("valueCodeableConcept")
-    if not isinstance(concept, Mapping):
-        raise _value_issue(where, observation, label, "valueCodeableConcept")
-    for coding in concept.get("coding") or []:
-        if coding.get("system") == TB_ASSESSED_SYSTEM and coding.get("code") in TB_ASSESSED_VALUES:
-            return entry, TB_ASSESSED_VALUES[coding["code"]]
-    raise FhirInputError([Issue("code-invalid", where + ".valueCodeableConcept",
-                                f"{label}: expected a code of {TB_ASSESSED_SYSTEM} "
-                                f"({', '.join(TB_ASSESSED_VALUES)})", entry.field)])
-
-
-def _value_issue(where: str, observation: Mapping, label: str, expected: str) -> FhirInputError:
-    given = [key for key in observation if key.startswith("value")]
-    if not given:
-        reason = (observation.get("dataAbsentReason") or {}).get("text") or ", ".join(
-            str(c.get("code")) for c in (observation.get("dataAbsentReason") or {}).get("coding")
-            or [])
-        detail = f"has no value{f' (dataAbsentReason: {reason})' if reason else ''}"
-    else:
-        detail = f"carries {given[0]}"
-    return FhirInputError([Issue("value", where, f"{label}: {detail}; expected {expected}",
-                                 label.split(" ")[0])])
-
-
-def _from_patient(patient: Mapping, where: str, raw: dict, sources: dict,
-                  readings: Mapping[str, list[_Reading]], issues: list[Issue], *,
-                  needs_sex: bool) -> None:
-    gender = patient.get("gender")
-    if gender is not None:
-        if gender in GENDER_TO_SEX:
-            raw["sex"], sources["sex"] = GENDER_TO_SEX[gender], where + ".gender"
-        elif needs_sex:
-            issues.append(Issue("value", where + ".gender",
-                                f"sex: Patient.gender {gender!r} is not modelled (the training "
-                                "cohort recorded male and female only); leave it out", "sex"))
-    birth = patient.get("birthDate")
-    if birth is None:
-        return
-    blasts = readings.get("marrow_blasts_pct") or []
-    on = _date(blasts[-1].when) if blasts and blasts[-1].when else dt.datetime.now(dt.UTC).date()
-    age = _years_between(str(birth), on)
-    if age is None:
-        issues.append(Issue("value", where + ".birthDate",
-                            f"age_years: birthDate {birth!r} is not a date", "age_years"))
-    elif "age_years" in raw:
-        if abs(float(raw["age_years"]) - age) > 1.0:
-            issues.append(Issue("business-rule", where + ".birthDate",
-                                f"age_years: the age-at-infusion Observation "
-                                f"({_show(raw['age_years'])} years) conflicts with birthDate "
-                                f"{birth} ({age:.1f} years on {on.isoformat()})", "age_years"))
-    else:
-        raw["age_years"], sources["age_years"] = round(age, 2), where + ".birthDate"
-
-
-def _years_between(birth: str, on: dt.date) -> float | None:
-    """Years from ``birth`` (FHIR date: YYYY, YYYY-MM or YYYY-MM-DD) to ``on``; a partial date
-    stands for the middle of its year (1 July) or month (the 15th)."""
-    try:
-        parts = [int(part) for part in birth.split("-")]
-        if len(parts) == 1:
-            born = dt.date(parts[0], 7, 1)
-        elif len(parts) == 2:
-            born = dt.date(parts[0], parts[1], 15)
-        else:
-            born = dt.date(*parts)
-    except (ValueError, TypeError):
-        return None
-    return (on - born).days / 365.25
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(str(text)[:10])
-    except ValueError:
-        return dt.datetime.now(dt.UTC).date()
-
-
 def _needed(required: Collection[str]) -> list[str]:
     wanted = set(ALWAYS_REQUIRED) | set(required)
     return [name for name in PATIENT_FIELDS if name in wanted]
 
-
-def _missing(name: str, has_patient: bool) -> Issue:
-    if name == "sex":
-        return Issue("required", "Patient.gender", "sex: missing; give Patient.gender", "sex")
-    entry = BY_FIELD[name]
-    how = {"quantity": f"valueQuantity in UCUM {entry.ucum!r}", "boolean": "valueBoolean",
-           "coded": f"valueCodeableConcept from {TB_ASSESSED_SYSTEM}"}[entry.value]
-    hint = ""
-    if name == "age_years":
-        hint = " or Patient.birthDate" + ("" if has_patient else " (no Patient was sent)")
-    return Issue("required", "Observation",
-                 f"{name}: missing; send an Observation coded {INPUT_SYSTEM}|{entry.code} with "
-                 f"{how}{hint}", name)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value is None:
-        return "nothing"
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 64 else text[:64] + "..."
