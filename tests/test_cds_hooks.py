@@ -311,3 +311,35 @@ def test_the_service_needs_no_csrf_token_and_allows_browser_clients(trained_bund
     assert preflight.status_code == 200
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
     assert "Content-Type" in preflight.headers["Access-Control-Allow-Headers"]
+
+
+def test_under_gunicorn_the_link_and_fhir_work_across_workers(trained_bundle_path, tmp_path):
+    """Served as in production (gunicorn, two sync workers sharing the home's secret key): the
+    link from the card opens on eight new connections (which the two workers take in turn as
+    they are free, so both almost surely serve some), and FHIR goes through end to end."""
+    import urllib.request
+
+    from conftest import start_calculator, stop_process
+
+    server, base_url = start_calculator(trained_bundle_path, tmp_path / "serve.log", workers=2)
+    try:
+        request = urllib.request.Request(
+            base_url + SERVICE, data=json.dumps(example_call()).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            (card,) = json.loads(answer.read())["cards"]
+        url = _link(card)
+        assert url.startswith(base_url + "/r/")
+        for _ in range(8):
+            with urllib.request.urlopen(url, timeout=30) as page:
+                assert page.status == 200
+                assert 'id="cr-probability"' in page.read().decode()
+        fhir = urllib.request.Request(
+            base_url + "/api/v1/predict",
+            data=(REPO / "docs" / "examples" / "fhir-parameters.json").read_bytes(),
+            headers={"Content-Type": "application/fhir+json"})
+        with urllib.request.urlopen(fhir, timeout=30) as answer:
+            assert answer.headers["Content-Type"].startswith("application/fhir+json")
+            assert json.loads(answer.read())["resourceType"] == "RiskAssessment"
+    finally:
+        stop_process(server)

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import REPO
 
@@ -361,3 +363,66 @@ def test_the_docs_name_every_code(loaded_bundle):
     text = Path(REPO / "docs" / "fhir.md").read_text()
     for entry in OBSERVATIONS:
         assert f"| `{entry.code}` | `{entry.field}` |" in text
+
+
+# --------------------------------------------------------------------------- generated input
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
+    | st.sampled_from(["%", "mg", "a", "final", "Patient", "Observation", "male", "1990-13-01",
+                       INPUT, UCUM, "marrow-blasts-pct", "yes", ""]),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["resourceType", "code", "coding", "system", "value",
+                                       "valueQuantity", "valueBoolean", "status", "subject",
+                                       "reference", "resource", "name", "x"]),
+                      children, max_size=3),
+    max_leaves=12)
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _paths(child, prefix + (key,))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _paths(child, prefix + (index,))
+
+
+@st.composite
+def damaged_examples(draw):
+    """The example (as Parameters or Bundle) with one to three elements replaced or removed."""
+    body = example_parameters()
+    if draw(st.booleans()):
+        body = as_bundle(body)
+    for _ in range(draw(st.integers(1, 3))):
+        paths = [path for path in _paths(body) if path]
+        path = draw(st.sampled_from(paths))
+        parent = body
+        for key in path[:-1]:
+            parent = parent[key]
+        if draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(JSON_VALUES)
+    return body
+
+
+@settings(max_examples=120, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=damaged_examples())
+def test_damaged_fhir_gets_a_risk_assessment_or_an_operation_outcome_never_a_500(client, body):
+    from fhir.resources.R4B.operationoutcome import OperationOutcome
+    from fhir.resources.R4B.riskassessment import RiskAssessment
+
+    answer = post_fhir(client, body)
+    assert answer.status_code in (200, 400, 422), answer.get_data(as_text=True)
+    assert answer.mimetype == FHIR
+    resource = json.loads(answer.get_data(), parse_constant=lambda c: pytest.fail(c))
+    if answer.status_code == 200:
+        RiskAssessment.model_validate(resource)
+    else:
+        OperationOutcome.model_validate(resource)
+        assert all(issue["diagnostics"] for issue in resource["issue"])
