@@ -14,6 +14,7 @@ from calculator.cds_hooks import PREFETCH_KEYS, SERVICE_ID
 from calculator.fhir_api import CODE_SYSTEM_PATH
 from calculator.fhir_codes import INPUT_SYSTEM
 from calculator.fhir_output import FHIR_JSON
+from calculator.result_links import RESULT_LINK_LIFETIME_SECONDS
 
 _REF = "#/components/schemas/"
 
@@ -141,7 +142,7 @@ def extend(document: dict[str, Any]) -> None:
     document["paths"]["/r/{token}"] = {"get": {
         "operationId": "resultLink", "summary": "The result page behind a CDS card's link",
         "description": "The token is encrypted (no patient value is readable in the URL) and "
-                       "works for 30 minutes.",
+                       f"works for {RESULT_LINK_LIFETIME_SECONDS // 60} minutes.",
         "parameters": [{"name": "token", "in": "path", "required": True,
                         "schema": {"type": "string"}}],
         "responses": {"200": {"description": "result page", "content": html},
