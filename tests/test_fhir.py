@@ -426,3 +426,18 @@ def test_damaged_fhir_gets_a_risk_assessment_or_an_operation_outcome_never_a_500
     else:
         OperationOutcome.model_validate(resource)
         assert all(issue["diagnostics"] for issue in resource["issue"])
+
+
+def test_survival_is_read_from_either_shape_of_the_answers_at(json_answer):
+    """``at`` may hold numbers (the curve then gives the band) or {survival, lower, upper}."""
+    from calculator.fhir_output import survival_at
+
+    curve = json_answer["efs"]
+    from_numbers = survival_at(curve, 12)
+    index = max(i for i, month in enumerate(curve["months"]) if month <= 12)
+    assert from_numbers == {"survival": curve["at"]["12"], "lower": curve["lower"][index],
+                            "upper": curve["upper"][index]}
+    as_objects = {**curve, "at": {"12": {"survival": 0.5, "lower": 0.4, "upper": 0.6},
+                                  "24": None}}
+    assert survival_at(as_objects, 12) == {"survival": 0.5, "lower": 0.4, "upper": 0.6}
+    assert survival_at(as_objects, 24) is None and survival_at(None, 12) is None
