@@ -21,6 +21,7 @@ def run_bench(script: str, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script, args, expected", [
     ("bench_api.py", ["--seconds", "1", "--rounds", "1", "--memory-requests", "50"]
      if shutil.which("wrk") else
