@@ -1,4 +1,4 @@
-"""The result page's figures, as inline SVG (:mod:`calculator.svg`), from numbers computed elsewhere.
+"""The result page's figures as inline SVG (:mod:`calculator.svg`), from numbers already computed.
 
 Each ``*_figure`` function takes the API answer (or values derived from it by
 :mod:`calculator.results`) and returns :class:`markupsafe.Markup` holding one ``<svg>`` element.
@@ -21,7 +21,8 @@ from calculator.svg import (CR_COLOUR, GRID, HIGH_BURDEN_COLOUR, LOW_BURDEN_COLO
 from model.burden import SUBGROUP_EDGES_PCT
 from model.features import BLASTS_FLOOR_PCT
 from model.predictor import HORIZONS_MONTHS
-from model.survival import FEW_AT_RISK_PATIENTS, KaplanMeier, few_at_risk, number_at_risk
+from model.survival import (FEW_AT_RISK_FRACTION, FEW_AT_RISK_PATIENTS, KaplanMeier, few_at_risk,
+                            number_at_risk)
 
 SURVIVAL_TITLES = {"efs": "Event-free survival", "os": "Overall survival"}
 #: The cohort's groups drawn under the patient's curve: key, colour, label of the at-risk row.
@@ -65,7 +66,7 @@ def survival_figure(name: str, curve: Mapping[str, Any], cohort: Mapping[str, Ka
     title = SURVIVAL_TITLES.get(name, name)
     canvas = Canvas(width, height, f"{title}: this patient's predicted curve with its 95 % band "
                     "over the training cohort's Kaplan-Meier curves, with numbers at risk",
-                    element_id=f"{name}-figure", css_class=f"figure figure-survival")
+                    element_id=f"{name}-figure", css_class="figure figure-survival")
     canvas.text(left, 14, title, size=14, weight="700", fill=PATIENT_COLOUR)
 
     last_event = max((km.last_event_months for *_, km in groups
@@ -100,7 +101,7 @@ def survival_figure(name: str, curve: Mapping[str, Any], cohort: Mapping[str, Ka
             start = float(sparse[0])
             canvas.line(x(start), top, x(start), bottom, stroke=SCRS_COLOUR, width=1.2,
                         dash="4 2", class_="few-at-risk")
-            threshold = max(FEW_AT_RISK_PATIENTS, round(0.1 * follow_up.size))
+            threshold = max(FEW_AT_RISK_PATIENTS, round(FEW_AT_RISK_FRACTION * follow_up.size))
             canvas.text(x(start) - 3, bottom - 6, f"< {threshold} at risk", size=11.5,
                         anchor="end", fill=SCRS_COLOUR)
     canvas.line(left, bottom, width - right, bottom, stroke=MUTED)
