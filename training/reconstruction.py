@@ -23,12 +23,12 @@ import pandas as pd
 from scipy import optimize, stats
 
 from model.cohort import write_cohort, validate_cohort
+from model.defaults import DEFAULT_SEED
 from training.assumptions import (DOCUMENTED, SUBGROUPS, Assumptions, ImpossibleAssumption,
                                   check_assumptions)
 from training.survival_search import (draw_survival, logrank_p, survival_failures, tune_survival,
                                      worth_tuning)
 
-DEFAULT_SEED = 20170201
 DATA_DIR = Path(__file__).with_name("data")
 DEFAULT_PATH = DATA_DIR / "reconstructed_cohort.csv"
 
@@ -358,7 +358,7 @@ def _survival(seed: int, df: pd.DataFrame, follow_up: np.ndarray, a: Assumptions
 
 
 def reconstruct(seed: int = DEFAULT_SEED, assumptions: Assumptions | None = None) -> pd.DataFrame:
-    """The reconstructed cohort for ``seed`` (78 rows, columns of DESIGN.md).
+    """The reconstructed cohort for ``seed`` (78 rows, columns of docs/cohort-csv.md).
 
     Parameters
     ----------
