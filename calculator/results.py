@@ -154,6 +154,18 @@ def band_rows(bundle: LoadedBundle, subgroup: str | None) -> list[dict[str, Any]
     return rows
 
 
+EVIDENCE_KEY_LABELS = {"cr": "remission", "severe_crs": "severe CRS", "efs": "EFS", "os": "OS",
+                       "severe_crs.band": "sCRS band", "severe_crs.band.published": "published sCRS"}
+
+
+def evidence_groups(answer: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The answer's evidence labels with equal labels grouped: [("remission, severe CRS", label)]."""
+    groups: dict[str, list[str]] = {}
+    for key, label in ((answer.get("model") or {}).get("evidence") or {}).items():
+        groups.setdefault(label, []).append(EVIDENCE_KEY_LABELS.get(key, key))
+    return [(", ".join(keys), label) for label, keys in groups.items()]
+
+
 def band_basis(bundle: LoadedBundle) -> dict[str, Any]:
     """What the sCRS band counts are: a center's observation, one reconstruction, or an ensemble.
 
@@ -253,6 +265,7 @@ def result_view(bundle: LoadedBundle, patient: Mapping[str, Any],
               **({TARGET_FIELD: f"{target_blasts:g}"} if target_blasts is not None else {})}
     return {"patient": dict(patient), "answer": answer, "subgroup": band.get("subgroup"),
             "bands": band_rows(bundle, band.get("subgroup")), "band_basis": band_basis(bundle),
+            "evidence": evidence_groups(answer),
             "survival": survival,
             "target": target, "inputs": inputs,
             "input_warnings": [text for text in answer["warnings"] if text not in cohort_notes]}
