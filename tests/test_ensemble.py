@@ -200,3 +200,18 @@ def test_result_page_labels_the_evidence_of_each_number(ensemble_bundle_path):
     assert page.status_code == 200, text[:500]
     assert 'id="evidence"' in text and 'id="scrs-band-range"' in text and 'id="scrs-band-published"' in text
     assert "Observed in cohort" not in text and "model output" in text
+
+
+def test_an_ensemble_of_other_cohorts_is_not_labelled_reconstructed(small_ensemble_dir, tmp_path):
+    import shutil
+
+    from training.train_ensemble import ensemble_provenance
+
+    _, paths = read_index(small_ensemble_dir)
+    assert ensemble_provenance(paths) == "reconstructed-from-published-aggregates"
+    changed = tmp_path / paths[0].name
+    shutil.copy(paths[0], changed)
+    cohort = read_cohort(changed)
+    cohort.loc[0, "sex"] = "F" if cohort.loc[0, "sex"] == "M" else "M"  # Table 1 counts no longer match
+    write_cohort(cohort, changed)
+    assert ensemble_provenance([changed, *paths[1:]]) == "center-cohort"

@@ -88,6 +88,27 @@ def outputs_across_members(predictor: dict, pooled: dict, manifest: dict, member
                      "(0 % = MRD positive)", "rows": rows}
 
 
+def ensemble_provenance(paths: list[Path]) -> str:
+    """Reconstructed when every member is a reconstruction, else center-cohort.
+
+    A member counts as a reconstruction when its bytes are one of the packaged ensemble's members
+    or the packaged single cohort, or when it reproduces every published statistic (what only a
+    reconstruction of this paper does).
+    """
+    from model.provenance import PROVENANCE_CENTER
+    from training.ensemble import default_ensemble_dir, unmatched
+    from training.provenance import default_cohort_path, sha256_file
+
+    _, packaged = read_index(default_ensemble_dir())
+    known = {sha256_file(p) for p in packaged} | {sha256_file(default_cohort_path())}
+    for path in paths:
+        if sha256_file(path) in known:
+            continue
+        if unmatched(read_cohort(path)):
+            return PROVENANCE_CENTER
+    return PROVENANCE_RECONSTRUCTED
+
+
 def ensemble_bands(cohorts: list[pd.DataFrame]) -> list[dict]:
     """sCRS band rows over the members: mean counts, the rate's range, the published groups.
 
@@ -199,6 +220,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
     if jobs == 0:
         raise TrainingError("jobs must be a positive number of workers, or negative (joblib); not 0")
     index, paths = read_index(ensemble_dir)
+    provenance = ensemble_provenance(paths)
     cohorts = [derive(read_cohort(p)) for p in paths]
     k = len(cohorts)
     per_member = max(1, math.ceil(bootstrap / k))
@@ -229,10 +251,11 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
                  "models": {name: params[name] for name in models}, "scrs_bands": bands}
     manifest = {
         "format_version": 1,
-        "provenance": PROVENANCE_RECONSTRUCTED,
+        "provenance": provenance,
         "source": (load_published()["source"]["citation"] + f" Ensemble of {k} synthetic cohorts "
                    "reconstructed from the paper's published aggregates, each reproducing every "
-                   "published statistic; not patient data."),
+                   "published statistic; not patient data." if provenance == PROVENANCE_RECONSTRUCTED
+                   else f"center cohorts ({k} files of {Path(ensemble_dir).name})"),
         "training_data": {"file": "training_cohort.csv", "n": len(cohorts[0]), "members": k,
                           "source_file": f"{Path(ensemble_dir).name}/ensemble.json"},
         "seed": int(seed), "bootstrap": int(per_member * k),
@@ -242,8 +265,10 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
         "unavailable_models": {name: skipped[name] for name in MODEL_NAMES if name in skipped},
         "warnings": [f"{name}: {w}" for name, entry in models.items() for w in entry["warnings"]]
                     + [skipped[name] for name in MODEL_NAMES if name in skipped],
-        "scrs_bands": bands, "dose_note": DOSE_NOTE,
+        "scrs_bands": bands,
     }
+    if provenance == PROVENANCE_RECONSTRUCTED:
+        manifest["dose_note"] = DOSE_NOTE
     manifest["ensemble"] = {
         "members": k, "bootstrap_per_member": per_member, "pooling": POOLING_RULE,
         "index": index, "published_scrs": PUBLISHED_SCRS,
