@@ -97,7 +97,7 @@ def format_answer(answer: dict, patient: dict, manifest: dict) -> str:
         lines.append(f"{label}: {pct(result['probability'])} (95 % CI {ci(result['ci95'])})")
     band = (answer.get("severe_crs") or {}).get("band")
     if band:
-        lines += band_lines(band, pct, ci)
+        lines += band_lines(band, pct, ci, is_reconstructed_manifest(manifest))
     header = "".join(f"{f'{h} months':<22}" for h in HORIZONS_MONTHS)
     lines += ["", f"{'Survival':<24}{header}"]
     for name in ("efs", "os"):
@@ -119,14 +119,16 @@ def format_answer(answer: dict, patient: dict, manifest: dict) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def band_lines(band: dict, pct, ci) -> list[str]:
+def band_lines(band: dict, pct, ci, reconstructed_cohort: bool = False) -> list[str]:
     """The patient's sCRS band as text: an ensemble's range beside the published groups, or a
-    center cohort's observed count."""
+    cohort's count (observed for a center; an assumed split for one reconstruction)."""
     observed = band["observed"]
     reconstructed = band.get("reconstructed")
     if reconstructed is None:
+        who = ("patients of the reconstructed cohort (assumed subgroup split)" if reconstructed_cohort
+               else "cohort patients")
         return [f"  burden subgroup {band['subgroup']} ({band['label']}): severe CRS in "
-                f"{observed['events']} of {observed['n']} cohort patients "
+                f"{observed['events']} of {observed['n']} {who} "
                 f"({pct(observed['rate'])}, 95 % CI {ci(observed['ci95'])})"]
     low, high = reconstructed["rate_range"]
     lines = [f"  burden subgroup {band['subgroup']} ({band['label']}): severe CRS rate "

@@ -206,24 +206,31 @@ def treatment_window_figure(window: Mapping[str, np.ndarray], blasts: float,
 
 
 def scrs_bands_figure(bands: Sequence[Mapping[str, Any]],
-                      model: Mapping[str, Any] | None) -> Markup:
-    """Observed sCRS rate with 95 % interval for each burden subgroup, and the model's estimate.
+                      model: Mapping[str, Any] | None, basis: str = "observed") -> Markup:
+    """sCRS rate with its interval for each burden subgroup, and the model's estimate.
 
     Parameters
     ----------
     bands : sequence of mapping
-        From :func:`calculator.results.band_rows` (the patient's row has ``current`` True).
+        From :func:`calculator.results.band_rows` (the patient's row has ``current`` True). Rows
+        with a ``rate_range`` (an ensemble) are drawn as that range across the reconstructions.
     model : mapping, optional
         The API's ``severe_crs`` answer (``probability``, ``ci95``).
+    basis : str
+        What the dots are ("observed" for a center's cohort; "reconstructed" otherwise).
     """
-    rows = [(row["subgroup"], row["rate"], row["ci95"], row["current"]) for row in bands]
+    ensemble = any(row.get("rate_range") for row in bands)
+    if ensemble:
+        basis = "range across reconstructions"
+    rows = [(row["subgroup"], row["rate"], row.get("rate_range") or row["ci95"], row["current"])
+            for row in bands]
     if model is not None:
         rows.append(("model", model["probability"], model["ci95"], None))
     width, left, right, top, step = 260, 50, 16, 8, 24
     bottom = top + step * len(rows)
     x = Scale((0, 1), (left, width - right))
-    canvas = Canvas(width, bottom + 40, "Observed severe CRS rate with 95 % interval in each "
-                    "burden subgroup, the patient's highlighted, and the model's estimate",
+    canvas = Canvas(width, bottom + 40, f"Severe CRS rate in each burden subgroup ({basis}), the "
+                    "patient's highlighted, and the model's estimate with its 95 % interval",
                     element_id="bands-figure", css_class="figure figure-bands")
     for value in (0, 0.25, 0.5, 0.75, 1.0):
         canvas.line(x(value), top, x(value), bottom, stroke=GRID, width=0.8)
@@ -247,6 +254,6 @@ def scrs_bands_figure(bands: Sequence[Mapping[str, Any]],
                 canvas.add("circle", cx=x(rate), cy=middle, r=4, fill=colour)
         canvas.text(left - 6, middle + 4, label, size=12.5, anchor="end", fill=colour,
                     weight="700" if current else None)
-    canvas.text((left + width - right) / 2, bottom + 34, "observed (dots), model (diamond)",
+    canvas.text((left + width - right) / 2, bottom + 34, f"{basis.split(' (')[0]} (dots), model (diamond)",
                 size=11.5, anchor="middle", fill=MUTED)
     return canvas.markup()

@@ -174,11 +174,14 @@ def band_basis(bundle: LoadedBundle) -> dict[str, Any]:
     members = (bundle.manifest.get("ensemble") or {}).get("members")
     if members:
         return {"ensemble": True, "patients": "reconstructed patients",
-                "header": f"Rate across {members} reconstructions (assumed split; n range)"}
+                "header": f"Rate across {members} reconstructions (assumed split; n range)",
+                "figure": "range across reconstructions"}
     if is_reconstructed_manifest(bundle.manifest):
         return {"ensemble": False, "patients": "patients of the reconstructed cohort",
-                "header": "Reconstructed cohort, assumed split (95 % CI)"}
-    return {"ensemble": False, "patients": "cohort patients", "header": "Observed in cohort (95 % CI)"}
+                "header": "Reconstructed cohort, assumed split (95 % CI)",
+                "figure": "reconstructed, assumed split"}
+    return {"ensemble": False, "patients": "cohort patients", "header": "Observed in cohort (95 % CI)",
+            "figure": "observed"}
 
 
 def model_basis(bundle: LoadedBundle) -> list[dict[str, Any]]:

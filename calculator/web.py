@@ -179,7 +179,8 @@ def _figures(view: Mapping[str, Any], target: float | None) -> dict[str, Any]:
     figures["window"] = plots.treatment_window_figure(
         results.treatment_window(state.bundle, patient), patient["marrow_blasts_pct"], target)
     if answer.get("severe_crs"):
-        figures["bands"] = plots.scrs_bands_figure(view["bands"], answer["severe_crs"])
+        figures["bands"] = plots.scrs_bands_figure(view["bands"], answer["severe_crs"],
+                                                   view["band_basis"]["figure"])
     return figures
 
 

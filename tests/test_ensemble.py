@@ -215,3 +215,19 @@ def test_an_ensemble_of_other_cohorts_is_not_labelled_reconstructed(small_ensemb
     cohort.loc[0, "sex"] = "F" if cohort.loc[0, "sex"] == "M" else "M"  # Table 1 counts no longer match
     write_cohort(cohort, changed)
     assert ensemble_provenance([changed, *paths[1:]]) == "center-cohort"
+
+
+def test_one_reconstruction_is_not_called_observed_either(trained_bundle_path, capsys):
+    from calculator import create_app
+    from calculator.cli import main
+    from training.report import render_report
+
+    options = [item for name, value in EXAMPLE_PATIENT.items()
+               for item in ("--" + name.replace("_", "-"),
+                            str(value).lower() if isinstance(value, bool) else str(value))]
+    assert main(["predict", "--bundle", str(trained_bundle_path), *options]) == 0
+    assert "patients of the reconstructed cohort (assumed subgroup split)" in capsys.readouterr().out
+    assert "observed rate" not in render_report(trained_bundle_path)
+    client = create_app({"BUNDLE_PATH": str(trained_bundle_path), "TESTING": True}).test_client()
+    about = client.get("/about").get_data(as_text=True)
+    assert "Count (assumed split)" in about

@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training import report_ensemble
 from model.bundle import TRAINING_DATA, LoadedBundle, load_estimators, load_predictor
 from model.cohort import CohortError, validate_cohort
 from model.errors import BundleError
 from model.predictor import predict
-from training import plots
+from training import plots, report_ensemble
 from training.analyses import derive
 from training.report_sections import (audit_section, cohort_section, model_section,
                                       survival_figures, validation_section)
@@ -166,7 +165,8 @@ def _header(bundle: LoadedBundle) -> str:
     return f"<table>{table}</table>{dose}{missing}"
 
 
-def _bands(bands: list[dict]) -> str:
+def _bands(bands: list[dict], reconstructed: bool = False) -> str:
+    rate_header = "rate (reconstruction: assumed split A1)" if reconstructed else "observed rate"
     if not bands:
         return "<p>No sCRS band table: the training cohort has no crs_grade column.</p>"
 
@@ -179,7 +179,7 @@ def _bands(bands: list[dict]) -> str:
         f"<td class=num>{'-' if not b['ci95'] else f(b['ci95'][0]) + ' - ' + f(b['ci95'][1])}</td>"
         f"<td class=num>{f(b['smoothed_rate'])}</td></tr>" for b in bands)
     return ('<table id="scrs-bands">' "<tr><th>subgroup</th><th>marrow blasts</th><th>sCRS / n</th>"
-            "<th>observed rate</th><th>Wilson 95 % CI</th><th>isotonic smoothed rate</th></tr>"
+            f"<th>{rate_header}</th><th>Wilson 95 % CI</th><th>isotonic smoothed rate</th></tr>"
             f"{rows}</table><p>Smoothed rates: isotonic (non-decreasing from a to e) regression of "
             "the observed rates weighted by n.</p>")
 
@@ -245,7 +245,8 @@ def render_report(bundle_dir) -> str:
                  report_ensemble.informative_inputs_section(manifest["models"])]
     bands = manifest.get("scrs_bands", [])
     body += ['<h2 id="scrs-band-table">Severe CRS by burden subgroup</h2>',
-             report_ensemble.bands_section(bands) if ensemble and bands else _bands(bands),
+             report_ensemble.bands_section(bands) if ensemble and bands else
+             _bands(bands, is_reconstructed(manifest)),
              '<h2 id="audit">Audit of the stored estimators</h2>',
              audit_section(manifest, bundle.params, estimators, estimator_notes)]
     if is_reconstructed(manifest):
