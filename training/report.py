@@ -181,7 +181,9 @@ def _bands(bands: list[dict], reconstructed: bool = False) -> str:
     return ('<table id="scrs-bands">' "<tr><th>subgroup</th><th>marrow blasts</th><th>sCRS / n</th>"
             f"<th>{rate_header}</th><th>Wilson 95 % CI</th><th>isotonic smoothed rate</th></tr>"
             f"{rows}</table><p>Smoothed rates: isotonic (non-decreasing from a to e) regression of "
-            "the observed rates weighted by n.</p>")
+            "the subgroup rates weighted by n."
+            + (" The five-subgroup split of the reconstruction is assumption A1; only the two-group "
+               "counts (4/33 and 19/45) are published.</p>" if reconstructed else "</p>"))
 
 
 def _figure(uri: str, ident: str, caption: str) -> str:
