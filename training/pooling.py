@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -95,7 +96,9 @@ def pooled_coefficients(features: Sequence[str], member_coef: np.ndarray, boot_c
     lower, upper = np.fmin(lower, estimate), np.fmax(upper, estimate)
     k = per_unit.shape[0]
     between = per_unit.var(axis=0, ddof=1) if k > 1 else np.zeros_like(estimate)
-    within = np.nanmean(member_se ** 2, axis=0)
+    with warnings.catch_warnings():  # a feature without any member SE (constant) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        within = np.nanmean(member_se ** 2, axis=0)
     rubin_se = np.sqrt(within + (1 + 1 / k) * between)
     out = {}
     for j, name in enumerate(features):
@@ -155,10 +158,11 @@ def pooled_entry(entries: Sequence[dict], coefficients: dict, bootstrap_total: i
     entry["events_per_variable"] = float(np.mean([e["events_per_variable"] for e in entries]))
     entry["bootstrap"] = int(bootstrap_total)
     entry["bootstrap_per_member"] = int(per_member)
-    entry["penalty"]["lambda_by_member"] = [float(e["penalty"]["lambda"]) for e in entries]
+    if isinstance(entry.get("penalty"), dict):
+        entry["penalty"]["lambda_by_member"] = [(e.get("penalty") or {}).get("lambda") for e in entries]
     if "ph_test" in entry:
         entry["ph_test_global_p_by_member"] = [
-            (e.get("ph_test", {}).get("global") or {}).get("p") for e in entries]
+            ((e.get("ph_test") or {}).get("global") or {}).get("p") for e in entries]
     entry["warnings"] = merged_warnings([e.get("warnings", []) for e in entries])
     entry["sample_size_note"] = ("Riley criteria shown for the first reconstruction; every member "
                                  "has the same n and nearly the same events")

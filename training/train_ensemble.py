@@ -171,8 +171,8 @@ def _pool(name, features, fitted, grid, per_member):
              else pool_cox(fits, boots, center, scale, grid))
     member_coef = np.array(parts["members"]["coef"], float)
     boot_coef = np.array(parts["bootstrap"]["coef"], float)
-    member_se = np.array([[e.entry["coefficients"][f]["se"] if e.entry["coefficients"][f]["se"] is not None
-                           else np.nan for f in features] for e in fitted], float)
+    member_se = np.array([[np.nan if e.entry["coefficients"][f].get("se") is None
+                           else e.entry["coefficients"][f]["se"] for f in features] for e in fitted], float)
     ratio = "odds_ratio" if kind == "logistic" else "hazard_ratio"
     coefficients = pooled_coefficients(features, member_coef, boot_coef, scale, member_se, ratio)
     entry = pooled_entry([f.entry for f in fitted], coefficients, len(boot_coef), per_member)
