@@ -231,3 +231,9 @@ def test_one_reconstruction_is_not_called_observed_either(trained_bundle_path, c
     client = create_app({"BUNDLE_PATH": str(trained_bundle_path), "TESTING": True}).test_client()
     about = client.get("/about").get_data(as_text=True)
     assert "Count (assumed split)" in about
+
+
+@pytest.mark.slow
+def test_every_packaged_member_reproduces_every_published_statistic():
+    _, paths = read_index(default_ensemble_dir())
+    assert {path.name: unmatched(read_cohort(path)) for path in paths} == {path.name: [] for path in paths}
