@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from model.burden import MRD_THRESHOLD_PCT
 from model.errors import CohortError  # noqa: F401  (raised here; importable from here too)
 
 FLAG_COLUMNS = [
@@ -101,11 +102,13 @@ def _consistency_checks() -> list[pa.Check]:
 
     return [
         rule(["marrow_blasts_pct", "mrd_positive"],
-             lambda d: ~((d.marrow_blasts_pct == 0) & (d.mrd_positive == 0)),
-             "marrow_blasts_pct 0 with mrd_positive 0: MRD-negative patients are outside the population the models describe"),
+             lambda d: ~((d.marrow_blasts_pct < MRD_THRESHOLD_PCT) & (d.mrd_positive == 0)),
+             f"marrow_blasts_pct < {MRD_THRESHOLD_PCT:g} with mrd_positive 0: MRD-negative patients "
+             "are outside the population the models describe"),
         rule(["marrow_blasts_pct", "mrd_positive"],
-             lambda d: ~((d.marrow_blasts_pct >= 0.01) & (d.mrd_positive == 0)),
-             "mrd_positive 0 with marrow_blasts_pct >= 0.01: MRD negativity means < 0.01 % blasts"),
+             lambda d: ~((d.marrow_blasts_pct >= MRD_THRESHOLD_PCT) & (d.mrd_positive == 0)),
+             f"mrd_positive 0 with marrow_blasts_pct >= {MRD_THRESHOLD_PCT:g}: MRD negativity means "
+             f"< {MRD_THRESHOLD_PCT:g} % blasts"),
         rule(["efs_months", "os_months"], lambda d: d.efs_months <= d.os_months + 1e-9,
              "efs_months must not exceed os_months"),
         rule(["os_event", "efs_event"], lambda d: ~((d.os_event == 1) & (d.efs_event == 0)),

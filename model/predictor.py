@@ -9,7 +9,7 @@ curves stop at the model's ``max_follow_up_months``; nothing is extrapolated.
 
 Patients come either as a mapping of field -> array (one value a patient; a DataFrame works) or as
 a sequence of parsed patient dicts (:func:`model.patient.parse_patient`). Patients outside the
-modelled population (0 % blasts, MRD negative) get NaN predictions and ``in_population`` False.
+modelled population (:func:`model.burden.in_modelled_population`) get NaN predictions and ``in_population`` False.
 """
 from __future__ import annotations
 
