@@ -139,7 +139,7 @@ def compile_predictor(params: Mapping, manifest: Mapping | None = None) -> Compi
     """
     try:
         return _compile(params, manifest or {})
-    except (KeyError, TypeError, ValueError, IndexError) as problem:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as problem:
         detail = f"missing entry {problem}" if isinstance(problem, KeyError) else str(problem)
         raise BundleError("predictor-structure", "predictor.json", detail) from None
 
