@@ -181,6 +181,10 @@ def serve_command(args) -> int:
 
     from calculator import create_app
 
+    # Built here, before anything is printed: a bundle the app refuses (content, training data)
+    # is reported as one line and nothing is served.
+    app = create_app({"BUNDLE_PATH": str(path)})
+
     class CalculatorServer(BaseApplication):
         """gunicorn running the app factory, the bundle loaded once before workers fork."""
 
@@ -195,7 +199,7 @@ def serve_command(args) -> int:
                 self.cfg.set("control_socket_disable", True)
 
         def load(self):
-            return create_app({"BUNDLE_PATH": str(path)})
+            return app
 
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"cart-risk: serving bundle {bundle.id[:12]} on http://{shown_host}:{args.port} "
