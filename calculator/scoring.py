@@ -364,6 +364,26 @@ def format_numbers(values: np.ndarray) -> list[str]:
 # --------------------------------------------------------------------------- writing
 
 
+class _QuotingWriter:
+    """``csv.writer`` with ``\\n`` line ends that also quotes cells holding a bare ``\\r``.
+
+    Python < 3.12 quotes only the line terminator's characters, so a copied input cell with a
+    carriage return would be written unquoted and read back as two records.
+    """
+
+    def __init__(self, handle):
+        self.minimal = csv.writer(handle, lineterminator="\n")
+        self.quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row) -> None:
+        row = list(row)
+        (self.quoted if any("\r" in cell for cell in row) else self.minimal).writerow(row)
+
+    def writerows(self, rows) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
 class _AtomicCsv:
     """A CSV writer on a temporary file beside ``path``, renamed over ``path`` on success."""
 
@@ -375,7 +395,7 @@ class _AtomicCsv:
                                                       prefix=f".{self.path.name}.",
                                                       suffix=".tmp")
         self.handle = os.fdopen(descriptor, "w", newline="", encoding="utf-8")
-        return csv.writer(self.handle, lineterminator="\n")
+        return _QuotingWriter(self.handle)
 
     def __exit__(self, kind, error, traceback):
         try:
