@@ -127,7 +127,7 @@ COMMANDS = {"reproduce": _reproduce, "train": _train, "report": _report,
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cart-risk` console script; returns the exit code."""
-    from model.errors import BundleError, CohortError, InputError
+    from model.errors import BundleError, CohortError, ConfigurationError, InputError
 
     args = build_parser().parse_args(argv)
     try:
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     except CohortError as error:
         print(f"cart-risk {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (BundleError, CommandError) as error:
+    except (BundleError, CommandError, ConfigurationError) as error:
         print(f"cart-risk {args.command}: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as error:
