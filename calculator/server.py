@@ -36,7 +36,7 @@ from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 #: Threads of each worker: simultaneous requests being read or answered.
-THREADS = 8
+THREADS = 4
 #: A connection that sends nothing for this long (new or kept alive) is closed (seconds).
 IDLE_SECONDS = 5
 #: A request's line, headers and body must all arrive within this time (seconds).
