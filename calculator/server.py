@@ -67,6 +67,7 @@ threads = THREADS
 keepalive = IDLE_SECONDS
 logger_class = "calculator.server.CalculatorLogger"
 accesslog = None
+control_socket_disable = True  # gunicorn >= 25: no control socket in ~/.gunicorn
 
 
 class DeadlineSocket(socket.socket):
