@@ -100,6 +100,7 @@ def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, es
     out = Path(os.path.abspath(out_dir))
     out.parent.mkdir(parents=True, exist_ok=True)
     _refuse_foreign_directory(out)
+    # checked as it will be read back: the JSON round trip makes numpy scalars plain numbers
     check_predictor(json.loads(json.dumps(predictor, allow_nan=True)))
     compile_predictor(predictor, manifest)
     _recover_interrupted_swap(out)
