@@ -5,11 +5,13 @@ Starts ``cart-risk serve`` (gunicorn, ``--workers`` threaded workers of
 :data:`calculator.server.THREADS` threads) on a free port of 127.0.0.1 and
 runs, from the bounded keep-alive client of ``bench/load_client.py``:
 
-1. a warm-up that draws every figure and answers the mix on every thread of every worker (so
-   matplotlib is loaded and each thread's allocator arena has grown before memory is measured);
+1. a warm-up of result pages (with their inline figures) and of the mix on every thread of
+   every worker, so that everything is loaded and each thread's allocator arena has grown
+   before memory is measured;
 2. ``--requests`` requests (default 20,000) at ``--concurrency`` (default 32) of a clinic-like mix:
    in every 100 requests, 82 API predictions, 8 health checks, 4 form pages, 5 form posts (with
-   their CSRF token) and 1 figure (survival, treatment window or sCRS bands in turn). Target: zero
+   their CSRF token; each result page carries its figures inline) and 1 "Change inputs" post
+   (the values posted back to the form). Target: zero
    errors, and worker memory (RSS, sampled every second) that does not grow;
 3. ``--kill-requests`` more requests of the same mix, during which one worker is SIGKILLed. Target:
    the service keeps answering, only the requests on that worker's connections fail (each
@@ -44,7 +46,6 @@ sys.path.insert(0, str(REPO))
 
 from calculator.server import THREADS  # noqa: E402  (after the path is set)
 
-FIGURES = ("survival", "treatment-window", "scrs-bands")
 #: Growth of a worker's RSS over the main run above which memory counts as growing (MB).
 GROWTH_TOLERANCE_MB = 5.0
 
@@ -80,9 +81,10 @@ def clinic_mix(required: list[str], cookie: str, token: str):
             return Call("POST", "/result", body,
                         {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
                         label="form post")
-        figure = FIGURES[(i // 100) % len(FIGURES)]
-        return Call("GET", f"/plot/{figure}.svg?" + urllib.parse.urlencode(as_text(person)),
-                    label="figure")
+        body = urllib.parse.urlencode({**as_text(person), "csrf_token": token}).encode()
+        return Call("POST", "/", body,
+                    {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
+                    label="change inputs")
     return call
 
 
@@ -140,14 +142,14 @@ def main(argv: list[str] | None = None) -> int:
             Server(bundle_path, args.workers, Path(folder) / "server.log") as server:
         cookie, token = form_session(server.base_url)
         mix = clinic_mix(required, cookie, token)
-        figures = [mix(99 + 100 * k) for k in range(len(FIGURES))]
-        # Every thread of every worker draws figures and answers the mix before memory is
+        pages = [mix(94 + 100 * k) for k in range(3)]
+        # Every thread of every worker draws result pages and answers the mix before memory is
         # measured: each thread's first requests grow its own allocator arena.
         threads = args.workers * THREADS
-        warm = run_load(server.base_url, figures * (2 * threads), 6 * threads, threads,
+        warm = run_load(server.base_url, pages * (2 * threads), 6 * threads, threads,
                         time_limit=300)
         warm_mix = run_load(server.base_url, mix, 2000, max(8, 2 * threads), time_limit=300)
-        print_result("warm-up (figures)", warm)
+        print_result("warm-up (result pages)", warm)
         print_result("warm-up (mix)", warm_mix)
         pids = server.worker_pids()
         before = {pid: rss_mb(pid) for pid in pids}

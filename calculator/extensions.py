@@ -16,11 +16,9 @@ from model.bundle import (LoadedBundle, load_predictor, read_training_cohort,
                           version_differences)
 from model.burden import HIGH_BURDEN_FROM_PCT
 from model.errors import BundleError
-from model.survival import KaplanMeier, kaplan_meier
+from model.survival import SURVIVAL_COLUMNS, KaplanMeier, kaplan_meier
 
 EXTENSION_KEY = "cart_risk"
-#: Cohort columns (time, event) of each survival outcome.
-SURVIVAL_COLUMNS = {"efs": ("efs_months", "efs_event"), "os": ("os_months", "os_event")}
 
 
 @dataclass(frozen=True)

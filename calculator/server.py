@@ -58,7 +58,7 @@ def gunicorn_settings(workers: int) -> dict:
     return {"workers": workers, "worker_class": "calculator.server.CalculatorWorker",
             "threads": THREADS, "keepalive": IDLE_SECONDS,
             "logger_class": "calculator.server.CalculatorLogger",
-            "accesslog": None}  # figure URLs carry patient fields (SECURITY.md)
+            "accesslog": None}  # a second line of defence for patient values (SECURITY.md)
 
 
 # gunicorn -c python:calculator.server reads these names.
@@ -66,7 +66,7 @@ worker_class = "calculator.server.CalculatorWorker"
 threads = THREADS
 keepalive = IDLE_SECONDS
 logger_class = "calculator.server.CalculatorLogger"
-accesslog = None
+accesslog = None  # as above
 control_socket_disable = True  # gunicorn >= 25: no control socket in ~/.gunicorn
 
 

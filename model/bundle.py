@@ -22,7 +22,7 @@ import platform
 import secrets
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from typing import Any
 from model.bundle_content import check_manifest, check_predictor, parse_json
 from model.errors import BundleError, BundleVersionWarning
 from model.predictor import CompiledPredictor, compile_predictor
+from model.survival import cohort_follow_up
 
 #: Newest bundle format this code reads and the one it writes.
 FORMAT_VERSION = 1
@@ -60,6 +61,9 @@ class LoadedBundle:
         Parsed ``predictor.json``.
     predictor : CompiledPredictor
         ``params`` as numpy arrays, ready for :mod:`model.predictor`.
+    follow_up : dict of str -> numpy.ndarray
+        Survival outcome (``efs``, ``os``) -> the training cohort's follow-up times (months,
+        sorted), for the numbers at risk behind each survival estimate.
     """
 
     id: str
@@ -67,6 +71,7 @@ class LoadedBundle:
     manifest: dict
     params: dict
     predictor: CompiledPredictor
+    follow_up: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- writing
@@ -361,11 +366,20 @@ def load_predictor(path: str | os.PathLike) -> LoadedBundle:
     with _directory_lock(bundle.parent, exclusive=False):
         manifest, manifest_bytes = _verify(bundle)
         content = _read_verified(bundle, manifest, PREDICTOR)
+        _refuse_oversized(bundle, TRAINING_DATA)
+        cohort = _read_verified(bundle, manifest, TRAINING_DATA)
     check_manifest(manifest)
     params = parse_json(content, PREDICTOR)
     check_predictor(params)
     return LoadedBundle(_sha256(manifest_bytes), bundle, manifest, params,
-                        compile_predictor(params, manifest))
+                        compile_predictor(params, manifest), cohort_follow_up(cohort))
+
+
+def _refuse_oversized(bundle: Path, name: str) -> None:
+    from model.bundle_content import CHECKS, MAX_FILE_BYTES
+
+    if (bundle / name).stat().st_size > MAX_FILE_BYTES[name]:
+        raise BundleError(CHECKS[name], name, f"larger than {MAX_FILE_BYTES[name]:,} bytes")
 
 
 def read_training_cohort(bundle: LoadedBundle):
@@ -382,14 +396,11 @@ def read_training_cohort(bundle: LoadedBundle):
         Check ``file-hash`` if the file changed since loading; check ``training-data-content``
         naming the first offending line and column (and how many more) if the schema refuses it.
     """
-    from model.bundle_content import CHECKS, MAX_FILE_BYTES
+    from model.bundle_content import CHECKS
     from model.cohort import CohortError, parse_cohort_text
 
-    path = Path(bundle.path) / TRAINING_DATA
-    if path.stat().st_size > MAX_FILE_BYTES[TRAINING_DATA]:
-        raise BundleError(CHECKS[TRAINING_DATA], TRAINING_DATA,
-                          f"larger than {MAX_FILE_BYTES[TRAINING_DATA]:,} bytes")
-    content = path.read_bytes()
+    _refuse_oversized(Path(bundle.path), TRAINING_DATA)
+    content = (Path(bundle.path) / TRAINING_DATA).read_bytes()
     if _sha256(content) != bundle.manifest["files"][TRAINING_DATA]:
         raise BundleError("file-hash", TRAINING_DATA, "changed after the bundle was loaded")
     try:
