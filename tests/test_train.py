@@ -13,7 +13,7 @@ from model.bundle import load_predictor, verify_bundle
 from model.cohort import CohortError, read_cohort
 from model.errors import BundleError
 from model.features import design_matrix
-from training import cox, logistic
+from training import cox, logistic, ph_test
 from training.analyses import derive
 from training.bands import isotonic_rates, wilson_interval
 from training.config import ConfigError, load_config
@@ -188,7 +188,7 @@ def test_failure_mid_training_keeps_the_earlier_bundle(bundle, tmp_path, monkeyp
     def boom(*args, **kwargs):
         raise RuntimeError("interrupted while testing proportional hazards")
 
-    monkeypatch.setattr(cox, "ph_test", boom)  # after both logistic models were fitted
+    monkeypatch.setattr(ph_test, "cox_zph", boom)  # after both logistic models were fitted
     with pytest.raises(RuntimeError, match="interrupted"):
         train(COHORT, out, bootstrap=3, seed=1)
     assert verify_bundle(out) and (out / "manifest.json").read_bytes() == before

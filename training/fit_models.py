@@ -16,7 +16,7 @@ import pandas as pd
 
 from model.features import FEATURES, design_matrix, required_fields
 from model.patient import PATIENT_FIELDS
-from training import cox, logistic
+from training import cox, logistic, ph_test
 from training.bootstrap import BootstrapResult, optimism_bootstrap
 from training.metrics import evaluate_cox, evaluate_logistic
 from training.sample_size import cox_snell_r2, riley_binary, riley_survival
@@ -245,7 +245,7 @@ def _cox_model(name, cohort, features, X, B, seed, jobs, progress, backend,
     entry["ties"] = fit.ties
     entry["horizon_months"] = HORIZON_MONTHS
     entry["max_follow_up_months"] = float(fit.max_follow_up)
-    entry["ph_test"] = cox.ph_test(fit, X, time, event, names=list(features))
+    entry["ph_test"] = ph_test.cox_zph(X, time, event, names=list(features))
     r2, basis = _r2_for_riley(fit, partial(cox.fit_cox, X, time, event))
     entry["sample_size"] = _sample_size(
         lambda r: riley_survival(time.size, len(features), int(event.sum()), float(time.sum()),

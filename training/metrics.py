@@ -386,7 +386,7 @@ def ici_survival(time: np.ndarray, event: np.ndarray, risk_at_horizon: np.ndarra
     if not np.all(np.isfinite(beta)):
         return nan
     rs = _RiskSets(basis, time, event, ties)
-    H0 = np.sum(rs.breslow_jumps(beta)[rs.event_times <= horizon])
+    H0 = np.sum(rs.baseline_jumps(beta)[rs.event_times <= horizon])
     observed = -np.expm1(-H0 * np.exp(basis @ beta))
     return _ici_summary(observed, F)
 
