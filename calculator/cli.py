@@ -55,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="joblib backend for the bootstrap (default: local processes)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (with --backend dask)")
 
+    p.add_argument("--method", metavar="KIND=METHOD", action="append", default=[],
+                   help="fitting method of the logistic or cox models, e.g. logistic=firth "
+                        "(default: the simulation study's winners, docs/method-selection.md)")
+
+    p = sub.add_parser("simulate", help="run the simulation study of the fitting methods")
+    p.add_argument("--repetitions", type=int, nargs="+", default=[200], metavar="R",
+                   help="cohorts per size: one count, or one per --sizes value")
+    p.add_argument("--sizes", type=int, nargs="+", default=[78, 200, 500], metavar="N")
+    p.add_argument("--seed", type=int, default=20170201, metavar="S")
+    p.add_argument("--jobs", type=int, default=1, metavar="N")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+
     p = sub.add_parser("report", help="write the statistician's HTML report of a bundle")
     p.add_argument("--bundle", type=Path, required=True, metavar="DIR")
     p.add_argument("--out", type=Path, required=True, metavar="FILE")
@@ -93,8 +105,27 @@ def _train(args) -> int:
         raise CommandError("--jobs must be 1 or more")
     if args.backend == "dask" and not args.scheduler:
         raise CommandError("--backend dask needs --scheduler ADDRESS")
+    from training.fit_models import parse_methods
+
+    try:
+        methods = parse_methods(args.method)
+    except ValueError as problem:
+        raise CommandError(f"--method: {problem}") from None
     return train_command(args.cohort, args.out, args.bootstrap, args.seed, args.jobs,
-                         args.features, args.backend, args.scheduler)
+                         args.features, args.backend, args.scheduler, methods=methods)
+
+
+def _simulate(args) -> int:
+    from training.simulation import simulate_command
+
+    repetitions = args.repetitions[0] if len(args.repetitions) == 1 else args.repetitions
+    if min(args.repetitions) < 1 or min(args.sizes) < 20:
+        raise CommandError("--repetitions must be 1 or more and --sizes 20 or more")
+    if len(args.repetitions) not in (1, len(args.sizes)):
+        raise CommandError("--repetitions takes one count, or one count per --sizes value")
+    if args.jobs < 1:
+        raise CommandError("--jobs must be 1 or more")
+    return simulate_command(repetitions, args.sizes, args.seed, args.jobs, args.out)
 
 
 def _report(args) -> int:
@@ -121,7 +152,7 @@ def _serve(args) -> int:
     return serve_command(args)
 
 
-COMMANDS = {"reproduce": _reproduce, "train": _train, "report": _report,
+COMMANDS = {"reproduce": _reproduce, "train": _train, "simulate": _simulate, "report": _report,
             "predict": _predict, "score": _score, "serve": _serve}
 
 

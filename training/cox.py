@@ -164,6 +164,7 @@ class CoxFit:
     ties : "efron" or "breslow"
     active : (p,) bool, False for columns that were constant in the training data
     edge : the chosen penalty is an end point of the (extended) grid: the criterion never turned
+    null_limit : the criterion fell to the grid's cap: the chosen model has no predictor effects
     method : fitting method (see :mod:`training.methods`)
     shrinkage : uniform shrinkage factor applied after fitting (1.0 = none)
     """
@@ -187,6 +188,7 @@ class CoxFit:
     ties: str
     active: np.ndarray
     edge: bool = False
+    null_limit: bool = False
     method: str = "aic_ridge"
     shrinkage: float = 1.0
 
@@ -282,7 +284,7 @@ def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
         loglik_null=loglik_null, cov=cov, grid=search.grid, aic=search.criterion, df_grid=df_grid,
         event_times=rs.event_times, cumhaz0=np.cumsum(rs.baseline_jumps(est)),
         max_follow_up=float(time.max()), n=n, n_events=int(event.sum()), ties=ties, active=active,
-        edge=search.edge,
+        edge=search.edge, null_limit=search.null_limit,
     )
 
 

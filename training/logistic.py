@@ -136,6 +136,7 @@ class LogisticFit:
     n, n_events : sample size and number of y == 1
     active : (p,) bool, False for columns that were constant in the training data
     edge : the chosen penalty is an end point of the (extended) grid: the criterion never turned
+    null_limit : the criterion fell to the grid's cap: the chosen model has no predictor effects
     method : fitting method (see :mod:`training.methods`)
     shrinkage : uniform shrinkage factor applied after fitting (1.0 = none)
     """
@@ -156,6 +157,7 @@ class LogisticFit:
     n_events: int
     active: np.ndarray
     edge: bool = False
+    null_limit: bool = False
     method: str = "aic_ridge"
     shrinkage: float = 1.0
 
@@ -294,7 +296,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = LAMBDA_
         center=center, scale=scale, intercept=float(est[0]), coef=coef, lam=lam,
         df=float(df_best), loglik=_loglik(D, y, est), loglik_null=loglik_null, cov=cov,
         grid=search.grid, aic=search.criterion, df_grid=df_grid, n=n, n_events=int(y.sum()),
-        active=active, edge=search.edge,
+        active=active, edge=search.edge, null_limit=search.null_limit,
     )
 
 

@@ -186,7 +186,7 @@ def fit_logistic_method(method: str, X: np.ndarray, y: np.ndarray) -> logistic.L
         fit = logistic.fit_logistic(X, y, grid=(lam,), extend=False)
         return replace(fit, grid=search.grid, aic=search.criterion,
                        df_grid=np.full(search.grid.size, np.nan), edge=search.edge,
-                       method="cv_ridge")
+                       null_limit=search.null_limit, method="cv_ridge")
     if method == "firth":
         _, _, _, _, D = _logistic_design(X)
         est, cov = _firth_logistic(D, y)
@@ -305,7 +305,7 @@ def fit_cox_method(method: str, X: np.ndarray, time: np.ndarray, event: np.ndarr
         fit = cox.fit_cox(X, time, event, grid=(lam,), ties=ties, extend=False)
         return replace(fit, grid=search.grid, aic=search.criterion,
                        df_grid=np.full(search.grid.size, np.nan), edge=search.edge,
-                       method="cv_ridge")
+                       null_limit=search.null_limit, method="cv_ridge")
     if method == "firth":
         rs = cox._RiskSets(Z[:, active], time_arr, event_arr, ties)
         beta, cov = _firth_cox(rs, int(active.sum()))

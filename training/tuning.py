@@ -39,9 +39,14 @@ class GridSearch:
     criterion : (m,) criterion values (+inf where the fit does not exist)
     best : index of the chosen penalty in ``grid``
     results : dict index -> whatever ``evaluate`` returned for the finite points
-    edge : True when the chosen penalty is the smallest or largest finite point of the final
-        grid (the criterion had not turned within the limits)
+    edge : True when the chosen penalty is an end point of the final grid at which the criterion
+        had not turned: the lowest finite point when the one below has no fit (separation), or
+        the largest one short of :data:`GRID_CAP`. With the extension this happens only under
+        separation; it is counted, never silent.
     extended : number of points added beyond the starting grid
+    null_limit : the criterion fell all the way to :data:`GRID_CAP`: its minimum is the limit
+        lambda -> infinity, the model without predictor effects (intercept / baseline only).
+        This is a choice, not a binding grid: the chosen fit is that model to within 1e-4.
     """
 
     grid: np.ndarray
@@ -50,6 +55,7 @@ class GridSearch:
     results: dict
     edge: bool
     extended: int
+    null_limit: bool = False
 
 
 def _select(grid: np.ndarray, criterion: np.ndarray) -> int:
@@ -112,10 +118,12 @@ def search_grid(grid, evaluate: Callable[[float], tuple[float, Any] | None],
     position = {int(old): new for new, old in enumerate(order)}
     results = {position[i]: r for i, r in results.items()}
     best = _select(g, c)
-    edge = False
+    edge, null_limit = False, False
     if best >= 0 and extend and g.size > 1:
         finite = g[np.isfinite(c)]
         at_top = g[best] == finite.max() and g[best] > 0
         at_bottom = g[best] == finite.min() and g[best] > 0 and finite.size > 1
-        edge = bool(at_top or at_bottom)
-    return GridSearch(grid=g, criterion=c, best=best, results=results, edge=edge, extended=added)
+        null_limit = bool(at_top and g[best] >= GRID_CAP * (1 - 1e-9))
+        edge = bool((at_top and not null_limit) or at_bottom)
+    return GridSearch(grid=g, criterion=c, best=best, results=results, edge=edge,
+                      extended=added, null_limit=null_limit)
