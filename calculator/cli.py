@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=20170201, metavar="S")
     p.add_argument("--jobs", type=int, default=1, metavar="N")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--update-packaged", action="store_true",
+                   help="also write the summary to training/data/simulation/, which "
+                        "cart-risk report shows (maintainers)")
 
     p = sub.add_parser("report", help="write the statistician's HTML report of a bundle")
     p.add_argument("--bundle", type=Path, required=True, metavar="DIR")
@@ -125,7 +128,8 @@ def _simulate(args) -> int:
         raise CommandError("--repetitions takes one count, or one count per --sizes value")
     if args.jobs < 1:
         raise CommandError("--jobs must be 1 or more")
-    return simulate_command(repetitions, args.sizes, args.seed, args.jobs, args.out)
+    return simulate_command(repetitions, args.sizes, args.seed, args.jobs, args.out,
+                            args.update_packaged)
 
 
 def _report(args) -> int:

@@ -25,7 +25,7 @@ from model.bundle import TRAINING_DATA, LoadedBundle, load_estimators, load_pred
 from model.cohort import CohortError, validate_cohort
 from model.errors import BundleError
 from model.predictor import predict
-from training import plots
+from training import plots, simulation_report
 from training.analyses import derive
 from training.report_sections import (audit_section, cohort_section, model_section,
                                       survival_figures, validation_section)
@@ -225,7 +225,9 @@ def render_report(bundle_dir) -> str:
     body = [f"<h1>cart-risk model report</h1>{_provenance(manifest)}", _header(bundle),
             '<h2 id="cohort">Training cohort</h2>', cohort_section(cohort),
             '<h2 id="validation">Validation: apparent, optimism and optimism-corrected</h2>',
-            validation_section(manifest)]
+            validation_section(manifest),
+            '<h2 id="method-choice">Fitting method: the simulation study</h2>',
+            simulation_report.report_section(manifest)]
     for name, entry in manifest["models"].items():
         body.append(f'<h2 id="model-{esc(name)}">{esc(MODEL_TITLES.get(name, name))}</h2>')
         body.append(model_section(name, entry))

@@ -199,8 +199,13 @@ def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> 
             "reason": reason, "table": table}
 
 
-def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int) -> dict:
-    """Write rows.csv, summary.csv, summary.md, selection.json and the slope figure to ``out_dir``."""
+def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int,
+                packaged_copy: bool = False) -> dict:
+    """Write rows.csv, summary.csv, summary.md, selection.json and the slope figure to ``out_dir``.
+
+    ``packaged_copy`` also writes summary.csv and selection.json to ``training/data/simulation/``,
+    where ``cart-risk report`` reads the study (docs/ is not installed with the package).
+    """
     from training.simulation_report import slope_figure, summary_markdown
 
     out = Path(out_dir)
@@ -215,21 +220,28 @@ def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int) -> dict:
             "true_risks": dgp.true_risks()}
     (out / "selection.json").write_text(json.dumps(meta, indent=2, default=float) + "\n")
     (out / "summary.md").write_text(summary_markdown(summary, selection, command))
-    (out / "calibration_slopes.png").write_bytes(slope_figure(rows))
+    (out / "calibration_slopes.png").write_bytes(slope_figure(summary))
+    packaged = Path(__file__).with_name("data") / "simulation"
+    if packaged_copy:
+        packaged.mkdir(exist_ok=True)
+        summary.to_csv(packaged / "summary.csv", index=False, float_format="%.6g")
+        (packaged / "selection.json").write_text((out / "selection.json").read_text())
     return meta
 
 
-def simulate_command(repetitions, sizes, seed: int, jobs: int, out_dir) -> int:
+def simulate_command(repetitions, sizes, seed: int, jobs: int, out_dir,
+                     update_packaged: bool = False) -> int:
     """``cart-risk simulate``: run the study, write it to ``out_dir``, print the selection."""
     import shlex
     import time
 
     counts = " ".join(str(r) for r in np.atleast_1d(repetitions))
     command = (f"cart-risk simulate --repetitions {counts} --sizes {' '.join(map(str, sizes))} "
-               f"--seed {seed} --out {shlex.quote(str(out_dir))}")
+               f"--seed {seed} --out {shlex.quote(str(out_dir))}"
+               + (" --update-packaged" if update_packaged else ""))
     started = time.perf_counter()
     rows = run_study(repetitions, sizes=tuple(sizes), seed=seed, jobs=jobs)
-    meta = write_study(rows, out_dir, command, seed)
+    meta = write_study(rows, out_dir, command, seed, packaged_copy=update_packaged)
     for kind, sel in meta["selection"].items():
         print(f"{kind}: {sel['winner']} ({sel['reason']})")
     print(f"study written to {out_dir} in {time.perf_counter() - started:.0f} s "

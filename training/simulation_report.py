@@ -56,36 +56,87 @@ def summary_markdown(summary: pd.DataFrame, selection: dict, command: str) -> st
     return "\n".join(lines)
 
 
-def slope_figure(rows: pd.DataFrame) -> bytes:
-    """PNG: calibration slopes by method, one panel per outcome, boxes per cohort size."""
+def slope_figure(summary: pd.DataFrame) -> bytes:
+    """PNG: median calibration slope (IQR bar, 5-95 % whisker) by method, one panel per outcome."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = rows[~rows["failed"].astype(bool)]
-    outcomes = [o for o in OUTCOME_LABELS if o in set(ok["outcome"])]
-    methods = list(dict.fromkeys(ok["method"]))
-    sizes = sorted(set(ok["n"]))
-    fig, axes = plt.subplots(1, len(outcomes), figsize=(4.2 * len(outcomes), 4.2), squeeze=False)
+    outcomes = [o for o in OUTCOME_LABELS if o in set(summary["outcome"])]
+    methods = list(dict.fromkeys(summary["method"]))
+    sizes = sorted(set(summary["n"]))
+    fig, axes = plt.subplots(1, len(outcomes), figsize=(4.0 * len(outcomes), 4.0), squeeze=False)
     for ax, outcome in zip(axes[0], outcomes):
         for k, n in enumerate(sizes):
-            data = [np.clip(ok[(ok.outcome == outcome) & (ok.method == m) & (ok.n == n)]
-                            ["calibration_slope"].to_numpy(float), 0.0, 4.0) for m in methods]
-            positions = np.arange(len(methods)) + (k - (len(sizes) - 1) / 2) * 0.25
-            ax.boxplot(data, positions=positions, widths=0.2, showfliers=False,
-                       patch_artist=True, boxprops={"facecolor": f"C{k}", "alpha": 0.6})
-        ax.axhspan(0.9, 1.1, color="0.85", zorder=0)
+            part = summary[(summary.outcome == outcome) & (summary.n == n)].set_index("method")
+            x = np.arange(len(methods)) + (k - (len(sizes) - 1) / 2) * 0.22
+            clip = lambda column: np.clip(part.reindex(methods)[column].to_numpy(float), 0.0, 4.0)
+            median, q25, q75, q05, q95 = (clip(c) for c in
+                                          ("slope_median", "slope_q25", "slope_q75", "slope_q05", "slope_q95"))
+            ax.vlines(x, q05, q95, color=f"C{k}", lw=0.8)
+            ax.vlines(x, q25, q75, color=f"C{k}", lw=4, alpha=0.6)
+            ax.plot(x, median, "o", color=f"C{k}", ms=4, label=f"n = {n}")
+        ax.axhspan(0.9, 1.1, color="0.88", zorder=0)
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_xticks(np.arange(len(methods)), methods, rotation=35, ha="right", fontsize=8)
-        ax.set_title(OUTCOME_LABELS[outcome])
+        ax.set_title(OUTCOME_LABELS[outcome], fontsize=10)
         ax.set_ylim(0, 4)
-    axes[0][0].set_ylabel("calibration slope on independent data (clipped at 4)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=f"C{k}", alpha=0.6) for k in range(len(sizes))]
-    fig.legend(handles, [f"n = {n}" for n in sizes], loc="upper right", fontsize=8)
-    fig.suptitle("Simulation on the reconstruction's data-generating process (synthetic)", fontsize=10)
+    axes[0][0].set_ylabel("calibration slope, independent data (clipped at 4)")
+    axes[0][-1].legend(fontsize=8, loc="upper right")
+    fig.suptitle("Simulation on the reconstruction's data-generating process (synthetic): "
+                 "median, IQR, 5-95 %", fontsize=10)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=80, metadata={"Software": None})
     plt.close(fig)
     return buffer.getvalue()
+
+
+def load_packaged_study() -> tuple[pd.DataFrame, dict] | None:
+    """The study shipped with the package (training/data/simulation/), or None if absent."""
+    import json
+    from importlib import resources
+
+    folder = resources.files("training") / "data" / "simulation"
+    try:
+        summary = pd.read_csv(io.StringIO((folder / "summary.csv").read_text(encoding="utf-8")))
+        meta = json.loads((folder / "selection.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+    return summary, meta
+
+
+def report_section(manifest: dict) -> str:
+    """HTML for ``cart-risk report``: the methods this bundle uses and the study that chose them."""
+    import html
+
+    esc = lambda v: html.escape(str(v), quote=True)  # noqa: E731
+    used = {name: entry.get("method", {}).get("name", "aic_ridge")
+            for name, entry in manifest.get("models", {}).items()}
+    parts = ["<p>Methods of this bundle: "
+             + ", ".join(f"{esc(name)} <code>{esc(m)}</code>" for name, m in used.items()) + ".</p>"]
+    study = load_packaged_study()
+    if study is None:
+        return "".join(parts) + ('<p class="fail">The simulation study is not installed '
+                                 "(training/data/simulation/); run cart-risk simulate.</p>")
+    summary, meta = study
+    parts.append("<p>The default method of each model kind is the winner of a simulation study on "
+                 "the reconstruction's own data-generating process (synthetic patients whose true "
+                 "risks are known), by the rule stated before it ran (docs/method-selection.md). "
+                 f"Reproduce: <code>{esc(meta.get('command', ''))}</code>.</p><ul>")
+    for kind, sel in meta.get("selection", {}).items():
+        parts.append(f"<li><strong>{esc(kind)}</strong>: <code>{esc(sel['winner'])}</code> -- "
+                     f"{esc(sel['reason'])}.</li>")
+    parts.append("</ul>")
+    head = "".join(f"<th>{esc(h)}</th>" for h in HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
+                   for row in table_rows(summary))
+    parts.append(f'<table id="simulation-table"><tr>{head}</tr>{body}</table>')
+    import base64
+
+    uri = "data:image/png;base64," + base64.b64encode(slope_figure(summary)).decode("ascii")
+    parts.append(f'<figure id="fig-simulation-slopes"><img src="{uri}" alt="calibration slopes by '
+                 'method"><figcaption>Calibration slope on independent data by method and cohort '
+                 "size: median (dot), IQR (bar), 5-95 % (line); grey band 0.9-1.1.</figcaption></figure>")
+    return "".join(parts)
