@@ -2,7 +2,7 @@
 
 Draws hundreds of cohorts from the reconstruction's data-generating process (``training/dgp.py``),
 fits every candidate method for the four outcomes and scores each fit against the true risks on an
-independent sample of 20,000 patients (``training/simulation.py``). Prints the time, the selection
+independent sample of 10,000 patients (``training/simulation.py``). Prints the time, the selection
 by the rule of ``docs/method-selection.md`` and the median calibration slopes at n = 78. The
 committed study in ``docs/simulation/`` was written by this script with its defaults plus
 ``--out docs/simulation --update-packaged``. The tests run the same code with two cohorts.
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[78, 200, 500])
     parser.add_argument("--seed", type=int, default=20170201)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--validation-n", type=int, default=20_000,
+    parser.add_argument("--validation-n", type=int, default=10_000,
                         help="size of the independent sample every fit is scored on")
     parser.add_argument("--out", type=Path, help="write the study here (default: a temporary directory)")
     parser.add_argument("--update-packaged", action="store_true",
