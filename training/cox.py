@@ -92,13 +92,6 @@ class _RiskSets:
         info[self.upper[::-1]] = second
         return loglik, score, info - mean1.T @ mean1
 
-    def breslow_jumps(self, beta: np.ndarray) -> np.ndarray:
-        """Breslow cumulative-hazard increments at ``event_times``, at z = 0."""
-        eta = self.Z @ beta
-        shift = eta.max()
-        s0 = np.cumsum(np.exp(eta - shift)[::-1])[::-1][self.start]
-        return self.d * np.exp(-shift) / s0
-
     def baseline_jumps(self, beta: np.ndarray) -> np.ndarray:
         """Cumulative-hazard increments at ``event_times``, at z = 0, matching the tie method.
 
