@@ -98,17 +98,21 @@ def _repetition(seed: int, n: int, r: int, validation: pd.DataFrame, methods, ou
 
 
 def run_study(repetitions, sizes=SIZES, seed: int = DEFAULT_SEED, jobs: int = 1,
-              methods=METHODS, outcomes=tuple(OUTCOMES), validation_n: int = VALIDATION_N) -> pd.DataFrame:
+              methods=METHODS, outcomes=tuple(OUTCOMES), validation_n: int = VALIDATION_N,
+              first_repetition: int = 0) -> pd.DataFrame:
     """One row per (n, repetition, outcome, method) with the measures of :func:`score`.
 
     ``repetitions`` is one count for every size, or a sequence with one count per size.
+    ``first_repetition`` numbers the cohorts from there (cohort r of size n always has seed
+    ``[seed, n, r]``), so a long study can run in chunks that :func:`combine_parts` joins.
     """
     counts = [int(repetitions)] * len(sizes) if np.ndim(repetitions) == 0 else [int(r) for r in repetitions]
     if len(counts) != len(sizes) or min(counts) < 1:
         raise ValueError("repetitions must be >= 1, one count or one per cohort size")
     validation = validation_sample(seed, validation_n)
     tasks = (joblib.delayed(_repetition)(seed, int(n), r, validation, tuple(methods), tuple(outcomes))
-             for n, count in zip(sizes, counts) for r in range(count))
+             for n, count in zip(sizes, counts)
+             for r in range(first_repetition, first_repetition + count))
     results = joblib.Parallel(n_jobs=jobs)(tasks)
     return pd.DataFrame([row for rows in results for row in rows])
 
