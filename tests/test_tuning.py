@@ -63,3 +63,16 @@ def test_cr_bootstrap_resamples_never_choose_a_grid_edge():
     for fit in fits:  # every choice is an interior minimum of AIC or its no-effect limit
         best = int(np.flatnonzero(fit.grid == fit.lam)[0])
         assert fit.null_limit or (fit.aic[best + 1] > fit.aic[best] if best + 1 < fit.grid.size else False)
+
+
+def test_no_effect_limit_returns_the_intercept_only_model():
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(60, 2)), rng.binomial(1, 0.3, 60)  # pure noise
+    for seed in range(20):
+        idx = np.random.default_rng(seed).integers(0, 60, 60)
+        fit = logistic.fit_logistic(X[idx], y[idx])
+        if fit.null_limit:
+            assert np.all(fit.coef == 0) and np.ptp(fit.predict_proba(X)) == 0
+            assert fit.intercept == pytest.approx(np.log(y[idx].mean() / (1 - y[idx].mean())))
+            return
+    pytest.fail("no noise resample reached the no-effect limit")

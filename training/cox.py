@@ -266,6 +266,8 @@ def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
         raise FitError("no penalty on the grid gives a finite fit")
     est, ll, cov_active, df_best = search.results[search.best]
     lam = float(search.grid[search.best])
+    if search.null_limit:  # the criterion's infimum is lambda -> infinity: no covariate effects
+        est, ll, df_best = np.zeros(q), loglik_null, 0.0
     df_grid = np.array([search.results[i][3] if i in search.results else np.nan
                         for i in range(search.grid.size)])
     cov = np.full((p, p), np.nan)

@@ -285,6 +285,9 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = LAMBDA_
         raise FitError("no penalty on the grid gives a finite fit")
     est, cov_active, df_best = search.results[search.best]
     lam = float(search.grid[search.best])
+    if search.null_limit:  # the criterion's infimum is lambda -> infinity: the intercept-only model
+        est = np.r_[np.log(phi / (1 - phi)), np.zeros(D.shape[1] - 1)]
+        df_best = 1.0
     df_grid = np.array([search.results[i][2] if i in search.results else np.nan
                         for i in range(search.grid.size)])
     keep = np.r_[0, 1 + np.flatnonzero(active)]

@@ -184,6 +184,9 @@ def fit_logistic_method(method: str, X: np.ndarray, y: np.ndarray) -> logistic.L
             raise FitError("no penalty gives a finite cross-validated fit")
         lam = float(search.grid[search.best])
         fit = logistic.fit_logistic(X, y, grid=(lam,), extend=False)
+        if search.null_limit:  # infimum at lambda -> infinity: the intercept-only model
+            fit = replace(fit, intercept=float(np.log(y.mean() / (1 - y.mean()))),
+                          coef=np.zeros_like(fit.coef), loglik=fit.loglik_null, df=1.0)
         return replace(fit, grid=search.grid, aic=search.criterion,
                        df_grid=np.full(search.grid.size, np.nan), edge=search.edge,
                        null_limit=search.null_limit, method="cv_ridge")
@@ -303,6 +306,11 @@ def fit_cox_method(method: str, X: np.ndarray, time: np.ndarray, event: np.ndarr
             raise FitError("no penalty gives a finite cross-validated fit")
         lam = float(search.grid[search.best])
         fit = cox.fit_cox(X, time, event, grid=(lam,), ties=ties, extend=False)
+        if search.null_limit:  # infimum at lambda -> infinity: no covariate effects
+            q = int(active.sum())
+            null = _cox_fit_from(X, time, event, np.zeros(q), fit.cov[np.ix_(active, active)],
+                                 "cv_ridge", ties, lam=lam)
+            fit = replace(fit, coef=null.coef, loglik=null.loglik, cumhaz0=null.cumhaz0, df=0.0)
         return replace(fit, grid=search.grid, aic=search.criterion,
                        df_grid=np.full(search.grid.size, np.nan), edge=search.edge,
                        null_limit=search.null_limit, method="cv_ridge")

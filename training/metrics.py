@@ -183,7 +183,7 @@ def calibration_slope(y: np.ndarray, p: np.ndarray) -> float:
     y = np.asarray(y, dtype=float)
     lp = logit(np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS))
     sd = lp.std()
-    if y.min() == y.max() or sd == 0:
+    if y.min() == y.max() or np.ptp(lp) == 0:  # ptp, not sd: the sd of equal floats can be 1e-17
         return float("nan")
     # Fitted on the standardized logit so that the identifiability check is scale-free.
     z = (lp - lp.mean()) / sd
@@ -294,7 +294,7 @@ def _cox_slope(time: np.ndarray, event: np.ndarray, F: np.ndarray, ties: str) ->
     """Unpenalized Cox coefficients of the columns of ``F`` (NaN if no finite MLE)."""
     event = np.asarray(event).astype(bool)
     sd = F.std(axis=0)
-    if not event.any() or np.any(sd == 0):
+    if not event.any() or np.any(np.ptp(F, axis=0) == 0):
         return np.full(F.shape[1], np.nan)
     Z = (F - F.mean(axis=0)) / sd  # standardized: the identifiability check is scale-free
     rs = _RiskSets(Z, time, event, ties)

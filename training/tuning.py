@@ -46,7 +46,8 @@ class GridSearch:
     extended : number of points added beyond the starting grid
     null_limit : the criterion fell all the way to :data:`GRID_CAP`: its minimum is the limit
         lambda -> infinity, the model without predictor effects (intercept / baseline only).
-        This is a choice, not a binding grid: the chosen fit is that model to within 1e-4.
+        This is a choice, not a binding grid: the fits (:func:`training.logistic.fit_logistic`,
+        :func:`training.cox.fit_cox`) then return that model exactly, every coefficient 0.
     """
 
     grid: np.ndarray
