@@ -193,6 +193,9 @@ def model_section(name: str, entry: dict) -> str:
               f"{entry.get('tuning', {}).get('edge_resamples', 0)} of "
               f"{entry.get('tuning', {}).get('resamples', entry['bootstrap'])} resamples"
               + ("" if entry.get("tuning", {}).get("tuned") else " (no tuning)")),
+             ("bootstrap tuning at the no-effect limit",
+              f"{entry.get('tuning', {}).get('null_limit_resamples', 0)} resamples (criterion "
+              "falling all the way to lambda = 1e6: the intercept-only model)"),
              ("bootstrap repetitions", entry["bootstrap"])]
     if entry["kind"] == "cox":
         facts.append(("maximum follow-up (months)", num(entry["max_follow_up_months"], 2)))
