@@ -25,7 +25,7 @@ def table_rows(summary: pd.DataFrame) -> list[list[str]]:
     rows = []
     for _, r in summary.sort_values(["n", "outcome", "method"], kind="stable").iterrows():
         rows.append([str(r["n"]), OUTCOME_LABELS.get(r["outcome"], r["outcome"]), r["method"],
-                     _f(r["slope_median"], 2), f"{_f(r['slope_q25'], 2)}-{_f(r['slope_q75'], 2)}",
+                     _f(r["slope_median"], 3), f"{_f(r['slope_q25'], 2)}-{_f(r['slope_q75'], 2)}",
                      f"{_f(r['slope_q05'], 2)}-{_f(r['slope_q95'], 2)}",
                      _f(r["citl_mean"]), _f(r["rmse_mean"]), _f(r["mae_mean"]), _f(r["c_mean"]),
                      f"{100 * r['edge_share']:.1f} %", f"{100 * r['null_limit_share']:.1f} %",
