@@ -21,6 +21,8 @@ from model.predictor import HORIZONS_MONTHS, prediction_answer
 
 blueprint = Blueprint("api", __name__)
 API_PREFIX = "/api/"
+#: Other paths answered only in JSON (their errors too): CDS Hooks and the FHIR code system.
+JSON_PREFIXES = (API_PREFIX, "/cds-services", "/fhir/")
 JSON_PATHS = ("/healthz",)
 
 
@@ -30,7 +32,7 @@ class _RejectedJSON(ValueError):
 
 def is_api_path() -> bool:
     """Whether the current request is for the API (errors answered as JSON)."""
-    return request.path.startswith(API_PREFIX) or request.path in JSON_PATHS
+    return request.path.startswith(JSON_PREFIXES) or request.path in JSON_PATHS
 
 
 def error_response(status: int, message: str, field: str = "body"):
@@ -55,17 +57,23 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def read_json_body() -> Any:
+def read_json_body(media_types: tuple[str, ...] = ("application/json",)) -> Any:
     """The request body parsed as strict JSON (no NaN / Infinity, no repeated keys).
+
+    Parameters
+    ----------
+    media_types : tuple of str
+        The Content-Types accepted (FHIR input is ``application/fhir+json``).
 
     Raises
     ------
     InputError
         With status 400, 413 or 415 set on the error, field ``body``.
     """
-    if request.mimetype != "application/json":  # not application/*+json: one format only
+    if request.mimetype not in media_types:  # not any application/*+json: named formats only
         raise _status(InputError([FieldError(
-            "body", "send the patient as JSON with Content-Type: application/json")]), 415)
+            "body", "send the patient as JSON with Content-Type: "
+                    + " or ".join(media_types))]), 415)
     data = request.get_data(cache=False)
     try:
         return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant,
@@ -88,7 +96,11 @@ def _status(error: InputError, status: int) -> InputError:
 
 @blueprint.post("/api/v1/predict")
 def predict():
-    """Predict for one patient (body: patient fields as JSON)."""
+    """Predict for one patient (body: patient fields as JSON, or FHIR: see calculator.fhir_api)."""
+    from calculator import fhir_api
+
+    if fhir_api.is_fhir_request():
+        return fhir_api.predict_fhir()
     bundle = calculator_state().bundle
     patient = parse_patient(read_json_body(), required=bundle.predictor.required_fields)
     return jsonify(prediction_answer(bundle, patient))
@@ -128,16 +140,29 @@ def _probability_schema(description: str) -> dict[str, Any]:
 
 def _survival_schema(description: str) -> dict[str, Any]:
     series = {"type": "array", "items": _nullable({"type": "number"})}
+    bounds = {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
+              "minItems": 2, "maxItems": 2}
+
+    def by_horizon(schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"type": "object", "description": description,
+                "properties": {str(h): _nullable(schema) for h in HORIZONS_MONTHS}}
+
     return {"type": "object", "description": description,
             "required": ["months", "survival", "lower", "upper", "at"],
             "properties": {
                 "months": {**series, "description": "month grid; stops at the cohort's last "
                                                      "follow-up (never extrapolated)"},
                 "survival": series, "lower": series, "upper": series,
-                "at": {"type": "object", "description": "survival at 6, 12 and 24 months "
-                                                        "(null past the last follow-up)",
-                       "properties": {str(h): _nullable({"type": "number"})
-                                      for h in HORIZONS_MONTHS}}}}
+                "at": by_horizon({"type": "number"}, "survival at 6, 12 and 24 months (null "
+                                                     "past the last follow-up)"),
+                "at_ci95": by_horizon(bounds, "bootstrap 95 % interval [lower, upper] of the "
+                                              "survival at 6, 12 and 24 months (null past the "
+                                              "last follow-up)"),
+                "at_risk": by_horizon({"type": "integer", "minimum": 0},
+                                      "training patients still at risk (followed, without an "
+                                      "event) at 6, 12 and 24 months; an estimate resting on "
+                                      "fewer than 10 % of the cohort or 10 patients also gets "
+                                      "an entry in warnings")}}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -172,12 +197,14 @@ def openapi_document() -> dict[str, Any]:
             "efs": _nullable(_survival_schema("event-free survival")),
             "os": _nullable(_survival_schema("overall survival")),
             "warnings": {"type": "array", "items": {"type": "string"},
-                         "description": "inputs outside the training data, missing models"},
+                         "description": "inputs outside the training data, survival "
+                                        "estimates resting on few patients at risk, missing "
+                                        "models"},
             "model": {"type": "object", "properties": {
                 "id": {"type": "string", "description": "SHA-256 of the bundle manifest"},
                 "provenance": {"type": "string"}, "trained_on": {"type": "string"},
                 "created": {"type": "string"}}}}}
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "cart-risk API", "version": version,
@@ -218,3 +245,7 @@ def openapi_document() -> dict[str, Any]:
                                                           "message": {"type": "string"}}}}}},
         }},
     }
+    from calculator import interop_openapi
+
+    interop_openapi.extend(document)  # FHIR and CDS Hooks endpoints
+    return document

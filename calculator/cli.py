@@ -1,6 +1,6 @@
 """The `cart-risk` command line.
 
-Subcommands: reproduce, train, report, predict, score, serve. Errors go to stderr as one
+Subcommands: reproduce, train, simulate, report, predict, score, serve. Errors go to stderr as one
 clear line with a non-zero exit; no stack trace reaches the user. Heavy libraries are imported
 inside each command, so `predict` never imports the training stack when a bundle exists.
 """
@@ -10,14 +10,37 @@ import argparse
 import sys
 from pathlib import Path
 
+from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.patient import PATIENT_FIELDS
 
+BUNDLE_HELP = ("bundle directory (default: $CART_RISK_HOME/bundles/default, trained on the "
+               "reconstructed cohort on first use)")
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
 
 class CommandError(Exception):
     """A failure to report to the user as one line (exit 1)."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(CommandError):
+    """An option the command cannot work with (exit 2, as argparse's own usage errors)."""
+
+    exit_code = EXIT_USAGE
+
+
+def _patient_help(spec) -> str:
+    """Help of one patient option: label, unit or allowed values, and the form's help line."""
+    if spec.kind == "number":
+        accepted = f"{spec.minimum:g}-{spec.maximum:g}" + (f" {spec.unit}" if spec.unit else "")
+    elif spec.kind == "boolean":
+        accepted = "true or false"
+    else:
+        accepted = "one of " + ", ".join(spec.choices)
+    text = f"{spec.label} ({accepted}). {spec.help}".strip()
+    return text.replace("%", "%%")  # argparse %-formats help: a literal "%" is written "%%"
 
 
 def _add_patient_options(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +49,8 @@ def _add_patient_options(parser: argparse.ArgumentParser) -> None:
         flags = ["--" + name.replace("_", "-")]
         if name == "marrow_blasts_pct":
             flags.insert(0, "--blasts")
-        unit = f" ({spec.unit})" if getattr(spec, "unit", None) else ""
         group.add_argument(*flags, dest=name, metavar="VALUE", default=None,
-                           help=f"{spec.label}{unit}")
+                           help=_patient_help(spec))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,10 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, metavar="DIR", help="write Kaplan-Meier PNGs to DIR")
 
     p = sub.add_parser("train", help="fit the four models and write a bundle")
-    p.add_argument("--cohort", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
-    p.add_argument("--bootstrap", type=int, default=200, metavar="B")
-    p.add_argument("--seed", type=int, default=20170201, metavar="S")
+    p.add_argument("--cohort", type=Path, required=True,
+                   help="cohort CSV to train on (schema: model/cohort.py)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="bundle directory to write (replaced atomically if it holds a bundle)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B",
+                   help="bootstrap refits for validation and prediction intervals "
+                        "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
+                   help="random seed; the same cohort, B and seed give the same bundle "
+                        "(default: %(default)s)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="local worker processes for the bootstrap (with --backend dask every "
                         "worker of the cluster is used instead)")
@@ -62,33 +90,45 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="run the simulation study of the fitting methods")
     p.add_argument("--repetitions", type=int, nargs="+", default=[200], metavar="R",
                    help="cohorts per size: one count, or one per --sizes value")
-    p.add_argument("--sizes", type=int, nargs="+", default=[78, 200, 500], metavar="N")
-    p.add_argument("--seed", type=int, default=20170201, metavar="S")
-    p.add_argument("--jobs", type=int, default=1, metavar="N")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--sizes", type=int, nargs="+", default=[78, 200, 500], metavar="N",
+                   help="cohort sizes to draw (patients, >= 20)")
+    p.add_argument("--seed", type=int, default=20170201, metavar="S",
+                   help="seed of every cohort and of the validation sample")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="local worker processes (results are identical for any value)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="directory for the study's table, figure, rows and selection")
     p.add_argument("--update-packaged", action="store_true",
                    help="also write the summary to training/data/simulation/, which "
                         "cart-risk report shows (maintainers)")
 
     p = sub.add_parser("report", help="write the statistician's HTML report of a bundle")
-    p.add_argument("--bundle", type=Path, required=True, metavar="DIR")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE")
+    p.add_argument("--bundle", type=Path, required=True, metavar="DIR",
+                   help="bundle directory to report on")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="HTML file to write")
 
     p = sub.add_parser("predict", help="predict for one patient")
-    p.add_argument("--bundle", type=Path, metavar="DIR")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
     p.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    p.add_argument("--fhir", action="store_true",
+                   help="print the answer as a FHIR R4 RiskAssessment (docs/fhir.md)")
     _add_patient_options(p)
 
     p = sub.add_parser("score", help="score a CSV of patients (columns named as the API fields)")
-    p.add_argument("--bundle", type=Path, metavar="DIR")
-    p.add_argument("input", type=Path, metavar="IN.csv")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.csv")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
+    p.add_argument("input", type=Path, metavar="IN.csv",
+                   help="patients, one a row, columns named as the API fields")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.csv",
+                   help="CSV to write: the input columns and the predictions")
 
     p = sub.add_parser("serve", help="serve the calculator with gunicorn")
-    p.add_argument("--bundle", type=Path, metavar="DIR")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="gunicorn worker processes (default: %(default)s)")
     return parser
 
 
@@ -103,17 +143,17 @@ def _train(args) -> int:
     from training.train import train_command
 
     if args.bootstrap < 1:
-        raise CommandError("--bootstrap must be 1 or more: prediction intervals come from the bootstrap refits")
+        raise UsageError("--bootstrap must be 1 or more: prediction intervals come from the bootstrap refits")
     if args.jobs < 1:
-        raise CommandError("--jobs must be 1 or more")
+        raise UsageError("--jobs must be 1 or more")
     if args.backend == "dask" and not args.scheduler:
-        raise CommandError("--backend dask needs --scheduler ADDRESS")
+        raise UsageError("--backend dask needs --scheduler ADDRESS")
     from training.fit_models import parse_methods
 
     try:
         methods = parse_methods(args.method)
     except ValueError as problem:
-        raise CommandError(f"--method: {problem}") from None
+        raise UsageError(f"--method: {problem}") from None
     return train_command(args.cohort, args.out, args.bootstrap, args.seed, args.jobs,
                          args.features, args.backend, args.scheduler, methods=methods)
 
@@ -123,11 +163,11 @@ def _simulate(args) -> int:
 
     repetitions = args.repetitions[0] if len(args.repetitions) == 1 else args.repetitions
     if min(args.repetitions) < 1 or min(args.sizes) < 20:
-        raise CommandError("--repetitions must be 1 or more and --sizes 20 or more")
+        raise UsageError("--repetitions must be 1 or more and --sizes 20 or more")
     if len(args.repetitions) not in (1, len(args.sizes)):
-        raise CommandError("--repetitions takes one count, or one count per --sizes value")
+        raise UsageError("--repetitions takes one count, or one count per --sizes value")
     if args.jobs < 1:
-        raise CommandError("--jobs must be 1 or more")
+        raise UsageError("--jobs must be 1 or more")
     return simulate_command(repetitions, args.sizes, args.seed, args.jobs, args.out,
                             args.update_packaged)
 
@@ -176,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (BundleError, CommandError) as error:
         print(f"cart-risk {args.command}: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+        return getattr(error, "exit_code", EXIT_FAILURE)
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
         print(f"cart-risk {args.command}: {error.strerror or error}{where}", file=sys.stderr)

@@ -22,13 +22,14 @@ import platform
 import secrets
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from model.errors import BundleError, BundleVersionWarning
 from model.predictor import CompiledPredictor, compile_predictor
+from model.survival import cohort_follow_up
 
 #: Newest bundle format this code reads and the one it writes.
 FORMAT_VERSION = 1
@@ -59,6 +60,9 @@ class LoadedBundle:
         Parsed ``predictor.json``.
     predictor : CompiledPredictor
         ``params`` as numpy arrays, ready for :mod:`model.predictor`.
+    follow_up : dict of str -> numpy.ndarray
+        Survival outcome (``efs``, ``os``) -> the training cohort's follow-up times (months,
+        sorted), for the numbers at risk behind each survival estimate.
     """
 
     id: str
@@ -66,6 +70,7 @@ class LoadedBundle:
     manifest: dict
     params: dict
     predictor: CompiledPredictor
+    follow_up: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- writing
@@ -111,7 +116,7 @@ def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, es
         with _directory_lock(out.parent, exclusive=True):
             _refuse_foreign_directory(out)
             _recover_interrupted_swap(out, locked=True)
-            backup = _backup_path(out)
+            backup = backup_path(out)
             if backup.exists():  # stale: its writer died after putting its own bundle in place
                 discards.append(_discard_path(out))
                 os.rename(backup, discards[-1])
@@ -179,7 +184,8 @@ def _refuse_foreign_directory(out: Path) -> None:
 # --------------------------------------------------------------------------- interrupted swaps
 
 
-def _backup_path(out: Path) -> Path:
+def backup_path(out: Path) -> Path:
+    """Where a bundle write keeps the earlier bundle during its swap (``.NAME.previous``)."""
     return out.parent / f".{out.name}.previous"
 
 
@@ -189,7 +195,7 @@ def _discard_path(out: Path) -> Path:
 
 def _recover_interrupted_swap(out: Path, *, locked: bool = False) -> bool:
     """Put the earlier bundle back if a write died between its two renames; True if it did."""
-    backup = _backup_path(out)
+    backup = backup_path(out)
     if out.exists() or not backup.is_dir():
         return False
     with contextlib.nullcontext() if locked else _directory_lock(out.parent, exclusive=True):
@@ -269,8 +275,8 @@ def _readable_path(path: str | os.PathLike) -> Path:
     """The bundle directory to read, after recovering an interrupted swap if there was one."""
     bundle = Path(os.path.abspath(path))
     _recover_interrupted_swap(bundle)
-    if not bundle.exists() and _backup_path(bundle).is_dir():
-        return _backup_path(bundle)
+    if not bundle.exists() and backup_path(bundle).is_dir():
+        return backup_path(bundle)
     return bundle
 
 
@@ -357,12 +363,13 @@ def load_predictor(path: str | os.PathLike) -> LoadedBundle:
     with _directory_lock(bundle.parent, exclusive=False):
         manifest, manifest_bytes = _verify(bundle)
         content = _read_verified(bundle, manifest, PREDICTOR)
+        cohort = _read_verified(bundle, manifest, TRAINING_DATA)
     try:
         params = json.loads(content)
     except ValueError as problem:
         raise BundleError("predictor-structure", PREDICTOR, f"not JSON: {problem}") from None
     return LoadedBundle(_sha256(manifest_bytes), bundle, manifest, params,
-                        compile_predictor(params, manifest))
+                        compile_predictor(params, manifest), cohort_follow_up(cohort))
 
 
 def load_estimators(path: str | os.PathLike, *, allow_version_mismatch: bool = False) -> Any:

@@ -108,8 +108,16 @@ def test_selection_says_plainly_whether_the_slope_target_was_met():
 
 
 def test_cli_refuses_bad_repetitions(tmp_path, capsys):
-    assert main(["simulate", "--repetitions", "0", "--out", str(tmp_path / "s")]) == 1
+    assert main(["simulate", "--repetitions", "0", "--out", str(tmp_path / "s")]) == 2
     assert "--repetitions" in capsys.readouterr().err
     assert main(["simulate", "--repetitions", "2", "3", "--sizes", "78", "--out",
-                 str(tmp_path / "s")]) == 1
+                 str(tmp_path / "s")]) == 2
     assert not (tmp_path / "s").exists()
+
+
+def test_train_refuses_an_unknown_method(tmp_path, capsys):
+    cohort = REPO / "training" / "data" / "reconstructed_cohort.csv"
+    code = main(["train", "--cohort", str(cohort), "--out", str(tmp_path / "b"),
+                 "--method", "logistic=lasso"])
+    assert code == 2 and "--method" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
