@@ -1,6 +1,6 @@
 """The `cart-risk` command line.
 
-Subcommands: reproduce, train, report, predict, score, serve. Errors go to stderr as one
+Subcommands: reproduce, train, report, validate, update, predict, score, serve. Errors go to stderr as one
 clear line with a non-zero exit; no stack trace reaches the user. Heavy libraries are imported
 inside each command, so `predict` never imports the training stack when a bundle exists.
 """
@@ -59,6 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", type=Path, required=True, metavar="DIR")
     p.add_argument("--out", type=Path, required=True, metavar="FILE")
 
+    p = sub.add_parser("validate", help="validate a bundle's models on a center's cohort")
+    p.add_argument("--bundle", type=Path, required=True, metavar="DIR")
+    p.add_argument("--cohort", type=Path, required=True, metavar="CSV")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write the HTML page here")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    p = sub.add_parser("update", help="update a bundle's models on a center's cohort")
+    p.add_argument("--bundle", type=Path, required=True, metavar="DIR")
+    p.add_argument("--cohort", type=Path, required=True, metavar="CSV")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--method", choices=["auto", "intercept", "recalibrate", "refit"],
+                   default="auto", help="auto: chosen by the closed testing procedure")
+    p.add_argument("--bootstrap", type=int, default=200, metavar="B")
+    p.add_argument("--seed", type=int, default=20170201, metavar="S")
+    p.add_argument("--jobs", type=int, default=1, metavar="N")
+
     p = sub.add_parser("predict", help="predict for one patient")
     p.add_argument("--bundle", type=Path, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the API's JSON answer")
@@ -103,6 +119,23 @@ def _report(args) -> int:
     return report_command(args.bundle, args.out)
 
 
+def _validate(args) -> int:
+    from training.validate import validate_command
+
+    return validate_command(args.bundle, args.cohort, args.out, args.json)
+
+
+def _update(args) -> int:
+    from training.updating import update_command
+
+    if args.bootstrap < 1:
+        raise CommandError("--bootstrap must be 1 or more")
+    if args.jobs < 1:
+        raise CommandError("--jobs must be 1 or more")
+    return update_command(args.bundle, args.cohort, args.out, args.method, args.bootstrap,
+                          args.seed, args.jobs)
+
+
 def _predict(args) -> int:
     from calculator.commands import predict_command
 
@@ -122,7 +155,8 @@ def _serve(args) -> int:
 
 
 COMMANDS = {"reproduce": _reproduce, "train": _train, "report": _report,
-            "predict": _predict, "score": _score, "serve": _serve}
+            "validate": _validate, "update": _update, "predict": _predict, "score": _score,
+            "serve": _serve}
 
 
 def main(argv: list[str] | None = None) -> int:
