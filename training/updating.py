@@ -36,6 +36,7 @@ from training import bundle_models as bm
 from training import metrics
 from training import update_tests as ut
 from training.analyses import derive
+from training.bands import scrs_band_table
 from training.bootstrap import optimism_bootstrap
 from training.fit_models import fit_model
 from training.logistic import FitError
@@ -284,6 +285,8 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto", bootst
                                 "closed_test": decision["closed_test"], "parameters": values,
                                 "n": int(len(cohort))}
     updated = [m for m, v in lineage_models.items() if v["method"] != "none"]
+    if "crs_grade" in cohort.columns:  # the observed bands describe the bundle's own cohort
+        params["scrs_bands"] = manifest["scrs_bands"] = scrs_band_table(cohort)
     if all(lineage_models[m]["method"] == "refit" for m in params["models"]):
         manifest["provenance"] = PROVENANCE_CENTER
     manifest["lineage"] = {
