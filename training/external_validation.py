@@ -268,7 +268,7 @@ def survival_validation(time: np.ndarray, event: np.ndarray, lp: np.ndarray,
                               "(its training follow-up)")
         if km["at_risk"] < SMALL_AT_RISK:
             row["warning"] = "; ".join(filter(None, [row["warning"], (
-                f"only {km['at_risk']} patients still at risk at {months:g} months: the observed "
+                f"only {km['at_risk']} patient(s) still at risk at {months:g} months: the observed "
                 "survival there is unreliable")]))
             warnings.append(f"{months:g} months: {row['warning']}")
         at.append(row)
