@@ -92,30 +92,34 @@ def test_models_without_their_columns_are_not_assessable(loaded_bundle, tmp_path
 
 
 def test_matches_r_reference():
-    """R 4.2.2, rms 6.5.0 (val.prob), survival 3.5.3: tests/reference/validation_reference.R."""
+    """R 4.2.2, rms 6.5.0 (val.prob), survival 3.5.3.
+
+    Inputs, R code and its output: tests/reference/validation_*.csv, validation_reference.R and
+    validation_reference.txt.
+    """
     binary = pd.read_csv(REFERENCE / "validation_binary_input.csv")
     y, p = binary["y"].to_numpy(), binary["p"].to_numpy()
     letters = np.array(["c"] * y.size)
     result = binary_validation(y, p, letters)
-    assert result["c_index"]["estimate"] == pytest.approx(0.770901960784314, abs=1e-12)
-    assert result["brier"] == pytest.approx(0.228474225708821, abs=1e-12)
-    assert result["calibration_slope"]["estimate"] == pytest.approx(1.12551684962847, abs=1e-7)
-    assert result["calibration_slope"]["ci95"] == pytest.approx([0.716396266293673, 1.53463743296327], abs=1e-6)
-    assert result["calibration_intercept"]["estimate"] == pytest.approx(0.893777880412031, abs=1e-7)
-    assert result["calibration_intercept"]["ci95"] == pytest.approx([0.549715965917105, 1.23783979490696], abs=1e-6)
+    assert result["c_index"]["estimate"] == pytest.approx(0.725160381786888, abs=1e-12)
+    assert result["brier"] == pytest.approx(0.261934782993027, abs=1e-12)
+    assert result["calibration_slope"]["estimate"] == pytest.approx(0.919491291042225, abs=1e-7)
+    assert result["calibration_slope"]["ci95"] == pytest.approx([0.552768378409144, 1.2862142036753], abs=1e-6)
+    assert result["calibration_intercept"]["estimate"] == pytest.approx(1.14111424026827, abs=1e-7)
+    assert result["calibration_intercept"]["ci95"] == pytest.approx([0.795462372600322, 1.48676610793621], abs=1e-6)
     survival = pd.read_csv(REFERENCE / "validation_survival_input.csv")
     time, event, lp = (survival[c].to_numpy() for c in ("time", "event", "lp"))
     baseline = bm.BaselineHazard(np.array([1.0, 100.0]), np.array([0.05, 1.0]), 100.0, True)
     result = survival_validation(time, event, lp, baseline)
     calibration = result["calibration"]["calibration_slope"]
-    assert calibration["estimate"] == pytest.approx(1.28585973408009, abs=1e-6)
-    assert calibration["ci95"] == pytest.approx([0.84176101644028, 1.7299584517199], abs=1e-5)
-    assert result["harrell_c"] == pytest.approx(0.658700867318693, abs=1e-12)
+    assert calibration["estimate"] == pytest.approx(1.03639295968555, abs=1e-6)
+    assert calibration["ci95"] == pytest.approx([0.585415653228555, 1.48737026614255], abs=1e-5)
+    assert result["harrell_c"] == pytest.approx(0.618064031546334, abs=1e-12)
     rows = result["at_months"]
-    assert [r["observed_survival"] for r in rows] == pytest.approx([0.825, 0.5, 0.313920853650989], abs=1e-12)
-    assert [r["observed_ci95"][0] for r in rows] == pytest.approx([0.756711153428951, 0.42030239512044, 0.237835541166132], abs=1e-10)
-    assert [r["observed_ci95"][1] for r in rows] == pytest.approx([0.875684799494366, 0.574476641610317, 0.39270537496253], abs=1e-10)
-    assert [r["at_risk"] for r in rows] == [132, 80, 30]
+    assert [r["observed_survival"] for r in rows] == pytest.approx([0.79375, 0.53125, 0.284443801693326], abs=1e-12)
+    assert [r["observed_ci95"][0] for r in rows] == pytest.approx([0.722414617664362, 0.451048896439366, 0.207471387459431], abs=1e-10)
+    assert [r["observed_ci95"][1] for r in rows] == pytest.approx([0.848665602250768, 0.605012750565193, 0.366050355871384], abs=1e-10)
+    assert [r["at_risk"] for r in rows] == [127, 85, 20]
 
 
 def test_km_matches_lifelines():

@@ -12,10 +12,12 @@ So validating the bundle on such a cohort should find calibration-in-the-large `
 calibration slope ``slope`` and log(O / E) = log(``hazard_ratio``), each inside its 95 % CI in
 about 95 % of simulations, and updating should pick the matching method.
 
-Simulated one model at a time (``models=("efs",)``) the truth is exact. Simulated together, the
-cohort schema's rules between columns apply: a death ends event-free survival (EFS = min(EFS,
-OS)), a non-responder has an EFS event (at 1 month at the latest), and severe CRS is graded 3 or 4
-(never 5): those rules perturb the EFS truth slightly. The result is synthetic, and its
+Simulated one model at a time (``models=("efs",)``) the truth is exact. Simulated together, EFS
+and OS share one random draw a patient (so EFS ends first, as in real patients, and each keeps its
+distribution), censoring is common to both, and the cohort schema's rules between columns apply:
+a death ends event-free survival (EFS = min(EFS, OS)), a non-responder has an EFS event (at 1
+month at the latest), and severe CRS is graded 3 or 4 (never 5): those rules perturb the EFS
+truth a little. The result is synthetic, and its
 ``patient_id`` values say so (``SIM-0001``, ...).
 """
 from __future__ import annotations
@@ -53,12 +55,12 @@ class Miscalibration:
     hazard_ratio: float = 1.0
 
 
-def _event_times(H_steps: np.ndarray, months: np.ndarray, rng) -> np.ndarray:
-    """First jump time at which each patient's cumulative hazard reaches an Exp(1) draw (inf: none).
+def _event_times(H_steps: np.ndarray, months: np.ndarray, draw: np.ndarray) -> np.ndarray:
+    """First jump time at which each patient's cumulative hazard reaches ``draw`` (inf: none).
 
-    ``H_steps`` is (n, K): each patient's cumulative hazard just after each jump ``months``.
+    ``H_steps`` is (n, K): each patient's cumulative hazard just after each jump ``months``;
+    ``draw`` is (n,) Exp(1).
     """
-    draw = rng.exponential(size=H_steps.shape[0])
     reached = H_steps >= draw[:, None]
     first = reached.argmax(axis=1)
     return np.where(reached.any(axis=1), months[first], np.inf)
@@ -90,6 +92,11 @@ def simulate_center(params: dict, training_cohort: pd.DataFrame, n: int, seed: i
     columns = [c for c in BASELINE_COLUMNS if c in training_cohort.columns]
     df = training_cohort.iloc[rows][columns].reset_index(drop=True)
     df.insert(0, "patient_id", [f"SIM-{i + 1:04d}" for i in range(n)])
+    # One Exp(1) draw a patient drives both survival outcomes (inversion with common random
+    # numbers): each keeps its exact distribution, and EFS, whose hazard includes death's, ends
+    # before OS as it does in real patients, instead of two independent clocks.
+    shared_draw = rng.exponential(size=n)
+    censor_draw = rng.uniform(*follow_up, size=n)
     for name in models:
         spec = params["models"][name]
         lp = bm.linear_predictor(spec, df)
@@ -103,8 +110,8 @@ def simulate_center(params: dict, training_cohort: pd.DataFrame, n: int, seed: i
             continue
         baseline = bm.baseline_hazard(spec, params["month_grid"])
         H = truth.hazard_ratio * baseline.cumulative_hazard[None, :] * np.exp(lp)[:, None]
-        event_time = _event_times(H, baseline.months, rng)
-        censor = np.minimum(rng.uniform(*follow_up, size=n), baseline.max_follow_up)
+        event_time = _event_times(H, baseline.months, shared_draw)
+        censor = np.minimum(censor_draw, baseline.max_follow_up)
         df[f"{name}_months"] = np.round(np.maximum(np.minimum(event_time, censor), 0.01), 2)
         df[f"{name}_event"] = (event_time <= censor).astype(int)
     _consistent(df)

@@ -59,7 +59,8 @@ def _warnings(model: dict) -> str:
 def _binary(report: dict, name: str, y: np.ndarray, p: np.ndarray) -> str:
     k = f"models.{name}"
     m = report["models"][name]
-    rows = [f"<th>patients / events</th>{_num(report, k + '.n')}{_num(report, k + '.events')}<td></td>"]
+    rows = [f"<th>patients</th>{_num(report, k + '.n')}<td></td><td></td>",
+            f"<th>events</th>{_num(report, k + '.events')}<td></td><td></td>"]
     for label, key in (("observed / expected", "observed_expected"),
                        ("calibration-in-the-large (0 = ideal)", "calibration_intercept"),
                        ("calibration slope (1 = ideal)", "calibration_slope"),
@@ -159,10 +160,12 @@ def _survival(report: dict, name: str, time, event, lp, baseline, grid) -> str:
     parts = [_table(["months", "at risk", "events by then", "observed (KM)", "95 % low", "high",
                      "mean predicted", "note"], rows, f"at-months-{name}")]
     c = f"{k}.calibration"
-    cal = [f"<th>patients / events</th>{_num(report, k + '.n')}{_num(report, k + '.events')}<td></td>",
+    cal = [f"<th>patients</th>{_num(report, k + '.n')}<td></td><td></td>",
+           f"<th>events</th>{_num(report, k + '.events')}<td></td><td></td>",
            f"<th>at risk at the horizon</th>{_num(report, c + '.at_risk')}<td></td><td></td>",
-           f"<th>observed risk (KM) / mean predicted risk</th>{_num(report, c + '.observed_risk')}"
-           f"{_num(report, c + '.expected_risk')}<td></td>"]
+           f"<th>observed risk (1 - Kaplan-Meier)</th>{_num(report, c + '.observed_risk')}"
+           "<td></td><td></td>",
+           f"<th>mean predicted risk</th>{_num(report, c + '.expected_risk')}<td></td><td></td>"]
     for label, key in (("observed / expected risk", "observed_expected"),
                        ("log(O / E), follow-up to the horizon (0 = ideal)", "log_observed_expected"),
                        ("calibration slope (1 = ideal)", "calibration_slope")):
@@ -172,12 +175,13 @@ def _survival(report: dict, name: str, time, event, lp, baseline, grid) -> str:
         cal.append(f"<th>{esc(label)}</th>{_num(report, f'{c}.{key}')}<td></td><td></td>")
     cal.append(f"<th>Brier score (IPCW)</th>{_num(report, k + '.brier')}<td></td><td></td>")
     cal.append(f"<th>Harrell's C</th>{_num(report, k + '.harrell_c')}<td></td><td></td>")
-    cal.append(f"<th>Uno's C (estimate, tau months)</th>{_num(report, k + '.uno_c.estimate')}"
-               f"{_num(report, k + '.uno_c.tau_months')}<td></td>")
+    cal.append(f"<th>Uno's C</th>{_num(report, k + '.uno_c.estimate')}<td></td><td></td>")
+    cal.append(f"<th>Uno's C truncated at (months)</th>{_num(report, k + '.uno_c.tau_months')}"
+               "<td></td><td></td>")
     horizon = f"{m['horizon_months']:g}"
     parts.append(f"<p>Calibration at {esc(horizon)} months "
                  f"(baseline hazard: {esc(m['baseline'])}):</p>")
-    parts.append(_table(["figure", "estimate", "95 % CI low / other", "95 % CI high"], cal,
+    parts.append(_table(["figure", "estimate", "95 % CI low", "95 % CI high"], cal,
                         f"calibration-{name}"))
     parts.append(_figure(_survival_figure(time, event, lp, baseline, grid, m, name),
                          f"fig-km-{name}", "Kaplan-Meier (with 95 % CIs at 6, 12 and 24 months) "
