@@ -88,10 +88,16 @@ def summary_lines(report: dict) -> list[str]:
     if report["notice"]:
         lines.append(f"note: {report['notice']}")
 
+    def f(value):
+        if value is None:
+            return "n/a"
+        text = f"{value:.3f}"
+        return text.lstrip("-") if float(text) == 0 else text  # no "-0.000"
+
     def est(block):
         ci = block.get("ci95")
-        ci_text = f" ({ci[0]}-{ci[1]})" if ci else ""
-        return f"{block['estimate']}{ci_text}"
+        ci_text = f" ({f(ci[0])} to {f(ci[1])})" if ci else ""
+        return f"{f(block['estimate'])}{ci_text}"
 
     for name, m in report["models"].items():
         if not m["assessable"]:
@@ -99,13 +105,13 @@ def summary_lines(report: dict) -> list[str]:
         elif m["kind"] == "logistic":
             lines.append(f"{name:<10} n={m['n']} events={m['events']} O/E={est(m['observed_expected'])} "
                          f"CITL={est(m['calibration_intercept'])} slope={est(m['calibration_slope'])} "
-                         f"C={est(m['c_index'])} Brier={m['brier']} ICI={m['ici']}")
+                         f"C={est(m['c_index'])} Brier={f(m['brier'])} ICI={f(m['ici'])}")
         else:
             c = m["calibration"]
             lines.append(f"{name:<10} n={m['n']} events={m['events']} at {m['horizon_months']:g} "
                          f"months O/E={est(c['observed_expected'])} log O/E="
                          f"{est(c['log_observed_expected'])} slope={est(c['calibration_slope'])} "
-                         f"Harrell C={m['harrell_c']} Uno C={m['uno_c']['estimate']}")
+                         f"Harrell C={f(m['harrell_c'])} Uno C={f(m['uno_c']['estimate'])}")
         lines += [f"  warning: {w}" for w in m.get("warnings", [])]
     return lines
 
