@@ -177,3 +177,17 @@ def test_report_shows_the_lineage(updated, tmp_path):
     assert main(["report", "--bundle", str(out), "--out", str(tmp_path / "r.html")]) == 0
     page = (tmp_path / "r.html").read_text()
     assert 'id="lineage"' in page and manifest["lineage"]["parent"]["id"] in page
+
+
+def test_an_update_that_cannot_be_estimated_is_refused_and_auto_keeps_the_model(
+        trained_bundle_path, tmp_path, capsys):
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("\n".join(CENTER.read_text().splitlines()[:4]) + "\n")  # 3 patients
+    out = tmp_path / "recalibrated"
+    code = main(["update", "--bundle", str(trained_bundle_path), "--cohort", str(tiny),
+                 "--out", str(out), "--method", "recalibrate", "--bootstrap", "2"])
+    assert code == 1 and not out.exists()
+    assert ("cr: the recalibrate update cannot be estimated on this cohort (not estimable on "
+            "these patients" in capsys.readouterr().err)
+    manifest = update_bundle(trained_bundle_path, tiny, tmp_path / "auto", "auto", bootstrap=2)
+    assert {r["method"] for r in manifest["lineage"]["models"].values()} == {"none"}

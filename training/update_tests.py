@@ -39,7 +39,9 @@ ALPHA = 0.05
 
 
 def bernoulli_loglik(y: np.ndarray, eta: np.ndarray) -> float:
-    """Log-likelihood of 0/1 outcomes ``y`` under log-odds ``eta``."""
+    """Log-likelihood of 0/1 outcomes ``y`` under log-odds ``eta`` (NaN for a NaN estimate)."""
+    if not np.all(np.isfinite(eta)):
+        return float("nan")
     return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
 
 
@@ -69,6 +71,8 @@ def poisson_mle(D: np.ndarray, d: np.ndarray, offset: np.ndarray) -> np.ndarray:
 
 def poisson_loglik(d: np.ndarray, log_mu: np.ndarray) -> float:
     """Poisson log-likelihood without the terms that do not depend on the model."""
+    if not np.all(np.isfinite(log_mu)):
+        return float("nan")
     return float(np.sum(d * log_mu - np.exp(log_mu)))
 
 
@@ -130,10 +134,11 @@ def closed_test(loglik: list[float], n_features: int, alpha: float = ALPHA) -> d
     """
     params = [0, 1, 2, n_features + 1]
     tests = []
-    if not np.isfinite(loglik[3]):
+    if not np.all(np.isfinite(loglik)):
         return {"chosen": "none", "tests": tests, "alpha": alpha,
-                "decided_by": "the refit has no finite maximum-likelihood estimate in this "
-                              "cohort (separation), so the closed test cannot run; no update"}
+                "decided_by": "an update model has no finite maximum-likelihood estimate in this "
+                              "cohort (one outcome class, no events, or separation), so the "
+                              "closed test cannot run; no update"}
     for smaller in (0, 1, 2):
         df = params[3] - params[smaller]
         lr = max(0.0, 2.0 * (loglik[3] - loglik[smaller]))

@@ -67,7 +67,7 @@ def _poisson_data(spec: dict, grid, time: np.ndarray, event: np.ndarray):
 def _fit_logistic_update(data: dict, method: str) -> tuple[float, float]:
     a, b = ut.logistic_update_fit(data["y"], data["lp"], method)
     if not (math.isfinite(a) and math.isfinite(b)):
-        raise FitError("update not estimable in this resample")
+        raise FitError("not estimable on these patients: one outcome class, no events, or separation")
     return a, b
 
 
@@ -78,7 +78,7 @@ def _evaluate_logistic_update(fit, data: dict) -> dict:
 def _fit_cox_update(data: dict, method: str) -> tuple[float, float]:
     a, b = ut.cox_update_fit(data["d"], data["log_H0"], data["lp"], method)
     if not (math.isfinite(a) and math.isfinite(b)):
-        raise FitError("update not estimable in this resample")
+        raise FitError("not estimable on these patients: one outcome class, no events, or separation")
     return a, b
 
 
