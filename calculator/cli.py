@@ -60,13 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="FILE")
 
     p = sub.add_parser("validate", help="validate a bundle's models on a center's cohort")
-    p.add_argument("--bundle", type=Path, required=True, metavar="DIR")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help="default: the default bundle")
     p.add_argument("--cohort", type=Path, required=True, metavar="CSV")
     p.add_argument("--out", type=Path, metavar="FILE", help="write the HTML page here")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     p = sub.add_parser("update", help="update a bundle's models on a center's cohort")
-    p.add_argument("--bundle", type=Path, required=True, metavar="DIR")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help="default: the default bundle")
     p.add_argument("--cohort", type=Path, required=True, metavar="CSV")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.add_argument("--method", choices=["auto", "intercept", "recalibrate", "refit"],
@@ -119,10 +119,18 @@ def _report(args) -> int:
     return report_command(args.bundle, args.out)
 
 
+def _bundle_or_default(args) -> Path:
+    if args.bundle is not None:
+        return args.bundle
+    from calculator.defaults import ensure_default_bundle
+
+    return ensure_default_bundle()
+
+
 def _validate(args) -> int:
     from training.validate import validate_command
 
-    return validate_command(args.bundle, args.cohort, args.out, args.json)
+    return validate_command(_bundle_or_default(args), args.cohort, args.out, args.json)
 
 
 def _update(args) -> int:
@@ -132,8 +140,8 @@ def _update(args) -> int:
         raise CommandError("--bootstrap must be 1 or more")
     if args.jobs < 1:
         raise CommandError("--jobs must be 1 or more")
-    return update_command(args.bundle, args.cohort, args.out, args.method, args.bootstrap,
-                          args.seed, args.jobs)
+    return update_command(_bundle_or_default(args), args.cohort, args.out, args.method,
+                          args.bootstrap, args.seed, args.jobs)
 
 
 def _predict(args) -> int:
