@@ -558,8 +558,12 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
         for name in missing]
     manifest = bundle.manifest
     n = manifest.get("training_data", {}).get("n")
+    trained_on = f"{n} patients" if n is not None else None
+    parent_n = ((manifest.get("lineage") or {}).get("parent") or {}).get("training_data", {}).get("n")
+    if trained_on and parent_n is not None:  # an updated bundle: say both
+        trained_on = f"{parent_n} patients, updated on {n}"
     answer["model"] = {"id": bundle.id, "provenance": manifest.get("provenance"),
-                       "trained_on": f"{n} patients" if n is not None else None,
+                       "trained_on": trained_on,
                        "created": manifest.get("created"),
                        "lineage": lineage_summary(manifest)}
     return answer
