@@ -8,7 +8,7 @@ figures can be compared on any machine.
 
 Timing uses hyperfine (``--shell=none``) when it is installed, else this script's own
 subprocess timing (fork to exit, measured by a small launcher process). The patient is
-DESIGN.md's example; the bundle is the default one (``cart-risk`` without ``--bundle``), trained
+the example patient of docs/api.md; the bundle is the default one (``cart-risk`` without ``--bundle``), trained
 first if missing, unless ``--bundle`` is given.
 
 Run::

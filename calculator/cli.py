@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.patient import PATIENT_FIELDS
 
 EXIT_USAGE = 2
@@ -18,6 +19,14 @@ EXIT_FAILURE = 1
 
 class CommandError(Exception):
     """A failure to report to the user as one line (exit 1)."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(CommandError):
+    """An option the command cannot work with (exit 2, as argparse's own usage errors)."""
+
+    exit_code = EXIT_USAGE
 
 
 def _add_patient_options(parser: argparse.ArgumentParser) -> None:
@@ -45,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fit the four models and write a bundle")
     p.add_argument("--cohort", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
-    p.add_argument("--bootstrap", type=int, default=200, metavar="B")
-    p.add_argument("--seed", type=int, default=20170201, metavar="S")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="local worker processes for the bootstrap (with --backend dask every "
                         "worker of the cluster is used instead)")
@@ -71,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.add_argument("--method", choices=["auto", "intercept", "recalibrate", "refit"],
                    default="auto", help="auto: chosen by the closed testing procedure")
-    p.add_argument("--bootstrap", type=int, default=200, metavar="B")
-    p.add_argument("--seed", type=int, default=20170201, metavar="S")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S")
     p.add_argument("--jobs", type=int, default=1, metavar="N")
 
     p = sub.add_parser("predict", help="predict for one patient")
@@ -104,11 +113,11 @@ def _train(args) -> int:
     from training.train import train_command
 
     if args.bootstrap < 1:
-        raise CommandError("--bootstrap must be 1 or more: prediction intervals come from the bootstrap refits")
+        raise UsageError("--bootstrap must be 1 or more: prediction intervals come from the bootstrap refits")
     if args.jobs < 1:
-        raise CommandError("--jobs must be 1 or more")
+        raise UsageError("--jobs must be 1 or more")
     if args.backend == "dask" and not args.scheduler:
-        raise CommandError("--backend dask needs --scheduler ADDRESS")
+        raise UsageError("--backend dask needs --scheduler ADDRESS")
     return train_command(args.cohort, args.out, args.bootstrap, args.seed, args.jobs,
                          args.features, args.backend, args.scheduler)
 
@@ -183,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (BundleError, CommandError) as error:
         print(f"cart-risk {args.command}: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+        return getattr(error, "exit_code", EXIT_FAILURE)
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
         print(f"cart-risk {args.command}: {error.strerror or error}{where}", file=sys.stderr)

@@ -11,11 +11,11 @@ import os
 import sys
 from pathlib import Path
 
+from model.bundle import backup_path
+from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.errors import BundleError
 
-#: Bootstrap repetitions, seed and worker processes of the default bundle.
-DEFAULT_BOOTSTRAP = 200
-DEFAULT_SEED = 20170201
+#: Worker processes that train the default bundle (its B and seed: model/defaults.py).
 DEFAULT_JOBS = 2
 
 
@@ -51,7 +51,7 @@ def ensure_default_bundle(*, quiet: bool = False) -> Path:
         If training the default bundle fails.
     """
     path = default_bundle_path()
-    if path.exists() or _interrupted_swap_backup(path).exists():
+    if path.exists() or backup_path(path).exists():
         return path
     if not quiet:
         print(f"cart-risk: no default bundle yet; training it on the reconstructed cohort into "
@@ -69,7 +69,3 @@ def ensure_default_bundle(*, quiet: bool = False) -> Path:
                           f"training the default bundle failed: {problem}") from problem
     return path
 
-
-def _interrupted_swap_backup(path: Path) -> Path:
-    # model.bundle keeps the earlier bundle here while swapping; loading recovers it.
-    return path.parent / f".{path.name}.previous"

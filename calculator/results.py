@@ -17,10 +17,10 @@ from model.burden import SUBGROUP_LABELS
 from model.errors import FieldError, InputError
 from model.patient import PATIENT_FIELDS
 from model.predictor import HORIZONS_MONTHS, predict_points, prediction_answer
+from model.provenance import is_reconstructed as is_reconstructed_manifest
 
 #: Name of the optional form field holding the blast percentage hoped for after debulking.
 TARGET_FIELD = "target_marrow_blasts_pct"
-PROVENANCE_RECONSTRUCTED = "reconstructed-from-published-aggregates"
 
 OUTCOME_LABELS = {
     "cr": "Complete remission",
@@ -177,11 +177,6 @@ def model_basis(bundle: LoadedBundle) -> list[dict[str, Any]]:
                         if key in corrected or key in apparent],
         })
     return basis
-
-
-def is_reconstructed_manifest(manifest: Mapping[str, Any]) -> bool:
-    """Whether a manifest says its bundle was trained on the reconstructed (synthetic) cohort."""
-    return manifest.get("provenance") == PROVENANCE_RECONSTRUCTED
 
 
 def is_reconstructed(bundle: LoadedBundle) -> bool:

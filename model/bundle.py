@@ -111,7 +111,7 @@ def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, es
         with _directory_lock(out.parent, exclusive=True):
             _refuse_foreign_directory(out)
             _recover_interrupted_swap(out, locked=True)
-            backup = _backup_path(out)
+            backup = backup_path(out)
             if backup.exists():  # stale: its writer died after putting its own bundle in place
                 discards.append(_discard_path(out))
                 os.rename(backup, discards[-1])
@@ -179,7 +179,8 @@ def _refuse_foreign_directory(out: Path) -> None:
 # --------------------------------------------------------------------------- interrupted swaps
 
 
-def _backup_path(out: Path) -> Path:
+def backup_path(out: Path) -> Path:
+    """Where a bundle write keeps the earlier bundle during its swap (``.NAME.previous``)."""
     return out.parent / f".{out.name}.previous"
 
 
@@ -189,7 +190,7 @@ def _discard_path(out: Path) -> Path:
 
 def _recover_interrupted_swap(out: Path, *, locked: bool = False) -> bool:
     """Put the earlier bundle back if a write died between its two renames; True if it did."""
-    backup = _backup_path(out)
+    backup = backup_path(out)
     if out.exists() or not backup.is_dir():
         return False
     with contextlib.nullcontext() if locked else _directory_lock(out.parent, exclusive=True):
@@ -269,8 +270,8 @@ def _readable_path(path: str | os.PathLike) -> Path:
     """The bundle directory to read, after recovering an interrupted swap if there was one."""
     bundle = Path(os.path.abspath(path))
     _recover_interrupted_swap(bundle)
-    if not bundle.exists() and _backup_path(bundle).is_dir():
-        return _backup_path(bundle)
+    if not bundle.exists() and backup_path(bundle).is_dir():
+        return backup_path(bundle)
     return bundle
 
 

@@ -1,6 +1,6 @@
 """The cohort CSV: one schema, enforced in one place.
 
-A cohort file has one row a patient with the columns of DESIGN.md. Every check lives here:
+A cohort file has one row a patient with the columns of docs/cohort-csv.md. Every check lives here:
 parsing (a cell that is not a number where a number goes), types, allowed values and ranges,
 and the consistency rules between columns. A bad file is refused with one message listing every
 offending line and column, e.g.::

@@ -523,7 +523,7 @@ def _nums(values: np.ndarray, digits: int = 3) -> list[float | None]:
 
 
 def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[str, Any]:
-    """The API answer for one parsed patient (shape: DESIGN.md, "JSON API").
+    """The API answer for one parsed patient (shape: docs/api.md).
 
     Probabilities and survival are rounded to 3 decimals, months to 2; every number is finite
     (``None`` where there is no value). A model the bundle lacks answers ``None`` with a warning.

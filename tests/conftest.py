@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TEST_BOOTSTRAP = 20
 TEST_SEED = 20170201
-#: The DESIGN.md example patient (12 % blasts: burden subgroup c).
+#: The example patient of docs/api.md (12 % blasts: burden subgroup c).
 EXAMPLE_PATIENT = {"marrow_blasts_pct": 12.0, "mrd_positive": True, "age_years": 30, "sex": "M",
                    "ph_positive": False, "prior_therapy_ge_6mo": True, "prior_chemo_ge_3": True,
                    "prior_hsct": False, "relapsed": True, "tp53_mutation": False,

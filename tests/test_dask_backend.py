@@ -17,6 +17,8 @@ distributed = pytest.importorskip(
 from calculator.cli import main  # noqa: E402
 from training.reproduce import default_cohort_path  # noqa: E402
 
+pytestmark = pytest.mark.slow  # starts a two-process cluster and trains twice
+
 
 @pytest.fixture(scope="module")
 def cluster():

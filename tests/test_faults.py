@@ -208,6 +208,7 @@ def live_bundle(bundle_copy) -> tuple[Path, str]:
     return bundle_copy, load_predictor(bundle_copy).id
 
 
+@pytest.mark.slow
 def test_train_killed_while_fitting_leaves_the_previous_bundle(live_bundle):
     out, before = live_bundle
     started = time.monotonic()

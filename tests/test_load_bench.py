@@ -20,6 +20,7 @@ def run_bench(script: str, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script, args, expected", [
     ("bench_api.py", ["--requests", "100", "--rounds", "1", "--memory-requests", "50"],
      ["healthz  round 1: 100 requests", "predict  round 1: 100 requests",

@@ -25,6 +25,7 @@ def reproduced(cohort):
     return {row.id: row for row in reproduce(cohort)}
 
 
+@pytest.mark.slow
 def test_generator_rewrites_the_committed_file_byte_for_byte(tmp_path):
     out = tmp_path / "cohort.csv"
     done = subprocess.run([sys.executable, "-m", "training.reconstruction", "--out", str(out)],
@@ -33,6 +34,7 @@ def test_generator_rewrites_the_committed_file_byte_for_byte(tmp_path):
     assert out.read_bytes() == default_cohort_path().read_bytes()
 
 
+@pytest.mark.slow
 def test_another_seed_gives_another_cohort_that_still_reproduces_the_paper():
     other = reconstruction.reconstruct(seed=7)
     committed = read_cohort(default_cohort_path())

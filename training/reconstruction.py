@@ -20,9 +20,9 @@ import pandas as pd
 from scipy import optimize, stats
 
 from model.cohort import write_cohort, validate_cohort
+from model.defaults import DEFAULT_SEED
 from model.survival import kaplan_meier, survival_at
 
-DEFAULT_SEED = 20170201
 DATA_DIR = Path(__file__).with_name("data")
 DEFAULT_PATH = DATA_DIR / "reconstructed_cohort.csv"
 
@@ -300,7 +300,7 @@ def survival_acceptable(df: pd.DataFrame) -> bool:
 
 
 def reconstruct(seed: int = DEFAULT_SEED) -> pd.DataFrame:
-    """The reconstructed cohort for ``seed`` (78 rows, columns of DESIGN.md)."""
+    """The reconstructed cohort for ``seed`` (78 rows, columns of docs/cohort-csv.md)."""
     rng = np.random.default_rng(seed)
     letters, blasts = _blasts()
     group = np.where(np.isin(letters, ["a", "b"]), "low", "high")

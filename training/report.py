@@ -29,7 +29,7 @@ from training import plots
 from training.analyses import derive
 from training.report_sections import (audit_section, cohort_section, model_section,
                                       survival_figures, validation_section)
-from model.provenance import PROVENANCE_RECONSTRUCTED
+from model.provenance import is_reconstructed
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:2em auto;
@@ -136,7 +136,7 @@ def _estimators(bundle_dir) -> tuple[dict | None, list[str]]:
 
 def _provenance(manifest: dict) -> str:
     n = manifest.get("training_data", {}).get("n")
-    if manifest.get("provenance") == PROVENANCE_RECONSTRUCTED:
+    if is_reconstructed(manifest):
         return (f'<div class="notice" id="provenance"><strong>Synthetic data.</strong> This bundle was '
                 f"trained on a cohort of {esc(n)} patients <strong>reconstructed from the published "
                 "aggregates</strong> of the source paper (counts, percentages and P values). It is "
@@ -256,7 +256,7 @@ def render_report(bundle_dir) -> str:
              _bands(manifest.get("scrs_bands", [])),
              '<h2 id="audit">Audit of the stored estimators</h2>',
              audit_section(manifest, bundle.params, estimators, estimator_notes)]
-    if manifest.get("provenance") == PROVENANCE_RECONSTRUCTED:
+    if is_reconstructed(manifest):
         text = assumptions_markdown()
         body.append('<h2 id="assumptions">Assumptions of the reconstructed cohort</h2>')
         body.append(markdown_to_html(text) if text is not None else
@@ -285,10 +285,14 @@ def write_report(bundle_dir, out_file) -> Path:
 
 
 def report_command(bundle, out) -> int:
-    """``cart-risk report``: write the report; 0 on success, 1 with a message on stderr otherwise."""
+    """``cart-risk report``: write the report; 0 on success, else a message on stderr and the exit
+    code of docs/cli.md (2 for a training cohort that fails the schema, 1 for any other failure)."""
     try:
         path = write_report(bundle, out)
-    except (BundleError, CohortError) as error:
+    except CohortError as error:
+        print(f"cart-risk report: {error}", file=sys.stderr)
+        return 2
+    except BundleError as error:
         print(f"cart-risk report: {error}", file=sys.stderr)
         return 1
     except OSError as error:

@@ -22,6 +22,7 @@ import numpy as np
 
 from model.bundle import MANIFEST_DIGEST, write_bundle
 from model.cohort import CohortError, available_models, read_cohort
+from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.errors import BundleError
 from model.features import BLASTS_FLOOR_PCT, required_fields
 from training.analyses import derive, load_published
@@ -128,7 +129,7 @@ def _source(provenance: str, cohort_path: Path) -> str:
     return f"center cohort ({cohort_path.name})"
 
 
-def train(cohort_path, out_dir, bootstrap: int = 200, seed: int = 20170201, jobs: int = 1,
+def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, jobs: int = 1,
           features_path=None, backend: str | None = None, scheduler: str | None = None,
           progress: bool | None = None) -> dict:
     """Fit every available model on a cohort CSV and write the bundle to ``out_dir``.
@@ -136,7 +137,7 @@ def train(cohort_path, out_dir, bootstrap: int = 200, seed: int = 20170201, jobs
     Parameters
     ----------
     cohort_path : path
-        Cohort CSV (columns of DESIGN.md); validated with :func:`model.cohort.read_cohort`.
+        Cohort CSV (columns of docs/cohort-csv.md); validated with :func:`model.cohort.read_cohort`.
     out_dir : path
         Bundle directory; an earlier bundle there is replaced atomically, and kept if training fails.
     bootstrap : int
@@ -259,7 +260,7 @@ def summary_lines(manifest: dict) -> list[str]:
     return lines
 
 
-def train_command(cohort, out, bootstrap: int = 200, seed: int = 20170201, jobs: int = 1,
+def train_command(cohort, out, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, jobs: int = 1,
                   features=None, backend: str | None = None, scheduler: str | None = None) -> int:
     """``cart-risk train``: train, print a short summary, return the exit code.
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from model.bundle import load_predictor, write_bundle
 from model.cohort import read_cohort
+from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.provenance import PROVENANCE_CENTER
 from training import bundle_models as bm
 from training import metrics
@@ -218,8 +219,9 @@ def _refitted(name, spec, cohort, B, seed, grid, jobs):
 # --------------------------------------------------------------------------- the bundle
 
 
-def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto", bootstrap: int = 200,
-                  seed: int = 20170201, jobs: int = 1) -> dict:
+def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
+                  bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED,
+                  jobs: int = 1) -> dict:
     """Update every model of a bundle on a cohort CSV and write the updated bundle to ``out_dir``.
 
     Parameters
@@ -326,8 +328,8 @@ def lineage_lines(manifest: dict) -> list[str]:
     return lines
 
 
-def update_command(bundle, cohort, out, method: str = "auto", bootstrap: int = 200,
-                   seed: int = 20170201, jobs: int = 1) -> int:
+def update_command(bundle, cohort, out, method: str = "auto", bootstrap: int = DEFAULT_BOOTSTRAP,
+                   seed: int = DEFAULT_SEED, jobs: int = 1) -> int:
     """``cart-risk update``: 0 on success; 2 for a bad cohort; 1 otherwise (message on stderr)."""
     from model.errors import BundleError, CohortError
 

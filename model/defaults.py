@@ -1,0 +1,10 @@
+"""Defaults shared by training, the command line and the default bundle: typed here only.
+
+Changing one changes the default bundle (its bootstrap and seed are recorded in its manifest).
+"""
+
+#: Bootstrap repetitions of optimism correction and of the 95 % prediction intervals.
+DEFAULT_BOOTSTRAP = 200
+#: Seed of the bootstrap's ``SeedSequence`` and of the reconstruction (20170201: the first
+#: month of the trial's enrolment, February 2017).
+DEFAULT_SEED = 20170201
