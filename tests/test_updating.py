@@ -171,6 +171,7 @@ def test_the_calculator_serves_an_updated_bundle(updated, tmp_path):
         stop_process(server)
     assert body["model"]["lineage"]["parent_id"] == manifest["lineage"]["parent"]["id"]
     assert 'id="lineage"' in about and manifest["lineage"]["update_cohort"]["sha256"] in about
+    assert "78 patients were rebuilt from the paper" in " ".join(about.split())
 
 
 def test_report_shows_the_lineage(updated, tmp_path):
@@ -178,6 +179,7 @@ def test_report_shows_the_lineage(updated, tmp_path):
     assert main(["report", "--bundle", str(out), "--out", str(tmp_path / "r.html")]) == 0
     page = (tmp_path / "r.html").read_text()
     assert 'id="lineage"' in page and manifest["lineage"]["parent"]["id"] in page
+    assert "trained on a cohort of 78 patients" in page
 
 
 def test_an_update_that_cannot_be_estimated_is_refused_and_auto_keeps_the_model(

@@ -136,6 +136,8 @@ def _estimators(bundle_dir) -> tuple[dict | None, list[str]]:
 
 def _provenance(manifest: dict) -> str:
     n = manifest.get("training_data", {}).get("n")
+    if manifest.get("lineage"):  # an updated bundle: the synthetic cohort is its parent's
+        n = manifest["lineage"]["parent"]["training_data"].get("n")
     if is_reconstructed(manifest):
         return (f'<div class="notice" id="provenance"><strong>Synthetic data.</strong> This bundle was '
                 f"trained on a cohort of {esc(n)} patients <strong>reconstructed from the published "
