@@ -35,7 +35,8 @@ def create_app(config: Mapping[str, Any] | None = None):
     from flask.json.provider import DefaultJSONProvider
     from werkzeug.exceptions import HTTPException
 
-    from calculator import api, extensions, failures, security, web
+    from calculator import (api, cds_hooks, extensions, failures, fhir_api, result_links,
+                            security, web)
     from calculator.defaults import default_bundle_path
 
     class StrictJSONProvider(DefaultJSONProvider):
@@ -60,9 +61,11 @@ def create_app(config: Mapping[str, Any] | None = None):
         app.config.from_mapping(config)
     extensions.init_app(app)
     failures.init_app(app)
-    security.init_app(app, csrf_exempt=[api.blueprint])
+    security.init_app(app, csrf_exempt=[api.blueprint, fhir_api.blueprint, cds_hooks.blueprint])
     app.register_blueprint(web.blueprint)
     app.register_blueprint(api.blueprint)
+    for blueprint in (fhir_api.blueprint, cds_hooks.blueprint, result_links.blueprint):
+        app.register_blueprint(blueprint)
 
     def http_error(error: HTTPException):
         # Routing errors (404, 405) happen before a blueprint is known, so one handler picks the

@@ -21,6 +21,8 @@ from model.predictor import HORIZONS_MONTHS, prediction_answer
 
 blueprint = Blueprint("api", __name__)
 API_PREFIX = "/api/"
+#: Other paths answered only in JSON (their errors too): CDS Hooks and the FHIR code system.
+JSON_PREFIXES = (API_PREFIX, "/cds-services", "/fhir/")
 JSON_PATHS = ("/healthz",)
 
 
@@ -30,7 +32,7 @@ class _RejectedJSON(ValueError):
 
 def is_api_path() -> bool:
     """Whether the current request is for the API (errors answered as JSON)."""
-    return request.path.startswith(API_PREFIX) or request.path in JSON_PATHS
+    return request.path.startswith(JSON_PREFIXES) or request.path in JSON_PATHS
 
 
 def error_response(status: int, message: str, field: str = "body"):
@@ -55,17 +57,23 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def read_json_body() -> Any:
+def read_json_body(media_types: tuple[str, ...] = ("application/json",)) -> Any:
     """The request body parsed as strict JSON (no NaN / Infinity, no repeated keys).
+
+    Parameters
+    ----------
+    media_types : tuple of str
+        The Content-Types accepted (FHIR input is ``application/fhir+json``).
 
     Raises
     ------
     InputError
         With status 400, 413 or 415 set on the error, field ``body``.
     """
-    if request.mimetype != "application/json":  # not application/*+json: one format only
+    if request.mimetype not in media_types:  # not any application/*+json: named formats only
         raise _status(InputError([FieldError(
-            "body", "send the patient as JSON with Content-Type: application/json")]), 415)
+            "body", "send the patient as JSON with Content-Type: "
+                    + " or ".join(media_types))]), 415)
     data = request.get_data(cache=False)
     try:
         return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant,
@@ -88,7 +96,11 @@ def _status(error: InputError, status: int) -> InputError:
 
 @blueprint.post("/api/v1/predict")
 def predict():
-    """Predict for one patient (body: patient fields as JSON)."""
+    """Predict for one patient (body: patient fields as JSON, or FHIR: see calculator.fhir_api)."""
+    from calculator import fhir_api
+
+    if fhir_api.is_fhir_request():
+        return fhir_api.predict_fhir()
     bundle = calculator_state().bundle
     patient = parse_patient(read_json_body(), required=bundle.predictor.required_fields)
     return jsonify(prediction_answer(bundle, patient))
@@ -180,7 +192,7 @@ def openapi_document() -> dict[str, Any]:
                 "lineage": _nullable({"type": "object", "description": "for an updated bundle: "
                                       "its parent bundle, the update cohort and each model's "
                                       "update method"})}}}}
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "cart-risk API", "version": version,
@@ -221,3 +233,7 @@ def openapi_document() -> dict[str, Any]:
                                                           "message": {"type": "string"}}}}}},
         }},
     }
+    from calculator import interop_openapi
+
+    interop_openapi.extend(document)  # FHIR and CDS Hooks endpoints
+    return document

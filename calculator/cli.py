@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict for one patient")
     p.add_argument("--bundle", type=Path, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    p.add_argument("--fhir", action="store_true",
+                   help="print the answer as a FHIR R4 RiskAssessment (docs/fhir.md)")
     _add_patient_options(p)
 
     p = sub.add_parser("score", help="score a CSV of patients (columns named as the API fields)")

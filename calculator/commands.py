@@ -56,7 +56,12 @@ def predict_command(args) -> int:
     except InputError as error:
         raise InputError([FieldError(_option(problem.field), problem.message)
                           for problem in error.errors]) from None
-    if args.json:
+    if getattr(args, "fhir", False):
+        from calculator.fhir_output import risk_assessment
+
+        print(json.dumps(risk_assessment(answer, patient, bundle.manifest), allow_nan=False,
+                         indent=2))
+    elif args.json:
         print(json.dumps(answer, allow_nan=False, indent=2))
     else:
         print(format_answer(answer, patient, bundle.manifest))

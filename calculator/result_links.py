@@ -1,0 +1,99 @@
+"""Short-lived links to a result page that carry no readable patient value: ``GET /r/<token>``.
+
+The CDS Hooks card links to the full result page. The page needs the patient's values, and a URL
+must not show them (URLs end up in browser history, proxy logs and screenshots). The token is
+the patient's values encrypted and authenticated with Fernet (AES-128-CBC with HMAC-SHA256, from
+the ``cryptography`` package), under a key derived (HKDF-SHA256) from the app's ``SECRET_KEY``:
+unreadable and unforgeable without the key, and usable by every worker on the host, which shares
+that key (:func:`calculator.security.secret_key`). Fernet stamps the token with its creation
+time; it is honoured for :data:`RESULT_LINK_LIFETIME_SECONDS` and then answered with 410 Gone.
+
+Nothing is stored on the server. The page itself is the one ``POST /result`` renders: the view
+is called with the decrypted values, so the link always shows what the form would.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any, Mapping
+
+from flask import Blueprint, abort, current_app, url_for
+
+blueprint = Blueprint("result_links", __name__)
+
+#: How long a result link works (seconds): long enough to open it from a chart viewed now.
+RESULT_LINK_LIFETIME_SECONDS = 30 * 60
+#: Longest token looked at; a patient's values make about 400 characters.
+MAX_TOKEN_LENGTH = 2048
+_KEY_CONTEXT = b"cart-risk result link v1"
+
+
+def _fernet():
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    secret = str(current_app.config["SECRET_KEY"]).encode("utf-8")
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEY_CONTEXT).derive(secret)
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def make_token(patient: Mapping[str, Any]) -> str:
+    """An encrypted, time-stamped token of a parsed patient (needs an app context)."""
+    payload = json.dumps(dict(patient), separators=(",", ":"), allow_nan=False)
+    return _fernet().encrypt(payload.encode("utf-8")).decode("ascii")
+
+
+def result_url(patient: Mapping[str, Any]) -> str:
+    """Absolute URL of the patient's result page (needs a request context)."""
+    return url_for("result_links.result_page", token=make_token(patient), _external=True)
+
+
+def read_token(token: str, now: float | None = None) -> dict[str, Any]:
+    """The patient in a token.
+
+    Raises
+    ------
+    werkzeug.exceptions.NotFound
+        A token that was not made with this key, or was altered.
+    werkzeug.exceptions.Gone
+        A token older than :data:`RESULT_LINK_LIFETIME_SECONDS`.
+    """
+    from cryptography.fernet import InvalidToken
+
+    if len(token) > MAX_TOKEN_LENGTH:
+        abort(404)
+    fernet = _fernet()
+    try:
+        created = fernet.extract_timestamp(token.encode("ascii"))
+        if (now if now is not None else time.time()) - created > RESULT_LINK_LIFETIME_SECONDS:
+            abort(410, description=(
+                f"This result link has expired: links from the chart's card work for "
+                f"{RESULT_LINK_LIFETIME_SECONDS // 60} minutes. Open the patient's chart again "
+                "for a new card, or enter the values in the calculator."))
+        patient = json.loads(fernet.decrypt(token.encode("ascii")))
+    except (InvalidToken, UnicodeEncodeError, ValueError):
+        abort(404)
+    if not isinstance(patient, dict):
+        abort(404)
+    return patient
+
+
+def _form_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+@blueprint.get("/r/<token>")
+def result_page(token: str):
+    """The result page of the patient in ``token`` (the form's own result view)."""
+    from werkzeug.test import EnvironBuilder
+
+    patient = read_token(token)
+    form = {name: _form_text(value) for name, value in patient.items()}
+    environ = EnvironBuilder(path="/result", method="POST", data=form,
+                             base_url=url_for("web.index", _external=True)).get_environ()
+    with current_app.request_context(environ):
+        return current_app.make_response(current_app.view_functions["web.result"]())
