@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test bench chromium
+.PHONY: install run test bench chromium wrk
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,5 +28,11 @@ chromium:
 test: install chromium
 	$(PY) -m pytest
 
-bench: install
+# bench/bench_api.py measures throughput with Debian's wrk; install it where we can (root).
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) ; } \
+	  || echo "wrk not installed: bench/bench_api.py needs it (or --client python)"
+
+bench: install wrk
 	$(PY) bench/run_all.py

@@ -4,11 +4,12 @@ killed mid-run.
 Starts ``cart-risk serve`` (gunicorn, ``--workers`` sync workers) on a free port of 127.0.0.1 and
 runs, from the bounded keep-alive client of ``bench/load_client.py``:
 
-1. a warm-up that draws every figure on every worker (so matplotlib is loaded before memory is
-   measured);
+1. a warm-up of result pages (with their inline figures) on every worker, so that everything
+   is loaded before memory is measured;
 2. ``--requests`` requests (default 20,000) at ``--concurrency`` (default 32) of a clinic-like mix:
    in every 100 requests, 82 API predictions, 8 health checks, 4 form pages, 5 form posts (with
-   their CSRF token) and 1 figure (survival, treatment window or sCRS bands in turn). Target: zero
+   their CSRF token; each result page carries its figures inline) and 1 "Change inputs" post
+   (the values posted back to the form). Target: zero
    errors, and worker memory (RSS, sampled every second) that does not grow;
 3. ``--kill-requests`` more requests of the same mix, during which one worker is SIGKILLed. Target:
    the service keeps answering, only the request in flight on that worker fails (a sync worker
@@ -40,7 +41,6 @@ from machine import print_header
 
 sys.path.insert(0, str(REPO))
 
-FIGURES = ("survival", "treatment-window", "scrs-bands")
 #: Growth of a worker's RSS over the main run above which memory counts as growing (MB).
 GROWTH_TOLERANCE_MB = 5.0
 
@@ -76,9 +76,10 @@ def clinic_mix(required: list[str], cookie: str, token: str):
             return Call("POST", "/result", body,
                         {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
                         label="form post")
-        figure = FIGURES[(i // 100) % len(FIGURES)]
-        return Call("GET", f"/plot/{figure}.svg?" + urllib.parse.urlencode(as_text(person)),
-                    label="figure")
+        body = urllib.parse.urlencode({**as_text(person), "csrf_token": token}).encode()
+        return Call("POST", "/", body,
+                    {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
+                    label="change inputs")
     return call
 
 
@@ -135,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
             Server(bundle_path, args.workers, Path(folder) / "server.log") as server:
         cookie, token = form_session(server.base_url)
         mix = clinic_mix(required, cookie, token)
-        figures = [mix(99 + 100 * k) for k in range(len(FIGURES))]
-        warm = run_load(server.base_url, figures * (4 * args.workers), 12 * args.workers,
+        pages = [mix(94 + 100 * k) for k in range(3)]
+        warm = run_load(server.base_url, pages * (4 * args.workers), 12 * args.workers,
                         args.workers * 2, time_limit=300)
         warm_mix = run_load(server.base_url, mix, 500, 8, time_limit=300)
-        print_result("warm-up (figures)", warm)
+        print_result("warm-up (result pages)", warm)
         print_result("warm-up (mix)", warm_mix)
         pids = server.worker_pids()
         before = {pid: rss_mb(pid) for pid in pids}

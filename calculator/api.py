@@ -140,16 +140,29 @@ def _probability_schema(description: str) -> dict[str, Any]:
 
 def _survival_schema(description: str) -> dict[str, Any]:
     series = {"type": "array", "items": _nullable({"type": "number"})}
+    bounds = {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
+              "minItems": 2, "maxItems": 2}
+
+    def by_horizon(schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"type": "object", "description": description,
+                "properties": {str(h): _nullable(schema) for h in HORIZONS_MONTHS}}
+
     return {"type": "object", "description": description,
             "required": ["months", "survival", "lower", "upper", "at"],
             "properties": {
                 "months": {**series, "description": "month grid; stops at the cohort's last "
                                                      "follow-up (never extrapolated)"},
                 "survival": series, "lower": series, "upper": series,
-                "at": {"type": "object", "description": "survival at 6, 12 and 24 months "
-                                                        "(null past the last follow-up)",
-                       "properties": {str(h): _nullable({"type": "number"})
-                                      for h in HORIZONS_MONTHS}}}}
+                "at": by_horizon({"type": "number"}, "survival at 6, 12 and 24 months (null "
+                                                     "past the last follow-up)"),
+                "at_ci95": by_horizon(bounds, "bootstrap 95 % interval [lower, upper] of the "
+                                              "survival at 6, 12 and 24 months (null past the "
+                                              "last follow-up)"),
+                "at_risk": by_horizon({"type": "integer", "minimum": 0},
+                                      "training patients still at risk (followed, without an "
+                                      "event) at 6, 12 and 24 months; an estimate resting on "
+                                      "fewer than 10 % of the cohort or 10 patients also gets "
+                                      "an entry in warnings")}}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -184,7 +197,9 @@ def openapi_document() -> dict[str, Any]:
             "efs": _nullable(_survival_schema("event-free survival")),
             "os": _nullable(_survival_schema("overall survival")),
             "warnings": {"type": "array", "items": {"type": "string"},
-                         "description": "inputs outside the training data, missing models"},
+                         "description": "inputs outside the training data, survival "
+                                        "estimates resting on few patients at risk, missing "
+                                        "models"},
             "model": {"type": "object", "properties": {
                 "id": {"type": "string", "description": "SHA-256 of the bundle manifest"},
                 "provenance": {"type": "string"}, "trained_on": {"type": "string"},

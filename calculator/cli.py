@@ -13,6 +13,8 @@ from pathlib import Path
 from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.patient import PATIENT_FIELDS
 
+BUNDLE_HELP = ("bundle directory (default: $CART_RISK_HOME/bundles/default, trained on the "
+               "reconstructed cohort on first use)")
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
@@ -29,15 +31,26 @@ class UsageError(CommandError):
     exit_code = EXIT_USAGE
 
 
+def _patient_help(spec) -> str:
+    """Help of one patient option: label, unit or allowed values, and the form's help line."""
+    if spec.kind == "number":
+        accepted = f"{spec.minimum:g}-{spec.maximum:g}" + (f" {spec.unit}" if spec.unit else "")
+    elif spec.kind == "boolean":
+        accepted = "true or false"
+    else:
+        accepted = "one of " + ", ".join(spec.choices)
+    text = f"{spec.label} ({accepted}). {spec.help}".strip()
+    return text.replace("%", "%%")  # argparse %-formats help: a literal "%" is written "%%"
+
+
 def _add_patient_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("patient (every API field; booleans as true/false)")
     for name, spec in PATIENT_FIELDS.items():
         flags = ["--" + name.replace("_", "-")]
         if name == "marrow_blasts_pct":
             flags.insert(0, "--blasts")
-        unit = f" ({spec.unit})" if getattr(spec, "unit", None) else ""
         group.add_argument(*flags, dest=name, metavar="VALUE", default=None,
-                           help=f"{spec.label}{unit}")
+                           help=_patient_help(spec))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,10 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", type=Path, metavar="DIR", help="write Kaplan-Meier PNGs to DIR")
 
     p = sub.add_parser("train", help="fit the four models and write a bundle")
-    p.add_argument("--cohort", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
-    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S")
+    p.add_argument("--cohort", type=Path, required=True,
+                   help="cohort CSV to train on (schema: model/cohort.py)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="bundle directory to write (replaced atomically if it holds a bundle)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B",
+                   help="bootstrap refits for validation and prediction intervals "
+                        "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
+                   help="random seed; the same cohort, B and seed give the same bundle "
+                        "(default: %(default)s)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="local worker processes for the bootstrap (with --backend dask every "
                         "worker of the cluster is used instead)")
@@ -65,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (with --backend dask)")
 
     p = sub.add_parser("report", help="write the statistician's HTML report of a bundle")
-    p.add_argument("--bundle", type=Path, required=True, metavar="DIR")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE")
+    p.add_argument("--bundle", type=Path, required=True, metavar="DIR",
+                   help="bundle directory to report on")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="HTML file to write")
 
     p = sub.add_parser("validate", help="validate a bundle's models on a center's cohort")
     p.add_argument("--bundle", type=Path, metavar="DIR", help="default: the default bundle")
@@ -85,22 +106,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, metavar="N")
 
     p = sub.add_parser("predict", help="predict for one patient")
-    p.add_argument("--bundle", type=Path, metavar="DIR")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
     p.add_argument("--json", action="store_true", help="print the API's JSON answer")
     p.add_argument("--fhir", action="store_true",
                    help="print the answer as a FHIR R4 RiskAssessment (docs/fhir.md)")
     _add_patient_options(p)
 
     p = sub.add_parser("score", help="score a CSV of patients (columns named as the API fields)")
-    p.add_argument("--bundle", type=Path, metavar="DIR")
-    p.add_argument("input", type=Path, metavar="IN.csv")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.csv")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
+    p.add_argument("input", type=Path, metavar="IN.csv",
+                   help="patients, one a row, columns named as the API fields")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.csv",
+                   help="CSV to write: the input columns and the predictions")
 
     p = sub.add_parser("serve", help="serve the calculator with gunicorn")
-    p.add_argument("--bundle", type=Path, metavar="DIR")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="gunicorn worker processes (default: %(default)s)")
     return parser
 
 

@@ -19,11 +19,9 @@ from flask import Flask, current_app
 from model.bundle import TRAINING_DATA, LoadedBundle, load_predictor, version_differences
 from model.burden import HIGH_BURDEN_FROM_PCT
 from model.errors import BundleError
-from model.survival import KaplanMeier, kaplan_meier
+from model.survival import SURVIVAL_COLUMNS, KaplanMeier, kaplan_meier
 
 EXTENSION_KEY = "cart_risk"
-#: Cohort columns (time, event) of each survival outcome.
-SURVIVAL_COLUMNS = {"efs": ("efs_months", "efs_event"), "os": ("os_months", "os_event")}
 
 
 @dataclass(frozen=True)

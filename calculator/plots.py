@@ -1,131 +1,134 @@
-"""Server-side figures of a result page, drawn with matplotlib's object API (never pyplot).
+"""The result page's figures as inline SVG (:mod:`calculator.svg`), from numbers already computed.
 
-Each ``*_figure`` function takes numbers already computed elsewhere and returns a
-:class:`matplotlib.figure.Figure`; :func:`render` turns one into SVG or PNG bytes. The house
-style is applied with ``matplotlib.rc_context``, which changes matplotlib's global settings for
-its duration, so every styled step holds :data:`STYLE_LOCK`: a threaded server draws one figure
-at a time, never one with another's settings.
+Each ``*_figure`` function takes the API answer (or values derived from it by
+:mod:`calculator.results`) and returns :class:`markupsafe.Markup` holding one ``<svg>`` element.
+Nothing is recomputed here and nothing is fetched: the figures travel inside the page.
+
+The survival figures show, under each panel, the training cohort's numbers at risk, shade the
+flat tail after the cohort's last event, and mark where fewer than 10 % of the cohort (or 10
+patients) remain at risk (:func:`model.survival.few_at_risk`).
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import threading
 from typing import Any, Mapping, Sequence
 
-import matplotlib
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from markupsafe import Markup
 
+from calculator.svg import (CR_COLOUR, GRID, HIGH_BURDEN_COLOUR, LOW_BURDEN_COLOUR, MUTED,
+                            PATIENT_COLOUR, SCRS_COLOUR, TAIL_FILL, Canvas, Scale, number,
+                            polyline_path, step_band_path, step_path, ticks)
 from model.burden import SUBGROUP_EDGES_PCT
 from model.features import BLASTS_FLOOR_PCT
 from model.predictor import HORIZONS_MONTHS
+from model.survival import (FEW_AT_RISK_FRACTION, FEW_AT_RISK_PATIENTS, KaplanMeier, few_at_risk,
+                            number_at_risk)
 
-PATIENT_COLOUR = "#1d3557"
-CR_COLOUR = "#2a6f97"
-SCRS_COLOUR = "#b3261e"
-LOW_BURDEN_COLOUR = "#4d908e"
-HIGH_BURDEN_COLOUR = "#c9792b"
-MUTED = "#6c757d"
-STYLE = {
-    "font.size": 8.5, "axes.titlesize": 9.5, "axes.labelsize": 8.5, "legend.fontsize": 7.5,
-    "xtick.labelsize": 7.5, "ytick.labelsize": 7.5, "axes.spines.top": False,
-    "axes.spines.right": False, "axes.edgecolor": "#495057", "axes.titleweight": "bold",
-    "svg.fonttype": "none",  # text stays text: selectable, searchable, smaller files
-    "svg.hashsalt": "cart-risk",  # identical input gives identical SVG bytes
-    "font.family": ["DejaVu Sans", "sans-serif"],
-}
-MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
-STYLE_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def _styled():
-    """The house style, for one thread at a time (see the module docstring)."""
-    with STYLE_LOCK, matplotlib.rc_context(STYLE):
-        yield
-
-
-def render(figure: Figure, fmt: str) -> bytes:
-    """SVG or PNG bytes of ``figure`` (``fmt`` is ``"svg"`` or ``"png"``)."""
-    buffer = io.BytesIO()
-    with _styled():
-        metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-        figure.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
-    return buffer.getvalue()
-
-
-def _figure(width: float, height: float) -> Figure:
-    with _styled():
-        return Figure(figsize=(width, height), layout="constrained")
-
-
-def _percent_axis(axis) -> None:
-    axis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-
-
-def survival_figure(curves: Mapping[str, Mapping[str, Any]],
-                    cohort: Mapping[str, Mapping[str, Any]]) -> Figure:
-    """The patient's predicted EFS and OS with 95 % bands over the cohort's Kaplan-Meier curves.
-
-    Parameters
-    ----------
-    curves : mapping
-        ``"efs"`` / ``"os"`` -> API survival answer (``months``, ``survival``, ``lower``,
-        ``upper``); curves already stop at the cohort's last follow-up.
-    cohort : mapping
-        ``"efs"`` / ``"os"`` -> ``"low"`` / ``"high"`` -> :class:`~calculator.extensions.KaplanMeier`.
-    """
-    names = [name for name in ("efs", "os") if curves.get(name)]
-    with _styled():
-        figure = _figure(7.2, 2.7)
-        axes = figure.subplots(1, max(len(names), 1), sharey=True, squeeze=False)[0]
-        titles = {"efs": "Event-free survival", "os": "Overall survival"}
-        for axis, name in zip(axes, names):
-            curve = curves[name]
-            months = np.asarray(curve["months"], dtype=float)
-            for group, colour, label in (("low", LOW_BURDEN_COLOUR, "Cohort, blasts < 5 %"),
-                                         ("high", HIGH_BURDEN_COLOUR, "Cohort, blasts \u2265 5 %")):
-                km = cohort.get(name, {}).get(group)
-                if km is not None:
-                    axis.step(km.months, km.survival, where="post", color=colour, lw=1.2,
-                              ls=(0, (4, 2)), label=f"{label} (n={km.n})")
-            axis.fill_between(months, _floats(curve["lower"]), _floats(curve["upper"]),
-                              step="post", color=PATIENT_COLOUR, alpha=0.18, lw=0,
-                              label="95 % interval")
-            axis.step(months, _floats(curve["survival"]), where="post", color=PATIENT_COLOUR,
-                      lw=2.0, label="This patient (model)")
-            for horizon in HORIZONS_MONTHS:
-                if months.size and horizon <= months[-1]:
-                    axis.axvline(horizon, color=MUTED, lw=0.6, ls=":")
-            axis.set_xlim(0, months[-1] if months.size else 1)
-            axis.set_ylim(0, 1.02)
-            axis.set_title(titles[name], loc="left")
-            axis.set_xlabel("Months after infusion")
-            axis.set_xticks([t for t in (0, 6, 12, 18, 24, 30, 36, 42, 48)
-                             if months.size and t <= months[-1]])
-            _percent_axis(axis.yaxis)
-            axis.grid(axis="y", color="#dee2e6", lw=0.5)
-        axes[0].set_ylabel("Probability without event")
-        if names:
-            handles, labels = axes[0].get_legend_handles_labels()
-            figure.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False)
-        return figure
+SURVIVAL_TITLES = {"efs": "Event-free survival", "os": "Overall survival"}
+#: The cohort's groups drawn under the patient's curve: key, colour, label of the at-risk row.
+COHORT_GROUPS = (("low", LOW_BURDEN_COLOUR, "< 5 %"), ("high", HIGH_BURDEN_COLOUR, "\u2265 5 %"))
+TICK_MONTHS = 6
 
 
 def _floats(values: Sequence[float | None]) -> np.ndarray:
     return np.asarray([np.nan if v is None else v for v in values], dtype=float)
 
 
-def _blasts_label(value: float, _position=None) -> str:
-    if value <= BLASTS_FLOOR_PCT:
-        return "0 (MRD+)"
-    return f"{value:g}"
+def survival_figure(name: str, curve: Mapping[str, Any], cohort: Mapping[str, KaplanMeier],
+                    follow_up: np.ndarray | None) -> Markup:
+    """One outcome: the patient's curve and 95 % band over the cohort's Kaplan-Meier curves.
+
+    Parameters
+    ----------
+    name : str
+        ``"efs"`` or ``"os"``.
+    curve : mapping
+        The API's survival answer (``months``, ``survival``, ``lower``, ``upper``); it stops at
+        the cohort's last follow-up.
+    cohort : mapping
+        ``"low"`` / ``"high"`` -> the training cohort's Kaplan-Meier curve by burden group.
+    follow_up : numpy.ndarray, optional
+        The whole training cohort's follow-up times (months): the "All" row at risk and the
+        few-at-risk mark.
+    """
+    months = _floats(curve["months"])
+    end = float(months[-1]) if months.size else 1.0
+    groups = [(key, colour, label, cohort[key]) for key, colour, label in COHORT_GROUPS
+              if key in cohort]
+    rows = ([("All", MUTED, follow_up)] if follow_up is not None else []) + \
+        [(label, colour, km.times) for _, colour, label, km in groups]
+    left, right, top, plot_height = 64, 14, 26, 160
+    bottom = top + plot_height
+    height = bottom + 44 + 17 * (len(rows) + 1)
+    width = 420
+    x = Scale((0, end), (left, width - right))
+    y = Scale((0, 1), (bottom, top))
+    title = SURVIVAL_TITLES.get(name, name)
+    canvas = Canvas(width, height, f"{title}: this patient's predicted curve with its 95 % band "
+                    "over the training cohort's Kaplan-Meier curves, with numbers at risk",
+                    element_id=f"{name}-figure", css_class="figure figure-survival")
+    canvas.text(left, 14, title, size=14, weight="700", fill=PATIENT_COLOUR)
+
+    last_event = max((km.last_event_months for *_, km in groups
+                      if km.last_event_months is not None), default=None)
+    if last_event is not None and last_event < end:
+        canvas.add("rect", x=x(last_event), y=top, width=x(end) - x(last_event),
+                   height=plot_height, fill=TAIL_FILL, class_="flat-tail")
+        canvas.text(x(end) - 3, top + 13, "flat: no cohort", size=11.5, anchor="end",
+                    fill=MUTED)
+        canvas.text(x(end) - 3, top + 26, f"events after {last_event:.0f} mo", size=11.5,
+                    anchor="end", fill=MUTED)
+    for value in (0, 0.25, 0.5, 0.75, 1.0):
+        canvas.line(left, y(value), width - right, y(value), stroke=GRID, width=0.8)
+        canvas.text(left - 5, y(value) + 4, f"{value * 100:.0f} %", size=12, anchor="end",
+                    fill=MUTED)
+    for horizon in HORIZONS_MONTHS:
+        if horizon <= end:
+            canvas.line(x(horizon), top, x(horizon), bottom, stroke=MUTED, width=0.7,
+                        dash="2 3")
+    for _, colour, _, km in groups:
+        shown = km.months <= end
+        canvas.add("path", d=step_path(x(km.months[shown]), y(km.survival[shown]), end=x(end)),
+                   fill="none", stroke=colour, stroke_width=1.4, stroke_dasharray="5 3")
+    canvas.add("path", d=step_band_path(x(months), y(_floats(curve["lower"])),
+                                        y(_floats(curve["upper"]))),
+               fill=PATIENT_COLOUR, fill_opacity=0.18)
+    canvas.add("path", d=step_path(x(months), y(_floats(curve["survival"]))), fill="none",
+               stroke=PATIENT_COLOUR, stroke_width=2.2)
+    if follow_up is not None and follow_up.size:
+        sparse = months[few_at_risk(number_at_risk(follow_up, months), follow_up.size)]
+        if sparse.size:
+            start = float(sparse[0])
+            canvas.line(x(start), top, x(start), bottom, stroke=SCRS_COLOUR, width=1.2,
+                        dash="4 2", class_="few-at-risk")
+            threshold = max(FEW_AT_RISK_PATIENTS, round(FEW_AT_RISK_FRACTION * follow_up.size))
+            canvas.text(x(start) - 3, bottom - 6, f"< {threshold} at risk", size=11.5,
+                        anchor="end", fill=SCRS_COLOUR)
+    canvas.line(left, bottom, width - right, bottom, stroke=MUTED)
+    tick_months = list(ticks(0, end, TICK_MONTHS))
+    for month in tick_months:
+        canvas.line(x(month), bottom, x(month), bottom + 4, stroke=MUTED)
+        canvas.text(x(month), bottom + 16, f"{month:g}", size=12, anchor="middle", fill=MUTED)
+    canvas.text((left + width - right) / 2, bottom + 32, "Months after infusion", size=12,
+                anchor="middle", fill=MUTED)
+    row_y = bottom + 52
+    canvas.text(4, row_y, "Number at risk (training cohort)", size=12, weight="600",
+                fill=MUTED)
+    for label, colour, times in rows:
+        row_y += 17
+        canvas.text(4, row_y, label, size=12, fill=colour, weight="600")
+        for month, count in zip(tick_months, number_at_risk(times, tick_months)):
+            canvas.text(x(month), row_y, str(int(count)), size=12, anchor="middle",
+                        fill=colour, class_="risk-count")
+    return canvas.markup()
+
+
+def _blasts_label(value: float) -> str:
+    return "0 (MRD+)" if value <= BLASTS_FLOOR_PCT else f"{value:g}"
 
 
 def treatment_window_figure(window: Mapping[str, np.ndarray], blasts: float,
-                            target: float | None = None) -> Figure:
+                            target: float | None = None) -> Markup:
     """CR probability and sCRS risk against marrow blasts (log axis), the patient marked.
 
     Parameters
@@ -137,56 +140,73 @@ def treatment_window_figure(window: Mapping[str, np.ndarray], blasts: float,
     target : float, optional
         Blasts hoped for after debulking, %; drawn with arrows from the patient's values.
     """
-    grid = window["blasts"]
-    series = [(name, label, colour) for name, label, colour in
+    grid = np.asarray(window["blasts"], dtype=float)
+    series = [(key, label, colour) for key, label, colour in
               (("cr", "Complete remission", CR_COLOUR),
-               ("severe_crs", "Severe CRS (grade \u2265 3)", SCRS_COLOUR)) if name in window]
-    with _styled():
-        figure = _figure(7.2, 2.9)
-        axis = figure.subplots()
-        axis.set_xscale("log")
-        for edge in SUBGROUP_EDGES_PCT:
-            axis.axvline(edge, color="#ced4da", lw=0.8)
-        for letter, middle in zip("bcde", (0.22, 10.0, 31.6, 71.0)):
-            axis.text(middle, 1.0, letter, ha="center", va="bottom", color=MUTED,
-                      transform=axis.get_xaxis_transform())
-        x_patient = max(blasts, BLASTS_FLOOR_PCT)
-        x_target = None if target is None else max(target, BLASTS_FLOOR_PCT)
-        for name, label, colour in series:
-            axis.fill_between(grid, window[name + "_lower"], window[name + "_upper"],
-                              color=colour, alpha=0.15, lw=0)
-            axis.plot(grid, window[name], color=colour, lw=1.8, label=label)
-            now = float(np.interp(np.log10(x_patient), np.log10(grid), window[name]))
-            axis.plot([x_patient], [now], "o", color=colour, ms=7, mec="white", mew=1.2,
-                      zorder=5)
-            if x_target is not None:
-                later = float(np.interp(np.log10(x_target), np.log10(grid), window[name]))
-                axis.annotate("", xy=(x_target, later), xytext=(x_patient, now),
-                              arrowprops={"arrowstyle": "->", "color": colour, "lw": 1.2})
-                axis.plot([x_target], [later], "o", mfc="white", mec=colour, ms=7, mew=1.5,
-                          zorder=5)
-        axis.axvline(x_patient, color=PATIENT_COLOUR, lw=1.0, ls="--")
-        axis.text(x_patient, 0.02, " this patient", color=PATIENT_COLOUR, fontsize=7.5,
-                  ha="left", va="bottom", transform=axis.get_xaxis_transform())
+               ("severe_crs", "Severe CRS (grade \u2265 3)", SCRS_COLOUR)) if key in window]
+    width, left, right, top, bottom = 420, 46, 12, 22, 204
+    x = Scale((grid[0], grid[-1]), (left, width - right), log=True)
+    y = Scale((0, 1), (bottom, top))
+    canvas = Canvas(width, bottom + 64, "Predicted complete remission and severe CRS against "
+                    "marrow blast percentage on a log axis, this patient marked"
+                    + (", with the target after debulking" if target is not None else ""),
+                    element_id="window-figure", css_class="figure figure-window")
+    canvas.raw("<defs>" + "".join(
+        f'<marker id="arrow-{key}" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" '
+        f'markerHeight="7" orient="auto"><path d="M0,0 L8,4 L0,8 Z" fill="{colour}"/></marker>'
+        for key, _, colour in series) + "</defs>")
+    for value in (0, 0.25, 0.5, 0.75, 1.0):
+        canvas.line(left, y(value), width - right, y(value), stroke=GRID, width=0.8)
+        canvas.text(left - 5, y(value) + 4, f"{value * 100:.0f} %", size=12, anchor="end",
+                    fill=MUTED)
+    for edge in SUBGROUP_EDGES_PCT:
+        canvas.line(x(edge), top, x(edge), bottom, stroke="#c3cad1", width=1)
+    for letter, middle in zip("bcde", (0.22, 10.0, 31.6, 71.0)):
+        canvas.text(x(middle), top - 4, letter, size=12.5, anchor="middle", fill=MUTED)
+    x_patient = max(blasts, BLASTS_FLOOR_PCT)
+    x_target = None if target is None else max(target, BLASTS_FLOOR_PCT)
+    for key, label, colour in series:
+        canvas.add("path", d=polyline_path(np.r_[x(grid), x(grid[::-1])],
+                                           np.r_[y(window[key + "_upper"]),
+                                                 y(window[key + "_lower"][::-1])]) + "Z",
+                   fill=colour, fill_opacity=0.15)
+        canvas.add("path", d=polyline_path(x(grid), y(window[key])), fill="none", stroke=colour,
+                   stroke_width=2)
+    canvas.line(x(x_patient), top, x(x_patient), bottom, stroke=PATIENT_COLOUR, width=1.1,
+                dash="5 3")
+    canvas.text(x(x_patient) + 3, bottom - 5, "this patient", size=11.5, fill=PATIENT_COLOUR)
+    if x_target is not None:
+        canvas.line(x(x_target), top, x(x_target), bottom, stroke=MUTED, width=1.1, dash="2 3")
+        canvas.text(x(x_target) - 3, bottom - 5, "target", size=11.5, anchor="end", fill=MUTED)
+    for key, _, colour in series:
+        now = float(np.interp(np.log10(x_patient), np.log10(grid), window[key]))
         if x_target is not None:
-            axis.axvline(x_target, color=MUTED, lw=1.0, ls=":")
-            axis.text(x_target, 0.02, "target ", color=MUTED, fontsize=7.5, ha="right",
-                      va="bottom", transform=axis.get_xaxis_transform())
-        axis.set_xlim(grid[0], grid[-1])
-        axis.set_ylim(0, 1.0)
-        axis.set_xticks([0.01, 0.1, 1, 5, 20, 50, 100])
-        axis.xaxis.set_major_formatter(FuncFormatter(_blasts_label))
-        axis.xaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
-        axis.set_xlabel("Marrow blasts before infusion, % (log scale)")
-        axis.set_ylabel("Predicted probability")
-        _percent_axis(axis.yaxis)
-        axis.grid(axis="y", color="#dee2e6", lw=0.5)
-        axis.legend(loc="center left", frameon=False)
-        return figure
+            later = float(np.interp(np.log10(x_target), np.log10(grid), window[key]))
+            canvas.line(x(x_patient), y(now), x(x_target), y(later), stroke=colour, width=1.3,
+                        marker_end=f"url(#arrow-{key})")
+            canvas.add("circle", cx=x(x_target), cy=y(later), r=4.5, fill="#fff", stroke=colour,
+                       stroke_width=1.6)
+        canvas.add("circle", cx=x(x_patient), cy=y(now), r=5, fill=colour, stroke="#fff",
+                   stroke_width=1.3)
+    canvas.line(left, bottom, width - right, bottom, stroke=MUTED)
+    for tick in (0.01, 0.1, 1, 5, 20, 50, 100):
+        canvas.line(x(tick), bottom, x(tick), bottom + 4, stroke=MUTED)
+        canvas.text(x(tick), bottom + 16, _blasts_label(tick), size=12, anchor="middle",
+                    fill=MUTED)
+    canvas.text((left + width - right) / 2, bottom + 32,
+                "Marrow blasts before infusion, % (log scale)", size=12, anchor="middle",
+                fill=MUTED)
+    legend_x = 4
+    for _, label, colour in series:
+        row = bottom + 56
+        canvas.line(legend_x, row - 4, legend_x + 16, row - 4, stroke=colour, width=2.5)
+        canvas.text(legend_x + 21, row, label, size=12, fill=colour, weight="600")
+        legend_x += 30 + 7.2 * len(label)
+    return canvas.markup()
 
 
 def scrs_bands_figure(bands: Sequence[Mapping[str, Any]],
-                      model: Mapping[str, Any] | None) -> Figure:
+                      model: Mapping[str, Any] | None) -> Markup:
     """Observed sCRS rate with 95 % interval for each burden subgroup, and the model's estimate.
 
     Parameters
@@ -196,33 +216,37 @@ def scrs_bands_figure(bands: Sequence[Mapping[str, Any]],
     model : mapping, optional
         The API's ``severe_crs`` answer (``probability``, ``ci95``).
     """
-    rows = list(bands)
-    with _styled():
-        figure = _figure(2.5, 1.9)
-        axis = figure.subplots()
-        labels = []
-        for position, row in enumerate(rows):
-            colour = SCRS_COLOUR if row["current"] else MUTED
-            low, high = (np.nan if v is None else v for v in row["ci95"])
-            if row["current"]:
-                axis.axhspan(position - 0.45, position + 0.45, color="#f8d7da", lw=0)
-            axis.plot([low, high], [position, position], color=colour, lw=1.4)
-            axis.plot([row["rate"]], [position], "o", color=colour, ms=5)
-            labels.append(row["subgroup"])
-        if model is not None:
-            position = len(rows)
-            low, high = (np.nan if v is None else v for v in model["ci95"])
-            axis.plot([low, high], [position, position], color=PATIENT_COLOUR, lw=1.4)
-            axis.plot([model["probability"]], [position], "D", color=PATIENT_COLOUR, ms=5)
-            labels.append("model")
-        axis.set_yticks(range(len(labels)), labels)
-        axis.invert_yaxis()
-        axis.set_xlim(0, 1)
-        _percent_axis(axis.xaxis)
-        axis.set_xlabel("Severe CRS: observed (dots), model (diamond)")
-        axis.grid(axis="x", color="#dee2e6", lw=0.5)
-        for tick, row in zip(axis.get_yticklabels(), rows):
-            if row["current"]:
-                tick.set_fontweight("bold")
-                tick.set_color(SCRS_COLOUR)
-        return figure
+    rows = [(row["subgroup"], row["rate"], row["ci95"], row["current"]) for row in bands]
+    if model is not None:
+        rows.append(("model", model["probability"], model["ci95"], None))
+    width, left, right, top, step = 260, 50, 16, 8, 24
+    bottom = top + step * len(rows)
+    x = Scale((0, 1), (left, width - right))
+    canvas = Canvas(width, bottom + 40, "Observed severe CRS rate with 95 % interval in each "
+                    "burden subgroup, the patient's highlighted, and the model's estimate",
+                    element_id="bands-figure", css_class="figure figure-bands")
+    for value in (0, 0.25, 0.5, 0.75, 1.0):
+        canvas.line(x(value), top, x(value), bottom, stroke=GRID, width=0.8)
+        canvas.text(x(value), bottom + 16, f"{value * 100:.0f} %", size=12, anchor="middle",
+                    fill=MUTED)
+    for index, (label, rate, interval, current) in enumerate(rows):
+        middle = top + step * (index + 0.5)
+        colour = PATIENT_COLOUR if current is None else SCRS_COLOUR if current else MUTED
+        if current:
+            canvas.add("rect", x=left, y=middle - step / 2 + 1, width=width - right - left,
+                       height=step - 2, fill="#f8d7da")
+        low, high = (np.nan if v is None else v for v in (interval or (None, None)))
+        if np.isfinite(low) and np.isfinite(high):
+            canvas.line(x(low), middle, x(high), middle, stroke=colour, width=1.6)
+        if rate is not None:
+            if current is None:
+                size = 5
+                canvas.add("path", d=f"M{number(x(rate))},{number(middle - size)} "
+                           f"l{size},{size} l{-size},{size} l{-size},{-size} Z", fill=colour)
+            else:
+                canvas.add("circle", cx=x(rate), cy=middle, r=4, fill=colour)
+        canvas.text(left - 6, middle + 4, label, size=12.5, anchor="end", fill=colour,
+                    weight="700" if current else None)
+    canvas.text((left + width - right) / 2, bottom + 34, "observed (dots), model (diamond)",
+                size=11.5, anchor="middle", fill=MUTED)
+    return canvas.markup()

@@ -16,7 +16,8 @@ from model.bundle import LoadedBundle
 from model.burden import SUBGROUP_LABELS
 from model.errors import FieldError, InputError
 from model.patient import PATIENT_FIELDS
-from model.predictor import HORIZONS_MONTHS, predict_points, prediction_answer
+from model.predictor import (HORIZONS_MONTHS, few_at_risk_warnings, predict_points,
+                             prediction_answer)
 from model.provenance import is_reconstructed as is_reconstructed_manifest
 
 #: Name of the optional form field holding the blast percentage hoped for after debulking.
@@ -128,17 +129,13 @@ def parse_target(text: str | None, patient: Mapping[str, Any]) -> float | None:
     return blasts
 
 
-def survival_at(curve: Mapping[str, Any] | None, months: int) -> dict[str, float] | None:
-    """Survival and its 95 % band at ``months`` from an API survival answer; None past follow-up.
-
-    Uses the answer's own step function: the value at the last grid month at or before
-    ``months``, the rule the predictor applies to ``at``.
-    """
+def survival_at(curve: Mapping[str, Any] | None, months: int) -> dict[str, Any] | None:
+    """Survival, its 95 % interval and the cohort at risk at ``months``; None past follow-up."""
     if curve is None or curve["at"].get(str(months)) is None:
         return None
-    index = int(np.searchsorted(np.asarray(curve["months"]), months, side="right")) - 1
-    return {"survival": curve["at"][str(months)], "lower": curve["lower"][index],
-            "upper": curve["upper"][index]}
+    lower, upper = curve["at_ci95"][str(months)]
+    return {"survival": curve["at"][str(months)], "lower": lower, "upper": upper,
+            "at_risk": curve["at_risk"].get(str(months))}
 
 
 def band_rows(bundle: LoadedBundle, subgroup: str | None) -> list[dict[str, Any]]:
@@ -200,7 +197,8 @@ def result_view(bundle: LoadedBundle, patient: Mapping[str, Any],
     -------
     dict
         ``answer`` (the API answer, unchanged), ``bands``, ``survival`` (per outcome: rows at
-        6 / 12 / 24 months and the follow-up limit), ``target`` (or None), ``query``.
+        6 / 12 / 24 months with the numbers at risk, and the follow-up limit), ``target`` (or
+        None), ``inputs`` (the form's text of every value, for the "Change inputs" button).
 
     Raises
     ------
@@ -215,11 +213,14 @@ def result_view(bundle: LoadedBundle, patient: Mapping[str, Any],
         curve = answer.get(name)
         if curve is None:
             continue
+        rows = [{"months": h, "value": survival_at(curve, h)} for h in HORIZONS_MONTHS]
         survival[name] = {
-            "label": OUTCOME_LABELS[name],
-            "rows": [{"months": h, "value": survival_at(curve, h)} for h in HORIZONS_MONTHS],
+            "label": OUTCOME_LABELS[name], "rows": rows,
             "follow_up_months": curve["months"][-1] if curve["months"] else None,
+            "few_at_risk": few_at_risk_warnings(name, curve["at_risk"],
+                                                bundle.follow_up.get(name)),
         }
+    cohort_notes = {text for item in survival.values() for text in item["few_at_risk"]}
     target = None
     if target_blasts is not None:
         try:
@@ -231,12 +232,12 @@ def result_view(bundle: LoadedBundle, patient: Mapping[str, Any],
         target = {"blasts": target_blasts, "answer": target_answer,
                   "subgroup": ((target_answer.get("severe_crs") or {}).get("band") or {})
                   .get("subgroup")}
-    query = patient_query(patient)
+    inputs = {**patient_query(patient),
+              **({TARGET_FIELD: f"{target_blasts:g}"} if target_blasts is not None else {})}
     return {"patient": dict(patient), "answer": answer, "subgroup": band.get("subgroup"),
             "bands": band_rows(bundle, band.get("subgroup")), "survival": survival,
-            "target": target, "query": query,
-            "plot_query": {**query, **({TARGET_FIELD: f"{target_blasts:g}"}
-                                       if target_blasts is not None else {})}}
+            "target": target, "inputs": inputs,
+            "input_warnings": [text for text in answer["warnings"] if text not in cohort_notes]}
 
 
 def treatment_window(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[str, np.ndarray]:

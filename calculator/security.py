@@ -23,10 +23,6 @@ CSRF_TIME_LIMIT_SECONDS = 8 * 3600
 #: The policy of pages, API answers and errors: nothing but this origin's CSS and images.
 CSP = ("default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; "
        "base-uri 'none'; object-src 'none'; frame-ancestors 'none'")
-#: The policy of the figures: an SVG opened on its own needs its own inline presentation styles
-#: (matplotlib writes them); it still runs no script.
-FIGURE_CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
-              "base-uri 'none'; object-src 'none'; frame-ancestors 'none'")
 SECRET_KEY_VARIABLE = "CART_RISK_SECRET_KEY"
 SECRET_KEY_FILE = "secret_key"
 
@@ -123,8 +119,7 @@ def _refuse_oversized_streams() -> None:
 
 
 def _secure_headers(response):
-    figure = request.endpoint == "web.plot" and response.status_code == 200
-    response.headers["Content-Security-Policy"] = FIGURE_CSP if figure else CSP
+    response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     if request.endpoint != "web.static":

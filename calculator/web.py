@@ -1,9 +1,9 @@
-"""The web calculator: form, result page, plots, model card. Works without JavaScript.
+"""The web calculator: form, result page with its figures, model card. Works without JavaScript.
 
 Views stay thin: input is parsed by :func:`model.patient.parse_form` only, and the result page is
-built by :func:`calculator.results.result_view` from the same answer the API returns. Plots are
-recomputed from the patient's fields in the query string and served from this origin (which is
-why no access log is kept: see SECURITY.md). The form carries a CSRF token
+built by :func:`calculator.results.result_view` from the same answer the API returns. Figures are
+inline SVG drawn with the page (:mod:`calculator.plots`): no URL the calculator emits carries a
+patient value, and "Change inputs" posts the values back to the form. The form carries a CSRF token
 (:mod:`calculator.security`); a post without a valid one shows the form again, values kept,
 saying that nothing was calculated and why.
 """
@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from calculator import failures, results
+from calculator import failures, plots, results
 from calculator.extensions import calculator_state
 from model.errors import InputError
 from model.patient import PATIENT_FIELDS, parse_form
@@ -31,7 +30,6 @@ FORM_SECTIONS = (
     ("Disease history", ("relapsed", "ph_positive", "prior_hsct", "prior_therapy_ge_6mo",
                          "prior_chemo_ge_3", "tp53_mutation", "poor_cytogenetics")),
 )
-PLOTS = ("survival", "treatment-window", "scrs-bands")
 #: Form fields that are not patient input: the CSRF token.
 FORM_CONTROL_FIELDS = ("csrf_token",)
 CSRF_REFUSAL = ("This form was not accepted, so nothing was calculated: its security token is "
@@ -132,8 +130,19 @@ def _common() -> dict[str, Any]:
 
 @blueprint.get("/")
 def index():
-    """The form; query parameters with field names prefill it (the result page's "change" link)."""
+    """The form. Query parameters with field names still prefill it for links made elsewhere;
+    the calculator itself never emits such a link ("Change inputs" posts, below)."""
     return _render_form(_raw_values(request.args))
+
+
+@blueprint.post("/")
+def change_inputs():
+    """The form prefilled with posted values: the result page's "Change inputs" button.
+
+    The values travel in a POST body, never in a URL (browser history, proxy logs, screenshots
+    of the address bar); the CSRF token is checked as for the result.
+    """
+    return _render_form(_raw_values(request.form.to_dict(flat=True)))
 
 
 @blueprint.post("/result")
@@ -152,41 +161,32 @@ def result():
     described = [(PATIENT_FIELDS[name].label, results.describe_value(name, value))
                  for name, value in view["patient"].items()]
     return render_template("result.html", view=view, answer=view["answer"], described=described,
-                           basis=results.model_basis(bundle), plots=PLOTS, **_common())
+                           basis=results.model_basis(bundle), figures=_figures(view, target),
+                           **_common())
+
+
+def _figures(view: Mapping[str, Any], target: float | None) -> dict[str, Any]:
+    """The page's inline SVG figures: ``efs`` / ``os`` survival, ``window`` and ``bands``."""
+    state = calculator_state()
+    answer = view["answer"]
+    figures: dict[str, Any] = {}
+    for name in ("efs", "os"):
+        if answer.get(name):
+            figures[name] = plots.survival_figure(name, answer[name],
+                                                  state.cohort_curves.get(name, {}),
+                                                  state.bundle.follow_up.get(name))
+    patient = view["patient"]
+    figures["window"] = plots.treatment_window_figure(
+        results.treatment_window(state.bundle, patient), patient["marrow_blasts_pct"], target)
+    if answer.get("severe_crs"):
+        figures["bands"] = plots.scrs_bands_figure(view["bands"], answer["severe_crs"])
+    return figures
 
 
 @blueprint.get("/result")
 def result_without_form():
-    """A result needs the form's values; send a bare visit (or a reload) to the form."""
-    return redirect(url_for("web.index", **_raw_values(request.args)))
-
-
-@blueprint.get("/plot/<name>.<fmt>")
-def plot(name: str, fmt: str):
-    """A result-page figure as SVG or PNG, recomputed from the patient fields in the query."""
-    from calculator import plots  # matplotlib only when a figure is drawn
-
-    if name not in PLOTS or fmt not in plots.MEDIA_TYPES:
-        abort(404)
-    bundle = calculator_state().bundle
-    query = request.args.to_dict(flat=True)
-    try:
-        patient = parse_form(query, required=bundle.predictor.required_fields,
-                             ignore=(results.TARGET_FIELD,))
-        target = results.parse_target(query.get(results.TARGET_FIELD), patient)
-        view = results.result_view(bundle, patient, target)
-    except InputError as error:
-        abort(400, description="; ".join(str(problem) for problem in error.errors))
-    answer = view["answer"]
-    if name == "survival":
-        figure = plots.survival_figure({key: answer.get(key) for key in ("efs", "os")},
-                                       calculator_state().cohort_curves)
-    elif name == "treatment-window":
-        figure = plots.treatment_window_figure(results.treatment_window(bundle, patient),
-                                               patient["marrow_blasts_pct"], target)
-    else:
-        figure = plots.scrs_bands_figure(view["bands"], answer.get("severe_crs"))
-    return Response(plots.render(figure, fmt), mimetype=plots.MEDIA_TYPES[fmt])
+    """A result needs the form's values; send a bare visit (or a reload) to the empty form."""
+    return redirect(url_for("web.index"))
 
 
 @blueprint.get("/about")

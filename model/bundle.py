@@ -22,13 +22,14 @@ import platform
 import secrets
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from model.errors import BundleError, BundleVersionWarning
 from model.predictor import CompiledPredictor, compile_predictor
+from model.survival import cohort_follow_up
 
 #: Newest bundle format this code reads and the one it writes.
 FORMAT_VERSION = 1
@@ -59,6 +60,9 @@ class LoadedBundle:
         Parsed ``predictor.json``.
     predictor : CompiledPredictor
         ``params`` as numpy arrays, ready for :mod:`model.predictor`.
+    follow_up : dict of str -> numpy.ndarray
+        Survival outcome (``efs``, ``os``) -> the training cohort's follow-up times (months,
+        sorted), for the numbers at risk behind each survival estimate.
     """
 
     id: str
@@ -66,6 +70,7 @@ class LoadedBundle:
     manifest: dict
     params: dict
     predictor: CompiledPredictor
+    follow_up: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- writing
@@ -358,12 +363,13 @@ def load_predictor(path: str | os.PathLike) -> LoadedBundle:
     with _directory_lock(bundle.parent, exclusive=False):
         manifest, manifest_bytes = _verify(bundle)
         content = _read_verified(bundle, manifest, PREDICTOR)
+        cohort = _read_verified(bundle, manifest, TRAINING_DATA)
     try:
         params = json.loads(content)
     except ValueError as problem:
         raise BundleError("predictor-structure", PREDICTOR, f"not JSON: {problem}") from None
     return LoadedBundle(_sha256(manifest_bytes), bundle, manifest, params,
-                        compile_predictor(params, manifest))
+                        compile_predictor(params, manifest), cohort_follow_up(cohort))
 
 
 def load_estimators(path: str | os.PathLike, *, allow_version_mismatch: bool = False) -> Any:

@@ -13,6 +13,7 @@ modelled population (0 % blasts, MRD negative) get NaN predictions and ``in_popu
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -23,6 +24,7 @@ from model.errors import BundleError, FieldError, InputError
 from model.features import design_matrix, required_fields
 from model.patient import (PATIENT_FIELDS, SUBGROUP_LABELS, burden_subgroups,
                            in_modelled_population, population_refusal, required_patient_fields)
+from model.survival import FEW_AT_RISK_FRACTION, FEW_AT_RISK_PATIENTS, few_at_risk, number_at_risk
 
 if TYPE_CHECKING:
     from model.bundle import LoadedBundle
@@ -43,7 +45,10 @@ class CompiledModel:
 
     ``lp = X @ weights + offset`` for the fitted model and ``X @ boot_weights.T + boot_offset``
     for the B bootstrap refits. Cox models add ``months`` (T,), ``log_baseline`` (T,) and
-    ``boot_log_baseline`` (B, T), all cut at ``max_follow_up_months``.
+    ``boot_log_baseline`` (B, T), all cut at ``max_follow_up_months``, and for the bands
+    ``boot_log_hazard`` (U, B): log H0_b(t) of the U distinct grid columns (a baseline changes
+    only at event times, so most of the T months repeat a column: 32-35 of 103 on the default
+    bundle) with ``hazard_column`` (T,) naming each month's column.
     """
 
     name: str
@@ -57,6 +62,8 @@ class CompiledModel:
     log_baseline: np.ndarray | None = None
     boot_log_baseline: np.ndarray | None = None
     max_follow_up_months: float | None = None
+    boot_log_hazard: np.ndarray | None = None
+    hazard_column: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -198,9 +205,15 @@ def _compile_model(name: str, spec: Mapping, grid: np.ndarray) -> CompiledModel:
     boot_baseline = _survival(boot["baseline_survival"], f"{name}.bootstrap.baseline_survival",
                               grid.size, n_boot)
     with np.errstate(divide="ignore"):  # log(0) = -inf is right: S0 = 0 gives S = 0
-        return CompiledModel(name, "cox", features, weights, offset, boot_weights, boot_offset,
-                             grid[keep], np.log(baseline[keep]), np.log(boot_baseline[:, keep]),
-                             follow_up)
+        log_baseline = np.log(baseline[keep])
+        boot_log_baseline = np.log(boot_baseline[:, keep])
+        # H0 = 0 at t = 0: log H0 = -inf, and S = 1 there (see _survival_bands)
+        log_hazard = np.log(-boot_log_baseline).T  # (T, B)
+    distinct, column = np.unique(log_hazard, axis=0, return_inverse=True)
+    return CompiledModel(name, "cox", features, weights, offset, boot_weights, boot_offset,
+                         grid[keep], log_baseline,
+                         boot_log_baseline, follow_up, np.ascontiguousarray(distinct),
+                         column.reshape(-1))
 
 
 def _field_ranges(ranges: Mapping, model: str) -> dict[str, list[float]]:
@@ -354,15 +367,20 @@ def _survival_bands(x, model: CompiledModel, columns: list[int] | slice):
 
     S_b(t) = exp(-H0_b(t) exp(lp_b)) decreases with u_b(t) = lp_b + log H0_b(t), so the
     percentiles are found on u (one addition an element) and only they are exponentiated.
+    Months that share a baseline column (no event between them in any refit) share their
+    percentiles: each distinct column is computed once and spread back.
     """
-    with np.errstate(divide="ignore"):  # H0 = 0 at t = 0: u = -inf, S = 1
-        log_h0 = np.ascontiguousarray(np.log(-model.boot_log_baseline[:, columns]).T)  # (T, B)
+    if columns == slice(None):  # the whole curve: every distinct column, as compiled
+        log_h0, spread = model.boot_log_hazard, model.hazard_column
+    else:
+        wanted, spread = np.unique(model.hazard_column[columns], return_inverse=True)
+        log_h0 = model.boot_log_hazard[wanted]  # (U, B)
     lower = np.empty((x.shape[0], log_h0.shape[0]))
     upper = np.empty_like(lower)
     for rows in _chunks(x.shape[0], log_h0.size):
-        u = _linear(x[rows], model, boot=True)[:, None, :] + log_h0[None]  # (n, T, B)
+        u = _linear(x[rows], model, boot=True)[:, None, :] + log_h0[None]  # (n, U, B)
         lower[rows], upper[rows] = _interval(u, _survival_from_u, decreasing=True)
-    return lower, upper
+    return lower[:, spread.reshape(-1)], upper[:, spread.reshape(-1)]
 
 
 def _survival_from_u(u: np.ndarray) -> np.ndarray:
@@ -471,29 +489,52 @@ def input_warnings(model: CompiledPredictor | LoadedBundle, patients) -> list[li
     columns = _columns(patients, predictor.required_fields)
     n = columns["marrow_blasts_pct"].size
     warnings: list[list[str]] = [[] for _ in range(n)]
-    by_field: dict[tuple[str, tuple], list[str]] = {}
-    for name, compiled in predictor.models.items():
-        ranges = predictor.field_ranges.get(name, {})
-        for field in required_fields(compiled.features):
-            if field in ranges and PATIENT_FIELDS[field].kind != "choice":
-                by_field.setdefault((field, tuple(ranges[field])), []).append(name)
-    for (field, (low, high)), names in by_field.items():
-        values = columns[field].astype(float)
-        several = sum(1 for f, _ in by_field if f == field) > 1
-        scope = f" of the {', '.join(names)} model{'s' * (len(names) > 1)}" if several else ""
-        for i in np.flatnonzero((values < low) | (values > high)):
-            if PATIENT_FIELDS[field].kind == "boolean":
-                warnings[i].append(f"{field} is {str(bool(values[i])).lower()} but every "
-                                   f"training patient{scope} had {str(bool(low)).lower()}")
-            else:
-                warnings[i].append(f"{field} {values[i]:g} is outside the training range "
-                                   f"{low:g}-{high:g}{scope}")
+    checks = _range_checks(predictor)
+    if checks:
+        values = np.column_stack([columns[check.field].astype(float) for check in checks])
+        lows, highs = (np.array([getattr(c, side) for c in checks]) for side in ("low", "high"))
+        for i, j in np.argwhere((values < lows) | (values > highs)).tolist():
+            warnings[i].append(checks[j].message(values[i, j]))
     blasts = columns["marrow_blasts_pct"].astype(float)
     mrd = np.asarray(columns["mrd_positive"], dtype=float)
     for i in np.flatnonzero((blasts >= 5) & (mrd == 0)):
         warnings[i].append(f"mrd_positive is false with {blasts[i]:g} % marrow blasts: marrow "
                            "blasts at this level are normally MRD positive; check both entries")
     return warnings
+
+
+@dataclass(frozen=True)
+class _RangeCheck:
+    """One training-range check of :func:`input_warnings`: a field against one model's range."""
+
+    field: str
+    low: float
+    high: float
+    scope: str  # " of the cr, severe_crs models" where models differ on the field's range
+
+    def message(self, value: float) -> str:
+        if PATIENT_FIELDS[self.field].kind == "boolean":
+            return (f"{self.field} is {str(bool(value)).lower()} but every training "
+                    f"patient{self.scope} had {str(bool(self.low)).lower()}")
+        return (f"{self.field} {value:g} is outside the training range "
+                f"{self.low:g}-{self.high:g}{self.scope}")
+
+
+@functools.lru_cache(maxsize=16)
+def _range_checks(predictor: CompiledPredictor) -> tuple[_RangeCheck, ...]:
+    """The range checks of a compiled predictor, worked out once (it never changes)."""
+    by_field: dict[tuple[str, tuple], list[str]] = {}
+    for name, compiled in predictor.models.items():
+        ranges = predictor.field_ranges.get(name, {})
+        for field in required_fields(compiled.features):
+            if field in ranges and PATIENT_FIELDS[field].kind != "choice":
+                by_field.setdefault((field, tuple(ranges[field])), []).append(name)
+    checks = []
+    for (field, (low, high)), names in by_field.items():
+        several = sum(1 for f, _ in by_field if f == field) > 1
+        scope = f" of the {', '.join(names)} model{'s' * (len(names) > 1)}" if several else ""
+        checks.append(_RangeCheck(field, low, high, scope))
+    return tuple(checks)
 
 
 def _num(value: Any, digits: int = 3) -> float | None:
@@ -546,14 +587,17 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
     if answer["severe_crs"] is not None:
         answer["severe_crs"]["band"] = _band(str(predictions.burden_subgroup[0]),
                                              predictions.scrs_band[0])
+    cohort_notes = []
     for name in ("efs", "os"):
         curves = getattr(predictions, name)
-        answer[name] = None if curves is None else {
-            "months": _nums(curves.months, 2), "survival": _nums(curves.survival[0]),
-            "lower": _nums(curves.lower[0]), "upper": _nums(curves.upper[0]),
-            "at": {str(h): None if v is None else _num(v[0]) for h, v in curves.at.items()}}
+        if curves is None:
+            answer[name] = None
+            continue
+        answer[name] = _survival_answer(curves, bundle.follow_up.get(name))
+        cohort_notes += few_at_risk_warnings(name, answer[name]["at_risk"],
+                                             bundle.follow_up.get(name))
     missing = [name for name in MODEL_KINDS if answer[name] is None]
-    answer["warnings"] = predictions.warnings[0] + [
+    answer["warnings"] = predictions.warnings[0] + cohort_notes + [
         f"{name}: this bundle has no {name} model (its training cohort lacked the outcome)"
         for name in missing]
     manifest = bundle.manifest
@@ -567,6 +611,55 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
                        "created": manifest.get("created"),
                        "lineage": lineage_summary(manifest)}
     return answer
+
+
+def _survival_answer(curves: SurvivalCurves, follow_up: np.ndarray | None) -> dict[str, Any]:
+    """One patient's survival answer: the curve and band, and the values at 6 / 12 / 24 months.
+
+    ``at`` keeps its shape (month -> survival); ``at_ci95`` (month -> [lower, upper]) and
+    ``at_risk`` (month -> training patients still followed then) sit beside it, each ``None``
+    past the last follow-up (``at_risk`` also when the bundle's cohort has no follow-up times).
+    """
+    horizons = list(curves.at)
+    columns = np.searchsorted(curves.months, horizons, side="right") - 1
+    reported = [curves.at[h] is not None for h in horizons]
+    counts = (number_at_risk(follow_up, horizons).tolist() if follow_up is not None
+              else [None] * len(horizons))
+    # one rounding pass over the three curves (one call costs more than its numbers)
+    size = curves.months.size
+    rounded = _nums(np.concatenate([curves.survival[0], curves.lower[0], curves.upper[0]]))
+    survival, lower, upper = (rounded[k * size:(k + 1) * size] for k in range(3))
+    return {"months": _nums(curves.months, 2), "survival": survival, "lower": lower,
+            "upper": upper,
+            "at": {str(h): survival[i] if shown else None
+                   for h, i, shown in zip(horizons, columns, reported)},
+            "at_ci95": {str(h): [lower[i], upper[i]] if shown else None
+                        for h, i, shown in zip(horizons, columns, reported)},
+            "at_risk": {str(h): count if shown else None
+                        for h, count, shown in zip(horizons, counts, reported)}}
+
+
+def few_at_risk_warnings(name: str, at_risk: Mapping[str, int | None],
+                          follow_up: np.ndarray | None) -> list[str]:
+    """A warning for each horizon whose estimate rests on few patients.
+
+    Parameters
+    ----------
+    name : str
+        ``"efs"`` or ``"os"``.
+    at_risk : mapping
+        The survival answer's ``at_risk`` (month -> training patients at risk, or None).
+    follow_up : numpy.ndarray, optional
+        The training cohort's follow-up times (its size is the cohort's n).
+    """
+    if follow_up is None:
+        return []
+    n = int(follow_up.size)
+    return [f"{name} at {months} months: only {count} of the {n} training patients remained "
+            f"at risk (fewer than {FEW_AT_RISK_FRACTION * 100:g} % of the cohort or "
+            f"{FEW_AT_RISK_PATIENTS} patients); this estimate rests on few patients"
+            for months, count in at_risk.items()
+            if count is not None and few_at_risk(count, n)]
 
 
 def lineage_summary(manifest: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -6,9 +6,18 @@ estimator with lifelines and statsmodels.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+import io
+from dataclasses import dataclass, field
 
 import numpy as np
+
+#: A survival estimate is flagged where fewer than this share of the cohort remains at risk...
+FEW_AT_RISK_FRACTION = 0.10
+#: ...or fewer than this many patients, whichever is larger.
+FEW_AT_RISK_PATIENTS = 10
+#: Cohort columns (time in months, event 0/1) of each survival outcome.
+SURVIVAL_COLUMNS = {"efs": ("efs_months", "efs_event"), "os": ("os_months", "os_event")}
 
 
 @dataclass(frozen=True)
@@ -25,12 +34,27 @@ class KaplanMeier:
         Patients in the group.
     events : int
         Events in the group.
+    times : numpy.ndarray
+        Every patient's time to event or censoring, sorted (months): the numbers at risk.
     """
 
     months: np.ndarray
     survival: np.ndarray
     n: int
     events: int
+    times: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def last_event_months(self) -> float | None:
+        """Time of the last event (months); the curve is flat after it. None without events."""
+        if not self.events:
+            return None
+        drops = self.survival < np.concatenate([[1.0], self.survival[:-1]])
+        return float(self.months[drops][-1])
+
+    def at_risk(self, months) -> np.ndarray:
+        """Patients still followed (no event, not censored) just before each of ``months``."""
+        return number_at_risk(self.times, months)
 
 
 def kaplan_meier(months, events) -> KaplanMeier:
@@ -55,10 +79,43 @@ def kaplan_meier(months, events) -> KaplanMeier:
     if last > steps_months[-1]:  # the curve runs flat to the last follow-up
         steps_months = np.append(steps_months, last)
         steps_survival = np.append(steps_survival, steps_survival[-1])
-    return KaplanMeier(steps_months, steps_survival, int(time.size), int(event.sum()))
+    return KaplanMeier(steps_months, steps_survival, int(time.size), int(event.sum()),
+                       np.sort(time))
 
 
 def survival_at(curve: KaplanMeier, months) -> np.ndarray:
     """Survival of a step curve at ``months`` (right-continuous; 1.0 before the first event)."""
     index = np.searchsorted(curve.months, np.asarray(months, dtype=float), side="right") - 1
     return curve.survival[np.maximum(index, 0)]
+
+
+def number_at_risk(times, months) -> np.ndarray:
+    """How many of ``times`` (months to event or censoring) are >= each of ``months``."""
+    ordered = np.sort(np.asarray(times, dtype=float))
+    return ordered.size - np.searchsorted(ordered, np.asarray(months, dtype=float), side="left")
+
+
+def few_at_risk(at_risk, n: int) -> np.ndarray:
+    """Whether an estimate rests on few patients: fewer than 10 % of ``n`` or 10 at risk."""
+    return np.asarray(at_risk) < max(FEW_AT_RISK_PATIENTS, FEW_AT_RISK_FRACTION * n)
+
+
+def cohort_follow_up(content: bytes) -> dict[str, np.ndarray]:
+    """Each survival outcome's follow-up times (months) from a cohort CSV's bytes.
+
+    An outcome whose columns are absent, or whose cells are not all numbers (a centre cohort
+    with blank outcome cells), is left out.
+    """
+    try:
+        rows = list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
+    except (UnicodeDecodeError, csv.Error):
+        return {}
+    times = {}
+    for outcome, (column, _) in SURVIVAL_COLUMNS.items():
+        try:
+            values = np.array([float(row[column]) for row in rows])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if values.size and np.all(np.isfinite(values)):
+            times[outcome] = np.sort(values)
+    return times

@@ -289,3 +289,4 @@ def test_an_unexpected_failure_is_still_a_json_error(trained_bundle_path, patien
     assert answer.status_code == 500
     body = errors_of(answer)
     assert "internal detail" not in json.dumps(body)
+

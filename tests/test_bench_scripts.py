@@ -24,6 +24,7 @@ def run_bench(script: str, *args: str) -> str:
      "rows/s with 95 % intervals"),
     ("bench_cli.py", ["--runs", "1", "--warmup", "0", "--timer", "subprocess"],
      "cart-risk predict --json       median"),
+    ("bench_page.py", ["--pages", "12", "--no-server"], "complete result page, in process"),
 ])
 def test_calculator_benchmarks_run(trained_bundle_path, script, args, figure):
     assert figure in run_bench(script, *args, "--bundle", str(trained_bundle_path))

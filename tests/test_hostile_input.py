@@ -197,10 +197,12 @@ def test_unknown_form_fields_are_named(client, patient):
     assert answer.status_code == 422 and "did you mean" in answer.get_data(as_text=True)
 
 
-def test_plot_queries_are_checked_like_the_form(client):
-    answer = client.get("/plot/survival.svg?marrow_blasts_pct=nan&mrd_positive=true")
-    assert answer.status_code == 400 and answer.mimetype == "text/html"
-    assert "must be a number" in answer.get_data(as_text=True)
+def test_change_inputs_shows_hostile_values_as_text(client):
+    answer = client.post("/", data={"marrow_blasts_pct": '"><svg onload=alert(1)>',
+                                    "age_years": "nan"})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and "<svg onload" not in html
+    assert "&#34;&gt;&lt;svg onload=alert(1)&gt;" in html or "&quot;&gt;&lt;svg" in html
 
 
 # --------------------------------------------------------------------------- predict

@@ -170,6 +170,29 @@ def test_survival_matches_scalar_cox(params, compiled):
         assert curves.at[12][0] == pytest.approx(_survival(params, name, PATIENT, MONTHS.index(12)))
 
 
+def test_months_sharing_a_baseline_column_get_their_own_percentiles(params):
+    """Step baselines (as fitted ones are: they change only at event times) repeat grid columns;
+    the predictor computes each distinct column once, and every month must still get exactly the
+    percentiles of its own bootstrap values."""
+    stepped = json.loads(json.dumps(params))
+    for name in ("efs", "os"):
+        spec = stepped["models"][name]
+        hold = [i - i % 4 for i in range(len(MONTHS))]  # each value held for 4 grid months
+        spec["baseline_survival"] = [spec["baseline_survival"][i] for i in hold]
+        spec["bootstrap"]["baseline_survival"] = [[row[i] for i in hold] for row in
+                                                  spec["bootstrap"]["baseline_survival"]]
+    compiled = compile_predictor(stepped, make_manifest())
+    efs = compiled.models["efs"]
+    assert efs.boot_log_hazard.shape[0] == math.ceil(efs.months.size / 4)
+    result = predict(compiled, [PATIENT])
+    for name in ("efs", "os"):
+        curves = getattr(result, name)
+        for i in range(len(curves.months)):
+            boot = [_survival(stepped, name, PATIENT, i, b) for b in range(N_BOOT)]
+            assert curves.lower[0, i] == pytest.approx(np.percentile(boot, 2.5), rel=1e-12)
+            assert curves.upper[0, i] == pytest.approx(np.percentile(boot, 97.5), rel=1e-12)
+
+
 def test_curves_stop_at_max_follow_up(compiled):
     result = predict(compiled, [PATIENT])
     assert result.efs.months[-1] == 30.0 and result.os.months[-1] == 20.0
@@ -312,7 +335,7 @@ def test_api_answer_for_a_bundle_without_an_os_model(params):
     compiled = compile_predictor(partial)
 
     class Bundle:  # the attributes prediction_answer reads from a LoadedBundle
-        id, manifest, predictor = "x", {}, compiled
+        id, manifest, predictor, follow_up = "x", {}, compiled, {}
 
     answer = prediction_answer(Bundle(), PATIENT)
     assert answer["os"] is None

@@ -84,8 +84,8 @@ def every_kind_of_answer(secure_app, secure_client, patient, monkeypatch):
         ("result 422", secure_client.post("/result", data={**form, "age_years": "x"})),
         ("csrf 400", secure_client.post("/result", data=as_form(patient))),
         ("about", secure_client.get("/about")),
-        ("figure", secure_client.get(f"/plot/survival.svg?{query}")),
-        ("figure 400", secure_client.get("/plot/survival.svg?marrow_blasts_pct=x")),
+        ("change inputs", secure_client.post("/", data=form)),
+        ("change inputs csrf 400", secure_client.post("/", data=as_form(patient))),
         ("page 404", secure_client.get("/nothing")),
         ("page 405", secure_client.put("/result")),
         ("api", secure_client.post(PREDICT, json=patient)),
@@ -134,9 +134,9 @@ def test_pages_allow_no_inline_code_and_images_only_from_this_origin(secure_clie
     assert csp["default-src"] == ["'none'"] and csp["img-src"] == ["'self'"]
     assert csp["style-src"] == ["'self'"] and "script-src" not in csp
     html = answer.get_data(as_text=True)
-    sources = re.findall(r'<img[^>]+src="([^"]+)"', html)
-    assert sources and all(src.startswith("/plot/") for src in sources)
-    assert "<script" not in html and " style=" not in html and "data:" not in html
+    assert "<img" not in html and html.count("<svg") == 4  # figures inline, no image request
+    assert "<script" not in html and " style=" not in html and "<style" not in html
+    assert "data:" not in html and not re.search(r"\son\w+=", html)
 
 
 # --------------------------------------------------------------------------- CSRF
@@ -267,10 +267,8 @@ def test_no_patient_value_reaches_the_logs_in_process(secure_app, secure_client,
     assert secure_client.post("/result", data={**as_form(invalid), "csrf_token": token}) \
         .status_code == 422
     assert secure_client.post("/result", data=as_form(invalid)).status_code == 400  # no token
-    query = urllib.parse.urlencode(as_form(valid))
-    assert secure_client.get(f"/plot/treatment-window.svg?{query}").status_code == 200
-    assert secure_client.get("/plot/survival.svg?" + urllib.parse.urlencode(
-        as_form(invalid))).status_code == 400
+    assert secure_client.post("/", data={**as_form(valid), "csrf_token": token}) \
+        .status_code == 200
     assert caplog.records  # the CSRF refusal at least is logged ...
     for value in SEARCHED:
         assert value not in caplog.text  # ... and no value
@@ -380,11 +378,12 @@ def test_serving_never_imports_the_unpickling_stack(trained_bundle_path, patient
     code = f"""
 import sys
 from calculator import create_app
-app = create_app({{"BUNDLE_PATH": {str(trained_bundle_path)!r}}})
+app = create_app({{"BUNDLE_PATH": {str(trained_bundle_path)!r}, "WTF_CSRF_ENABLED": False}})
 client = app.test_client()
 assert client.post("/api/v1/predict", json={patient!r}).status_code == 200
-assert client.get("/plot/survival.svg?marrow_blasts_pct=5&mrd_positive=true&age_years=30"
-                  "&ph_positive=true&prior_hsct=true&relapsed=false").status_code == 200
+form = {{**{as_form(patient)!r}, "target_marrow_blasts_pct": "1"}}
+assert client.post("/result", data=form).status_code == 200
+assert "matplotlib" not in sys.modules  # figures are drawn without it
 loaded = sorted(name for name in ("joblib", "pickle", "sklearn", "lifelines")
                 if name in sys.modules)
 assert loaded in ([], ["pickle"]), loaded  # pickle: imported by the standard library itself

@@ -1,4 +1,4 @@
-"""The web calculator without a browser: form, errors by their fields, result page, plots, card."""
+"""The web calculator without a browser: form, errors by their fields, result page, figures, card."""
 from __future__ import annotations
 
 import re
@@ -175,15 +175,11 @@ def test_result_lists_all_five_bands_and_highlights_the_patients(result_html, lo
     assert f"{band['events']}/{band['n']}" in result_html
 
 
-def test_result_has_plots_dosing_and_basis(client, result_html, loaded_bundle):
+def test_result_has_inline_figures_dosing_and_basis(client, result_html, loaded_bundle):
     page = Page(result_html)
-    sources = [attrs["src"] for tag, attrs in page.elements if tag == "img"]
-    assert {re.match(r"/plot/([\w-]+)\.svg\?", src).group(1) for src in sources} == \
-        {"survival", "treatment-window", "scrs-bands"}
-    for src in sources:
-        figure = client.get(src)
-        assert figure.status_code == 200 and figure.mimetype == "image/svg+xml"
-        assert b"<svg" in figure.data
+    assert not page.find("img")  # figures travel inside the page: no image request at all
+    figures = {attrs.get("id") for tag, attrs in page.elements if tag == "svg"}
+    assert figures == {"efs-figure", "os-figure", "window-figure", "bands-figure"}
     text = page.text
     assert "cannot estimate a dose effect" in text and "10 %, 30 % and 60 %" in text
     assert "not a proven effect of debulking" in text
@@ -203,41 +199,40 @@ def test_target_blasts_show_the_predicted_change(client, patient):
     assert float(page.by_id("target-cr")["value"]) == api["cr"]["probability"]
     assert float(page.by_id("target-scrs")["value"]) == api["severe_crs"]["probability"]
     assert "model association, not a proven effect of debulking" in page.text.lower()
-    assert "target_marrow_blasts_pct=3" in html
+    change = {attrs["name"]: attrs["value"] for attrs in page.find("input", type="hidden")}
+    assert change["target_marrow_blasts_pct"] == "3"  # "Change inputs" keeps the target
 
 
-def test_get_result_goes_back_to_the_form(client):
+def test_get_result_goes_back_to_the_empty_form(client):
     answer = client.get("/result?marrow_blasts_pct=5")
-    assert answer.status_code == 302 and answer.location.startswith("/?marrow_blasts_pct=5")
+    assert answer.status_code == 302 and answer.location == "/"
 
 
-# --------------------------------------------------------------------------- plots
+# --------------------------------------------------------------------------- change inputs
 
 
-def test_plots_render_png_and_refuse_bad_queries(client, patient):
+def test_change_inputs_posts_the_values_back_to_the_form(client, result_html, patient,
+                                                       loaded_bundle):
+    from model.patient import parse_form
+
+    page = Page(result_html)
+    forms = page.find("form", id="change-inputs")
+    assert len(forms) == 1 and forms[0]["method"] == "post" and forms[0]["action"] == "/"
+    carried = {attrs["name"]: attrs["value"] for attrs in page.find("input", type="hidden")}
+    values = {name: text for name, text in carried.items() if name != "csrf_token"}
+    assert parse_form(values, required=loaded_bundle.predictor.required_fields) == patient
+    form = Page(client.post("/", data=carried).get_data(as_text=True))
+    for name, value in values.items():
+        control = form.by_id(name)
+        if "value" in control:
+            assert control["value"] == value, name
+        else:  # a list: the chosen option is selected
+            assert [o for o in form.find("option", value=value) if "selected" in o], name
+
+
+def test_figure_urls_no_longer_exist(client, patient):
     query = "&".join(f"{k}={v}" for k, v in form_data(patient).items())
-    png = client.get(f"/plot/survival.png?{query}")
-    assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
-    assert client.get(f"/plot/unknown.svg?{query}").status_code == 404
-    assert client.get(f"/plot/survival.gif?{query}").status_code == 404
-    bad = client.get("/plot/survival.svg?marrow_blasts_pct=150")
-    assert bad.status_code == 400 and b"<svg" not in bad.data
-    same = client.get(f"/plot/treatment-window.svg?{query}").data
-    assert client.get(f"/plot/treatment-window.svg?{query}").data == same  # deterministic
-
-
-def test_plots_never_use_pyplot(trained_bundle_path):
-    code = f"""
-import sys
-from calculator import create_app
-app = create_app({{"BUNDLE_PATH": {str(trained_bundle_path)!r}}})
-client = app.test_client()
-query = "marrow_blasts_pct=0&mrd_positive=true&age_years=30&ph_positive=true&prior_hsct=true&relapsed=false"
-for name in ("survival", "treatment-window", "scrs-bands"):
-    assert client.get(f"/plot/{{name}}.svg?" + query).status_code == 200
-assert "matplotlib.pyplot" not in sys.modules
-"""
-    subprocess.run([sys.executable, "-W", "error", "-c", code], check=True)
+    assert client.get(f"/plot/survival.svg?{query}").status_code == 404
 
 
 # --------------------------------------------------------------------------- model card
@@ -295,6 +290,6 @@ def test_a_bundle_without_survival_models_still_serves(bundle_without_survival, 
     assert any("no efs model" in warning for warning in api["warnings"])
     html = client.post("/result", data=form_data(patient)).get_data(as_text=True)
     assert "This bundle has no survival models" in html
-    assert "/plot/survival" not in html
+    assert 'id="efs-figure"' not in html and 'id="window-figure"' in html
     assert 'id="provenance-notice"' not in html  # a centre cohort: no reconstruction notice
     assert client.get("/about").status_code == 200

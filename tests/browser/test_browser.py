@@ -59,9 +59,12 @@ def fill_form(page, patient: dict) -> None:
             control.fill(str(value))
 
 
-def image_loaded(page, selector: str) -> bool:
-    return page.locator(selector).evaluate(
-        "image => image.complete && image.naturalWidth > 0")
+#: Rendered size (CSS px) of the smallest text in each figure: font-size x displayed/viewBox width.
+SMALLEST_FIGURE_TEXT = """() => [...document.querySelectorAll('svg.figure')].map(svg => {
+  const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+  const sizes = [...svg.querySelectorAll('text')].map(t => parseFloat(t.getAttribute('font-size')));
+  return [svg.id, Math.min(...sizes) * scale];
+})"""
 
 
 def test_result_page_matches_the_api(page, served_calculator, live_api, patient):
@@ -83,10 +86,55 @@ def test_result_page_matches_the_api(page, served_calculator, live_api, patient)
     assert api["severe_crs"]["band"]["subgroup"] == "c"
     highlighted = page.locator("tr.current th").inner_text()
     assert highlighted.startswith("c") and "this patient" in highlighted
-    assert image_loaded(page, "#survival-plot")
-    assert image_loaded(page, "#window-plot")
-    assert page.locator("#survival-plot").bounding_box()["width"] > 300
+    for figure in ("#efs-figure", "#os-figure", "#window-figure", "#bands-figure"):
+        assert page.locator(figure).is_visible(), figure
+    assert page.locator("#efs-figure").bounding_box()["width"] > 300
     screenshot(page, "result")
+
+
+def submit(page, base_url: str, patient: dict) -> list[str]:
+    """Fill and send the form; every URL the browser requested on the way."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(base_url + "/")
+    fill_form(page, patient)
+    page.locator("button[type=submit]").click()
+    page.wait_for_load_state("networkidle")
+    return requested
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_result_page_fits_the_screen_with_legible_figures(browser, served_calculator, patient,
+                                                          width):
+    context = browser.new_context(viewport={"width": width, "height": 844})
+    page = context.new_page()
+    try:
+        distinct = {**patient, "marrow_blasts_pct": 12.3456, "target_marrow_blasts_pct": 2.7183}
+        requested = submit(page, served_calculator, distinct)
+        assert page.locator("#cr-probability").is_visible()
+        # the page itself never scrolls sideways; wide tables scroll inside their own box
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        for figure in ("efs-figure", "os-figure", "window-figure", "bands-figure"):
+            box = page.locator(f"#{figure}").bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, figure
+        for figure in ("efs-figure", "os-figure", "window-figure"):
+            assert page.locator(f"#{figure}").bounding_box()["width"] >= min(300, width - 60)
+        smallest = dict(page.evaluate(SMALLEST_FIGURE_TEXT))
+        assert min(smallest.values()) >= 8.5, smallest  # CSS px: readable on a phone
+        for table in page.locator("table").all():
+            right = table.evaluate("t => t.closest('.table-scroll') ? 0 : "
+                                   "t.getBoundingClientRect().right")
+            assert right <= width
+        screenshot(page, f"result-{width}px")
+        # nothing the browser asked for carried a patient value
+        assert requested and not any("12.3456" in url or "2.7183" in url for url in requested)
+        page.locator("#change-inputs button").click()
+        page.wait_for_load_state("networkidle")
+        assert "?" not in page.url and "12.3456" not in page.url
+        assert page.locator("#marrow_blasts_pct").input_value() == "12.3456"
+        assert page.locator("#target_marrow_blasts_pct").input_value() == "2.7183"
+    finally:
+        context.close()
 
 
 def test_result_prints_on_one_page(page, served_calculator, patient):
