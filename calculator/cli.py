@@ -90,20 +90,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HTML file to write")
 
     p = sub.add_parser("validate", help="validate a bundle's models on a center's cohort")
-    p.add_argument("--bundle", type=Path, metavar="DIR", help="default: the default bundle")
-    p.add_argument("--cohort", type=Path, required=True, metavar="CSV")
-    p.add_argument("--out", type=Path, metavar="FILE", help="write the HTML page here")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
+    p.add_argument("--cohort", type=Path, required=True, metavar="CSV",
+                   help="the center's cohort CSV (schema: model/cohort.py)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="write the self-contained HTML page here")
+    p.add_argument("--json", action="store_true",
+                   help="print the figures as JSON (docs/validation-and-updating.md)")
 
     p = sub.add_parser("update", help="update a bundle's models on a center's cohort")
-    p.add_argument("--bundle", type=Path, metavar="DIR", help="default: the default bundle")
-    p.add_argument("--cohort", type=Path, required=True, metavar="CSV")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
+    p.add_argument("--cohort", type=Path, required=True, metavar="CSV",
+                   help="the center's cohort CSV (schema: model/cohort.py)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="directory of the updated bundle (replaced atomically if it holds a "
+                        "bundle)")
     p.add_argument("--method", choices=["auto", "intercept", "recalibrate", "refit"],
-                   default="auto", help="auto: chosen by the closed testing procedure")
-    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S")
-    p.add_argument("--jobs", type=int, default=1, metavar="N")
+                   default="auto", help="update of every model; auto chooses per model by the "
+                                        "closed testing procedure (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B",
+                   help="bootstrap repetitions validating the update (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
+                   help="random seed of the bootstrap (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="local worker processes for the bootstrap (default: %(default)s)")
 
     p = sub.add_parser("predict", help="predict for one patient")
     p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
