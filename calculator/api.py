@@ -221,7 +221,10 @@ def openapi_document() -> dict[str, Any]:
                                     "reconstructed cohorts were pooled"},
                 "evidence": {"type": "object", "additionalProperties": {"type": "string"},
                              "description": "what each number rests on: published, derived from "
-                                            "published numbers, assumed, or model output"}}}}}
+                                            "published numbers, assumed, or model output"},
+                "lineage": _nullable({"type": "object", "description": "for an updated bundle: "
+                                      "its parent bundle, the update cohort and each model's "
+                                      "update method"})}}}}
     document = {
         "openapi": "3.1.0",
         "info": {

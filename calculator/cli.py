@@ -1,8 +1,9 @@
 """The `cart-risk` command line.
 
-Subcommands: reproduce, train, report, predict, score, serve. Errors go to stderr as one
-clear line with a non-zero exit; no stack trace reaches the user. Heavy libraries are imported
-inside each command, so `predict` never imports the training stack when a bundle exists.
+Subcommands: reproduce, train, simulate, report, validate, update, predict, score, serve. Errors
+go to stderr as one clear line with a non-zero exit; no stack trace reaches the user. Heavy
+libraries are imported inside each command, so `predict` never imports the training stack when
+a bundle exists.
 """
 from __future__ import annotations
 
@@ -88,11 +89,56 @@ def build_parser() -> argparse.ArgumentParser:
                    help="joblib backend for the bootstrap (default: local processes)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (with --backend dask)")
 
+    p.add_argument("--method", metavar="KIND=METHOD", action="append", default=[],
+                   help="fitting method of the logistic or cox models, e.g. logistic=firth "
+                        "(default: the simulation study's winners, docs/method-selection.md)")
+
+    p = sub.add_parser("simulate", help="run the simulation study of the fitting methods")
+    p.add_argument("--repetitions", type=int, nargs="+", default=[200], metavar="R",
+                   help="cohorts per size: one count, or one per --sizes value")
+    p.add_argument("--sizes", type=int, nargs="+", default=[78, 200, 500], metavar="N",
+                   help="cohort sizes to draw (patients, >= 20)")
+    p.add_argument("--seed", type=int, default=20170201, metavar="S",
+                   help="seed of every cohort and of the validation sample")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="local worker processes (results are identical for any value)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="directory for the study's table, figure, rows and selection")
+    p.add_argument("--update-packaged", action="store_true",
+                   help="also write the summary to training/data/simulation/, which "
+                        "cart-risk report shows (maintainers)")
+
     p = sub.add_parser("report", help="write the statistician's HTML report of a bundle")
     p.add_argument("--bundle", type=Path, required=True, metavar="DIR",
                    help="bundle directory to report on")
     p.add_argument("--out", type=Path, required=True, metavar="FILE",
                    help="HTML file to write")
+
+    p = sub.add_parser("validate", help="validate a bundle's models on a center's cohort")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
+    p.add_argument("--cohort", type=Path, required=True, metavar="CSV",
+                   help="the center's cohort CSV (schema: model/cohort.py)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="write the self-contained HTML page here")
+    p.add_argument("--json", action="store_true",
+                   help="print the figures as JSON (docs/validation-and-updating.md)")
+
+    p = sub.add_parser("update", help="update a bundle's models on a center's cohort")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
+    p.add_argument("--cohort", type=Path, required=True, metavar="CSV",
+                   help="the center's cohort CSV (schema: model/cohort.py)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="directory of the updated bundle (replaced atomically if it holds a "
+                        "bundle)")
+    p.add_argument("--method", choices=["auto", "intercept", "recalibrate", "refit"],
+                   default="auto", help="update of every model; auto chooses per model by the "
+                                        "closed testing procedure (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B",
+                   help="bootstrap repetitions validating the update (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
+                   help="random seed of the bootstrap (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="local worker processes for the bootstrap (default: %(default)s)")
 
     p = sub.add_parser("predict", help="predict for one patient")
     p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
@@ -134,20 +180,65 @@ def _train(args) -> int:
         raise UsageError("--jobs must be 1 or more")
     if args.backend == "dask" and not args.scheduler:
         raise UsageError("--backend dask needs --scheduler ADDRESS")
+    from training.fit_models import parse_methods
+
+    try:
+        methods = parse_methods(args.method)
+    except ValueError as problem:
+        raise UsageError(f"--method: {problem}") from None
     if args.ensemble is not None:
         from training.train_ensemble import ensemble_command
 
         return ensemble_command(None if args.ensemble == Path("packaged") else args.ensemble, args.out,
                                 args.bootstrap, args.seed, args.jobs, args.features, args.backend,
-                                args.scheduler)
+                                args.scheduler, methods=methods)
     return train_command(args.cohort, args.out, args.bootstrap, args.seed, args.jobs,
-                         args.features, args.backend, args.scheduler)
+                         args.features, args.backend, args.scheduler, methods=methods)
+
+
+def _simulate(args) -> int:
+    from training.simulation import simulate_command
+
+    repetitions = args.repetitions[0] if len(args.repetitions) == 1 else args.repetitions
+    if min(args.repetitions) < 1 or min(args.sizes) < 20:
+        raise UsageError("--repetitions must be 1 or more and --sizes 20 or more")
+    if len(args.repetitions) not in (1, len(args.sizes)):
+        raise UsageError("--repetitions takes one count, or one count per --sizes value")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be 1 or more")
+    return simulate_command(repetitions, args.sizes, args.seed, args.jobs, args.out,
+                            args.update_packaged)
 
 
 def _report(args) -> int:
     from training.report import report_command
 
     return report_command(args.bundle, args.out)
+
+
+def _bundle_or_default(args) -> Path:
+    if args.bundle is not None:
+        return args.bundle
+    from calculator.defaults import ensure_default_bundle
+
+    return ensure_default_bundle()
+
+
+def _validate(args) -> int:
+    from training.validate import validate_command
+
+    return validate_command(_bundle_or_default(args), args.cohort, args.out, args.json)
+
+
+def _update(args) -> int:
+    from training.updating import update_command
+
+    if args.bootstrap < 1:
+        raise CommandError("--bootstrap must be 1 or more")
+    if args.jobs < 1:
+        raise CommandError("--jobs must be 1 or more")
+    return update_command(_bundle_or_default(args), args.cohort, args.out, args.method,
+                          args.bootstrap, args.seed, args.jobs)
 
 
 def _predict(args) -> int:
@@ -168,13 +259,14 @@ def _serve(args) -> int:
     return serve_command(args)
 
 
-COMMANDS = {"reproduce": _reproduce, "train": _train, "report": _report,
-            "predict": _predict, "score": _score, "serve": _serve}
+COMMANDS = {"reproduce": _reproduce, "train": _train, "simulate": _simulate, "report": _report,
+            "validate": _validate, "update": _update, "predict": _predict, "score": _score,
+            "serve": _serve}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cart-risk` console script; returns the exit code."""
-    from model.errors import BundleError, CohortError, InputError
+    from model.errors import BundleError, CohortError, ConfigurationError, InputError
 
     args = build_parser().parse_args(argv)
     try:
@@ -186,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     except CohortError as error:
         print(f"cart-risk {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (BundleError, CommandError) as error:
+    except (BundleError, CommandError, ConfigurationError) as error:
         print(f"cart-risk {args.command}: {error}", file=sys.stderr)
         return getattr(error, "exit_code", EXIT_FAILURE)
     except OSError as error:

@@ -4,11 +4,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from lifelines.statistics import proportional_hazard_test
 from statsmodels.duration.hazard_regression import PHReg
 
 from training.cox import (
-    FitError, baseline_survival, fit_cox, fit_lifelines, fit_unpenalized, hazard_ratios, ph_test,
+    FitError, baseline_survival, fit_cox, fit_lifelines, fit_unpenalized, hazard_ratios,
     predict_survival, restandardize,
 )
 
@@ -47,9 +46,10 @@ def test_numpy_solver_matches_lifelines_penalized(tied):
     assert cph.penalizer == pytest.approx(fit.lam / len(X))
     np.testing.assert_allclose(cph.params_.to_numpy(), fit.coef, rtol=0, atol=1e-6)
     np.testing.assert_allclose(cph.variance_matrix_.to_numpy(), fit.cov, atol=1e-6)
-    lifelines_s0 = cph.baseline_survival_
-    np.testing.assert_allclose(baseline_survival(fit, lifelines_s0.index.to_numpy()),
-                               lifelines_s0.to_numpy().ravel(), atol=1e-6)
+    if not tied:  # lifelines' baseline is Breslow's; ours is Efron's (= R survfit) under ties
+        lifelines_s0 = cph.baseline_survival_
+        np.testing.assert_allclose(baseline_survival(fit, lifelines_s0.index.to_numpy()),
+                                   lifelines_s0.to_numpy().ravel(), atol=1e-6)
 
 
 @pytest.mark.parametrize("lam", [0.01, 1.0, 30.0])
@@ -107,24 +107,6 @@ def test_hazard_ratios_scales():
     np.testing.assert_allclose(orig["estimate"] * fit.scale, std["estimate"])
     np.testing.assert_allclose(orig["hazard_ratio"], np.exp(fit.coef_original))
     assert np.all(orig["hazard_ratio_lower"] < orig["hazard_ratio"])
-
-
-def test_ph_test_plain_dict_and_global_statistic():
-    X, time, event = simulate(8, tied=True)
-    fit = fit_cox(X, time, event)
-    result = ph_test(fit, X, time, event, names=["a", "b", "c"])
-    json.dumps(result)
-    assert set(result["covariates"]) == {"a", "b", "c"}
-    assert result["global"]["df"] == 3 and 0 <= result["global"]["p"] <= 1
-    cph = fit_lifelines(fit, X, time, event, names=["a", "b", "c"])
-    frame = pd.DataFrame((X - fit.center) / fit.scale, columns=["a", "b", "c"])
-    frame = frame.assign(__time__=time, __event__=event)
-    ref = proportional_hazard_test(cph, frame, time_transform="rank").summary
-    assert result["covariates"]["b"]["statistic"] == pytest.approx(ref.loc["b", "test_statistic"])
-    # with one covariate the global test is the covariate's test
-    one = fit_cox(X[:, :1], time, event)
-    single = ph_test(one, X[:, :1], time, event)
-    assert single["global"]["statistic"] == pytest.approx(single["covariates"]["x0"]["statistic"])
 
 
 def test_constant_column():

@@ -131,7 +131,8 @@ def test_bands_show_the_range_across_reconstructions_beside_the_published_groups
     assert band["subgroup"] == "c"
     assert band["published"]["events"] == 19 and band["published"]["n"] == 45
     low, high = band["reconstructed"]["rate_range"]
-    assert low <= band["observed"]["rate"] <= high
+    ci_low, ci_high = band["observed"]["ci95"]
+    assert ci_low <= low <= high <= ci_high  # the interval shown covers every reconstruction
     assert band["reconstructed"]["reconstructions"] == TEST_ENSEMBLE_MEMBERS
     assert "assumed" in answer["model"]["evidence"]["severe_crs.band"]
     assert answer["model"]["evidence"]["severe_crs.band.published"].startswith("published")

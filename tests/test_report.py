@@ -121,3 +121,26 @@ def test_markdown_renders_headings_lists_and_escapes():
     assert "<h3>Title</h3>" in html
     assert "<li>one <strong>bold</strong> continued <code>x&lt;y</code></li><li>two</li>" in html
     assert "<p>Text &amp; more</p>" in html
+
+
+def test_method_choice_and_the_simulation_study_are_shown(page, bundle):
+    import json
+
+    section = page[page.index('id="method-choice"'):]
+    assert 'id="simulation-table"' in section and "fig-simulation-slopes" in image_ids(page)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for name in MODELS:
+        method = manifest["models"][name]["method"]["name"]
+        assert f"{name} <code>{method}</code>" in section
+
+
+def test_validation_table_headlines_the_mean_with_the_median_beside_it(page, bundle):
+    import json
+
+    table = page[page.index('id="validation-table"'):]
+    table = table[:table.index("</table>")]
+    assert "optimism-corrected (mean)" in table and "corrected (median)" in table
+    entry = json.loads((bundle / "manifest.json").read_text())["models"]["severe_crs"]
+    mean = entry["optimism_corrected"]["calibration_slope"]
+    median = entry["optimism_corrected_median"]["calibration_slope"]
+    assert f"<strong>{mean:.3f}</strong></td><td>{median:.3f}</td>" in table

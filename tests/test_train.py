@@ -13,7 +13,8 @@ from model.bundle import load_predictor, verify_bundle
 from model.cohort import CohortError, read_cohort
 from model.errors import BundleError
 from model.features import design_matrix
-from training import cox, logistic
+from training import methods, ph_test
+from training.fit_models import DEFAULT_METHODS
 from training.analyses import derive
 from training.bands import isotonic_rates, wilson_interval
 from training.config import ConfigError, load_config
@@ -67,7 +68,21 @@ def test_manifest_follows_the_bundle_format(bundle):
         for block in ("apparent", "optimism", "optimism_corrected"):
             assert set(entry[block]) == METRIC_KEYS
         assert entry["events_per_variable"] == pytest.approx(entry["events"] / len(entry["features"]))
-        assert entry["penalty"]["kind"] == "ridge" and entry["penalty"]["lambda"] in entry["penalty"]["grid"]
+        kind = entry["kind"]
+        assert entry["method"]["name"] == DEFAULT_METHODS[kind] == manifest["methods"][kind]["name"]
+        assert entry["penalty"]["method"] == entry["method"]["name"]
+        if entry["penalty"]["kind"] == "ridge":
+            assert entry["penalty"]["lambda"] in entry["penalty"]["grid"]
+        assert entry["tuning"]["resamples"] == B
+        # the card's headline is the Efron-Gong mean; the median is beside it
+        assert entry["optimism_summary"] == {m: "mean" for m in METRIC_KEYS}
+        for metric in METRIC_KEYS:
+            if entry["optimism_corrected"][metric] is not None:
+                assert entry["optimism_corrected"][metric] == pytest.approx(
+                    entry["apparent"][metric] - entry["optimism"][metric])
+        # one verdict on calibration: never "too extreme" next to "over-shrunk"
+        text = " ".join(entry["warnings"])
+        assert not ("too extreme" in text and "over-shrunk" in text), entry["warnings"]
         assert "criteria" in entry["sample_size"] and entry["sample_size"]["warning"]
         for feature in entry["features"]:
             assert feature["min"] <= feature["max"]
@@ -105,12 +120,13 @@ def test_coefficients_equal_a_refit_with_the_engine(bundle):
     for name, outcome in (("cr", "cr"), ("severe_crs", "severe_crs"), ("efs", "efs"), ("os", "os")):
         features = [f["name"] for f in manifest["models"][name]["features"]]
         X = design_matrix(df, features)
+        method = manifest["models"][name]["method"]["name"]
         if name in ("cr", "severe_crs"):
-            fit = logistic.fit_logistic(X, df[outcome].to_numpy(int))
+            fit = methods.fit_logistic_method(method, X, df[outcome].to_numpy(int))
             assert manifest["models"][name]["intercept"] == pytest.approx(fit.intercept_original, abs=1e-10)
             assert params["models"][name]["intercept"] == pytest.approx(fit.intercept, abs=1e-10)
         else:
-            fit = cox.fit_cox(X, df[f"{outcome}_months"], df[f"{outcome}_event"])
+            fit = methods.fit_cox_method(method, X, df[f"{outcome}_months"], df[f"{outcome}_event"])
         estimates = [manifest["models"][name]["coefficients"][f]["estimate"] for f in features]
         np.testing.assert_allclose(estimates, fit.coef_original, atol=1e-10)
         np.testing.assert_allclose(params["models"][name]["coef"], fit.coef, atol=1e-10)
@@ -188,7 +204,7 @@ def test_failure_mid_training_keeps_the_earlier_bundle(bundle, tmp_path, monkeyp
     def boom(*args, **kwargs):
         raise RuntimeError("interrupted while testing proportional hazards")
 
-    monkeypatch.setattr(cox, "ph_test", boom)  # after both logistic models were fitted
+    monkeypatch.setattr(ph_test, "cox_zph", boom)  # after both logistic models were fitted
     with pytest.raises(RuntimeError, match="interrupted"):
         train(COHORT, out, bootstrap=3, seed=1)
     assert verify_bundle(out) and (out / "manifest.json").read_bytes() == before

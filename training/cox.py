@@ -17,9 +17,12 @@ inside the bootstrap) and :func:`fit_lifelines` (lifelines refit of the chosen m
 estimator; ``tests/test_cox.py`` checks agreement to 1e-6). lambda is chosen as for the logistic
 model: minimum AIC with effective df trace(I (I + lambda I)^-1) over the grid (no intercept).
 
-The baseline is Breslow's estimator of the cumulative hazard at z = 0 (the mean training patient):
-H0(t) = sum over event times t_k <= t of d_k / sum_{j at risk at t_k} exp(z_j b) -- also what
-lifelines reports as ``baseline_cumulative_hazard_``.
+The baseline cumulative hazard at z = 0 (the mean training patient) is the estimator that belongs
+to the tie method: with Efron ties (the default) the Efron estimator, H0(t) = sum over event times
+t_k <= t of sum_{r=0}^{d_k-1} 1 / (S0_k - r / d_k * S0_tied_k), which is what R's ``survfit``
+returns for an Efron ``coxph`` fit (``tests/test_cox.py`` pins R's values); with Breslow ties
+Breslow's d_k / S0_k. They differ only at tied event times (lifelines' ``baseline_cumulative_hazard_``
+is Breslow's whatever the ties).
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from training.logistic import (
     DIVERGENCE_BOUND, LAMBDA_GRID, FitError, _wald, effective_df, penalized_covariance, select_lambda,
     standardize,
 )
+from training.tuning import search_grid
 
 _TOL = 1e-10
 _MAX_ITER = 200
@@ -88,12 +92,22 @@ class _RiskSets:
         info[self.upper[::-1]] = second
         return loglik, score, info - mean1.T @ mean1
 
-    def breslow_jumps(self, beta: np.ndarray) -> np.ndarray:
-        """Breslow cumulative-hazard increments at ``event_times``, at z = 0."""
+    def baseline_jumps(self, beta: np.ndarray) -> np.ndarray:
+        """Cumulative-hazard increments at ``event_times``, at z = 0, matching the tie method.
+
+        Breslow ties: d_k / S0_k (Breslow's estimator). Efron ties: the Efron estimator,
+        sum over r = 0..d_k-1 of 1 / (S0_k - r / d_k * S0_tied_k), S0_tied_k the summed risk of
+        the d_k tied events -- what R's ``survfit`` computes for an Efron ``coxph`` fit
+        (``ctype = 2``, the default for ``ties = "efron"``). Without ties both are Breslow's.
+        """
         eta = self.Z @ beta
         shift = eta.max()
-        s0 = np.cumsum(np.exp(eta - shift)[::-1])[::-1][self.start]
-        return self.d * np.exp(-shift) / s0
+        w = np.exp(eta - shift)
+        s0 = np.cumsum(w[::-1])[::-1][self.start]
+        tied = np.add.reduceat(w[self.event], self.first_event)
+        g = self.group
+        terms = 1.0 / (s0[g] - self.frac * tied[g])
+        return np.bincount(g, weights=terms, minlength=self.d.size) * np.exp(-shift)
 
 
 def _newton(rs: _RiskSets, lam: float, beta0: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -142,6 +156,10 @@ class CoxFit:
     n, n_events : sample size and number of events
     ties : "efron" or "breslow"
     active : (p,) bool, False for columns that were constant in the training data
+    edge : the chosen penalty is an end point of the (extended) grid: the criterion never turned
+    null_limit : the criterion fell to the grid's cap: the chosen model has no predictor effects
+    method : fitting method (see :mod:`training.methods`)
+    shrinkage : uniform shrinkage factor applied after fitting (1.0 = none)
     """
 
     center: np.ndarray
@@ -162,6 +180,10 @@ class CoxFit:
     n_events: int
     ties: str
     active: np.ndarray
+    edge: bool = False
+    null_limit: bool = False
+    method: str = "aic_ridge"
+    shrinkage: float = 1.0
 
     @property
     def coef_original(self) -> np.ndarray:
@@ -195,7 +217,7 @@ def _check_survival(time: np.ndarray, event: np.ndarray, n: int) -> tuple[np.nda
 
 
 def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
-            grid: tuple[float, ...] = LAMBDA_GRID, ties: str = "efron") -> CoxFit:
+            grid: tuple[float, ...] = LAMBDA_GRID, ties: str = "efron", extend: bool = True) -> CoxFit:
     """Ridge Cox regression with lambda chosen by AIC with effective df over ``grid``.
 
     Parameters
@@ -205,6 +227,8 @@ def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
     event : (n,) 1 = event observed, 0 = censored
     grid : penalties to try (>= 0); a single value fits that penalty
     ties : "efron" (default, = lifelines) or "breslow"
+    extend : extend the grid past a best end point until AIC turns
+        (:func:`training.tuning.search_grid`); the fit's ``edge`` says whether it never did
 
     Returns
     -------
@@ -224,33 +248,38 @@ def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
         raise ValueError("grid must be a non-empty sequence of penalties >= 0")
     q = int(active.sum())
     loglik_null = rs.evaluate(np.zeros(q), hessian=False)[0]
-    aic = np.full(grid_arr.size, np.inf)
-    df_grid = np.full(grid_arr.size, np.nan)
-    fits: dict[int, tuple[np.ndarray, float, np.ndarray]] = {}
-    beta = np.zeros(q)
     penalized = np.ones(q, dtype=bool)
-    for i in np.argsort(-grid_arr, kind="stable"):  # warm starts from the largest penalty down
-        lam = float(grid_arr[i])
-        est, ok = _newton(rs, lam, beta)
+    warm = {"beta": np.zeros(q)}
+
+    def evaluate(lam: float):
+        est, ok = _newton(rs, lam, warm["beta"])
         ll, _, info = rs.evaluate(est)
         cov_i = penalized_covariance(info, lam, penalized) if ok else None
         if cov_i is None:
-            continue
-        beta = est
-        fits[i] = est, ll, cov_i
-        df_grid[i] = effective_df(info, lam, penalized)
-        aic[i] = -2.0 * ll + 2.0 * df_grid[i]
-    best = select_lambda(grid_arr, aic)
-    (est, ll, cov_active), lam = fits[best], float(grid_arr[best])
+            return None
+        warm["beta"] = est  # warm starts from the largest penalty down
+        df = effective_df(info, lam, penalized)
+        return -2.0 * ll + 2.0 * df, (est, ll, cov_i, df)
+
+    search = search_grid(grid_arr, evaluate, extend=extend and grid_arr.size > 1)
+    if search.best < 0:
+        raise FitError("no penalty on the grid gives a finite fit")
+    est, ll, cov_active, df_best = search.results[search.best]
+    lam = float(search.grid[search.best])
+    if search.null_limit:  # the criterion's infimum is lambda -> infinity: no covariate effects
+        est, ll, df_best = np.zeros(q), loglik_null, 0.0
+    df_grid = np.array([search.results[i][3] if i in search.results else np.nan
+                        for i in range(search.grid.size)])
     cov = np.full((p, p), np.nan)
     cov[np.ix_(active, active)] = cov_active
     coef = np.zeros(p)
     coef[active] = est
     return CoxFit(
-        center=center, scale=scale, coef=coef, lam=lam, df=float(df_grid[best]), loglik=ll,
-        loglik_null=loglik_null, cov=cov, grid=grid_arr, aic=aic, df_grid=df_grid,
-        event_times=rs.event_times, cumhaz0=np.cumsum(rs.breslow_jumps(est)),
+        center=center, scale=scale, coef=coef, lam=lam, df=float(df_best), loglik=ll,
+        loglik_null=loglik_null, cov=cov, grid=search.grid, aic=search.criterion, df_grid=df_grid,
+        event_times=rs.event_times, cumhaz0=np.cumsum(rs.baseline_jumps(est)),
         max_follow_up=float(time.max()), n=n, n_events=int(event.sum()), ties=ties, active=active,
+        edge=search.edge, null_limit=search.null_limit,
     )
 
 
@@ -334,44 +363,3 @@ def fit_lifelines(fit: CoxFit, X: np.ndarray, time: np.ndarray, event: np.ndarra
     cph = CoxPHFitter(penalizer=fit.lam / len(frame), l1_ratio=0.0)
     return cph.fit(frame, duration_col="__time__", event_col="__event__",
                    fit_options={"precision": 1e-12, "r_precision": 1e-15, "max_steps": 500})
-
-
-def ph_test(fit: CoxFit, X: np.ndarray, time: np.ndarray, event: np.ndarray,
-            names: list[str] | None = None) -> dict:
-    """Schoenfeld-residual test of proportional hazards (rank-transformed time).
-
-    Per covariate: lifelines ``proportional_hazard_test(time_transform="rank")``. Global: the
-    Grambsch-Therneau score test computed from the same scaled Schoenfeld residuals s_k and
-    covariance V, T = (g' S) V^-1 (S' g) / (d * g'g), g the centred event-time ranks, chi-square
-    with p df (the statistic R's ``cox.zph`` reported before survival 3.0, whose per-covariate
-    version is what lifelines implements).
-
-    Returns
-    -------
-    dict: {"method", "time_transform", "covariates": {name: {"statistic", "p", "df"}},
-    "global": {"statistic", "p", "df"}} -- plain floats.
-    """
-    from lifelines.statistics import TimeTransformers, proportional_hazard_test
-    from scipy import stats
-
-    cph = fit_lifelines(fit, X, time, event, names)
-    frame = _lifelines_frame(fit, X, time, event, names)
-    result = proportional_hazard_test(cph, frame, time_transform="rank")
-    summary = result.summary
-    covariates = {str(name): {"statistic": float(row["test_statistic"]), "p": float(row["p"]), "df": 1}
-                  for name, row in summary.iterrows()}
-    resid = cph.compute_residuals(frame, kind="scaled_schoenfeld").to_numpy()
-    events = cph.event_observed
-    ranks = TimeTransformers().get("rank")(cph.durations, events, cph.weights)[events.values]
-    g = np.asarray(ranks, dtype=float)
-    g = g - g.mean()
-    u = g @ resid
-    V = cph.variance_matrix_.to_numpy()
-    statistic = float(u @ np.linalg.solve(V, u) / (events.sum() * (g @ g)))
-    dof = resid.shape[1]
-    return {
-        "method": "scaled Schoenfeld residuals vs rank of event time (Grambsch & Therneau 1994)",
-        "time_transform": "rank",
-        "covariates": covariates,
-        "global": {"statistic": statistic, "p": float(stats.chi2.sf(statistic, dof)), "df": int(dof)},
-    }

@@ -16,19 +16,53 @@ import pandas as pd
 
 from model.features import FEATURES, design_matrix, required_fields
 from model.patient import PATIENT_FIELDS
-from training import cox, logistic
+from training import cox, logistic, ph_test
 from training.bootstrap import BootstrapResult, optimism_bootstrap
+from training.card_warnings import card_warnings as _warnings
+from training.audit import COX_EQUIVALENT, LOGISTIC_EQUIVALENT, cox_estimator, logistic_estimator
+from training.methods import LABELS, METHODS, fit_cox_method, fit_logistic_method
 from training.metrics import evaluate_cox, evaluate_logistic
 from training.sample_size import cox_snell_r2, riley_binary, riley_survival
 
 #: Prediction horizon (months) of the Cox models' metrics and Riley's overall-risk criterion.
 HORIZON_MONTHS = 12.0
 
-#: Optimism-corrected calibration slopes outside this range get a warning in the model card.
-SLOPE_WARNING_RANGE = (0.8, 1.25)
+#: Fitting method of each model kind: the winners of the simulation study by the rule of
+#: docs/method-selection.md (docs/simulation/selection.json; tests/test_simulation.py checks).
+DEFAULT_METHODS = {"logistic": "aic_ridge", "cox": "heuristic_shrinkage"}
 
-PENALTY_RULE = ("minimum AIC = -2 loglik + 2 df(lambda) over the grid, df = effective degrees of "
-                "freedom trace(I (I + lambda P)^-1) (Gray 1992); ties go to the larger lambda")
+RULES = {
+    "aic_ridge": ("minimum AIC = -2 loglik + 2 df(lambda), df = effective degrees of freedom "
+                  "trace(I (I + lambda P)^-1) (Gray 1992), over a grid extended until AIC turns; "
+                  "ties go to the larger lambda"),
+    "cv_ridge": ("minimum 10-fold cross-validated deviance (Cox: -2 x cross-validated partial "
+                 "likelihood, Verweij & Van Houwelingen 1993) over a grid extended until it "
+                 "turns; folds stratified by outcome, fixed seed"),
+    "firth": "maximum of l(b) + 1/2 log det I(b) (Firth 1993); no tuning",
+    "heuristic_shrinkage": ("maximum likelihood coefficients x s = (LR - df) / LR, the model "
+                            "likelihood-ratio chi-square LR on df coefficients (Van Houwelingen & "
+                            "Le Cessie 1990); logistic intercept / Cox baseline re-estimated at the "
+                            "shrunken coefficients; no tuning"),
+    "mle": "unpenalized maximum likelihood; no tuning",
+}
+
+
+def parse_methods(specs) -> dict[str, str]:
+    """``["logistic=firth", ...]`` -> ``{"logistic": "firth", "cox": <default>}``.
+
+    Raises
+    ------
+    ValueError
+        A spec that is not KIND=METHOD with a known kind and method.
+    """
+    methods = dict(DEFAULT_METHODS)
+    for spec in specs or ():
+        kind, _, method = str(spec).partition("=")
+        if kind not in methods or method not in METHODS:
+            raise ValueError(f"{spec!r} is not KIND=METHOD with KIND logistic or cox and METHOD "
+                             f"one of {', '.join(METHODS)}")
+        methods[kind] = method
+    return methods
 
 #: name -> (kind, outcome column(s), outcome description, what the "events" count is)
 MODELS = {
@@ -56,16 +90,16 @@ class FittedModel:
 # Module-level functions (not closures) so that every joblib backend can pickle them.
 
 
-def _fit_logistic(data: dict) -> logistic.LogisticFit:
-    return logistic.fit_logistic(data["X"], data["y"])
+def _fit_logistic(data: dict, method: str) -> logistic.LogisticFit:
+    return fit_logistic_method(method, data["X"], data["y"])
 
 
 def _evaluate_logistic(fit, data: dict) -> dict:
     return evaluate_logistic(fit, data["X"], data["y"])
 
 
-def _fit_cox(data: dict) -> cox.CoxFit:
-    return cox.fit_cox(data["X"], data["time"], data["event"])
+def _fit_cox(data: dict, method: str) -> cox.CoxFit:
+    return fit_cox_method(method, data["X"], data["time"], data["event"])
 
 
 def _evaluate_cox(fit, data: dict, horizon: float) -> dict:
@@ -112,23 +146,54 @@ def _coefficients(features: tuple[str, ...], fit, intervals: dict, ratio: str) -
 
 
 def _penalty(fit, equivalent: str) -> dict:
-    return {"kind": "ridge", "lambda": float(fit.lam), "rule": PENALTY_RULE,
-            "grid": [float(v) for v in fit.grid], "aic": [_num(v) for v in fit.aic],
-            "effective_df": _num(fit.df),
-            "scale": "standardized columns (training mean and SD); lambda on the summed "
-                     "log-likelihood; intercept unpenalized",
-            "equivalent": equivalent}
+    """The ``penalty`` block: what the method shrinks by, and how that was chosen."""
+    method = fit.method
+    kind = {"aic_ridge": "ridge", "cv_ridge": "ridge", "firth": "firth",
+            "heuristic_shrinkage": "uniform shrinkage", "mle": "none"}[method]
+    block = {"kind": kind, "method": method, "lambda": float(fit.lam), "rule": RULES[method],
+             "effective_df": _num(fit.df), "shrinkage": float(fit.shrinkage),
+             "scale": "standardized columns (training mean and SD); lambda on the summed "
+                      "log-likelihood; intercept unpenalized",
+             "equivalent": equivalent}
+    if kind == "ridge":
+        block["grid"] = [float(v) for v in fit.grid]
+        block["criterion_name"] = "AIC" if method == "aic_ridge" else "cross-validated deviance"
+        block["criterion"] = [_num(v) for v in fit.aic]
+        block["edge"] = bool(fit.edge)
+        block["null_limit"] = bool(fit.null_limit)
+    return block
+
+
+def _method_block(kind: str, method: str) -> dict:
+    return {"name": method, "label": LABELS[method], "default": DEFAULT_METHODS[kind],
+            "is_default": method == DEFAULT_METHODS[kind],
+            "selection": "simulation study, docs/method-selection.md and docs/simulation/"}
+
+
+def _tuning(result: BootstrapResult) -> dict:
+    """How often the bootstrap refits' tuning chose a grid edge or the no-effect limit."""
+    fits = [result.fit, *result.fits]
+    tuned = fits[0].method in ("aic_ridge", "cv_ridge")
+    return {"tuned": tuned, "resamples": len(result.fits),
+            "edge_resamples": int(sum(bool(f.edge) for f in result.fits)),
+            "null_limit_resamples": int(sum(bool(f.null_limit) for f in result.fits)),
+            "original_edge": bool(fits[0].edge), "original_null_limit": bool(fits[0].null_limit)}
 
 
 def _r2_for_riley(fit, refit) -> tuple[float, str]:
     """Apparent Cox-Snell R^2 of the unpenalized model, or of the least penalized finite fit."""
     try:
-        plain = refit(grid=(0.0,))
+        plain = refit(grid=(0.0,), extend=False)
         basis = "unpenalized maximum likelihood fit"
     except logistic.FitError:
-        finite = [lam for lam, aic in zip(fit.grid, fit.aic) if np.isfinite(aic)]
-        lam = float(min(finite))
-        plain = refit(grid=(lam,))
+        for lam in sorted(v for v in logistic.LAMBDA_GRID if v > 0):
+            try:
+                plain = refit(grid=(lam,), extend=False)
+                break
+            except logistic.FitError:
+                continue
+        else:
+            raise
         basis = (f"least penalized finite fit (lambda = {lam:.4g}): the unpenalized estimate does "
                  "not exist in this cohort (separation)")
     return cox_snell_r2(plain.loglik, plain.loglik_null, plain.n), basis
@@ -141,40 +206,6 @@ def _sample_size(compute, r2: float, basis: str) -> dict:
         return {"error": f"not computable: {problem}", "r2_basis": basis, "pass": False,
                 "warning": f"Riley sample-size criteria not computable ({problem})."}
     out["r2_basis"] = basis
-    return out
-
-
-def _warnings(entry: dict, result: BootstrapResult, B: int) -> list[str]:
-    out = []
-    riley = entry["sample_size"].get("warning")
-    if riley:
-        out.append(riley)
-    if entry["events_per_variable"] < 10:
-        out.append(f"{entry['events']} {entry['events_label']} for {len(entry['features'])} "
-                   f"predictor parameters: {entry['events_per_variable']:.1f} events per variable "
-                   "(fewer than 10).")
-    slope = entry["optimism_corrected"].get("calibration_slope")
-    low, high = SLOPE_WARNING_RANGE
-    if slope is not None and slope < low:
-        out.append(f"Optimism-corrected calibration slope {slope:.2f} < {low}: predictions are "
-                   "likely too extreme in new patients.")
-    elif slope is not None and slope > high:
-        out.append(f"Optimism-corrected calibration slope {slope:.2f} > {high}: predictions are "
-                   "likely too close to the average (over-shrunk).")
-    for metric, count in result.n_finite.items():
-        if count < B:
-            out.append(f"{metric} was estimable in {count} of {B} bootstrap resamples; its "
-                       "optimism is averaged over those.")
-    redraws = int(result.redraws.sum())
-    if redraws:
-        out.append(f"{redraws} degenerate bootstrap resample(s) (no finite fit) were redrawn.")
-    for name, coefficient in entry["coefficients"].items():
-        if coefficient["constant_in_training"]:
-            out.append(f"{name} is constant in the training cohort; its coefficient is fixed at 0.")
-    ph = entry.get("ph_test", {}).get("global", {})
-    if ph.get("p") is not None and ph["p"] < 0.05:
-        out.append(f"Proportional-hazards test: global p = {ph['p']:.3f} < 0.05; hazard ratios "
-                   "may change over follow-up.")
     return out
 
 
@@ -191,6 +222,9 @@ def _card(name: str, cohort: pd.DataFrame, features: tuple[str, ...], X: np.ndar
         "apparent": summary["apparent"], "optimism": summary["optimism"],
         "optimism_corrected": summary["optimism_corrected"],
         "optimism_mean": summary["optimism_mean"], "optimism_summary": summary["optimism_summary"],
+        "optimism_median": summary["optimism_median"],
+        "optimism_corrected_median": summary["optimism_corrected_median"],
+        "tuning": _tuning(result),
         "bootstrap": int(B), "bootstrap_seed": int(result.seed),
         "bootstrap_estimable": summary["n_finite"], "bootstrap_redraws": summary["redraws"],
     }
@@ -199,10 +233,12 @@ def _card(name: str, cohort: pd.DataFrame, features: tuple[str, ...], X: np.ndar
 # --------------------------------------------------------------------------- the two kinds
 
 
-def _logistic_model(name, cohort, features, X, B, seed, jobs, progress, backend) -> FittedModel:
+def _logistic_model(name, cohort, features, X, B, seed, jobs, progress, backend,
+                    method: str) -> FittedModel:
     y = cohort[MODELS[name][1][0]].to_numpy(dtype=int)
-    result = optimism_bootstrap(_fit_logistic, _evaluate_logistic, {"X": X, "y": y}, B, seed,
-                                n_jobs=jobs, progress=progress, backend=backend)
+    result = optimism_bootstrap(partial(_fit_logistic, method=method), _evaluate_logistic,
+                                {"X": X, "y": y}, B, seed, n_jobs=jobs, progress=progress,
+                                backend=backend)
     fit = result.fit
     positives = int(y.sum())
     events = min(positives, y.size - positives)  # EPV counts the smaller outcome class
@@ -211,8 +247,8 @@ def _logistic_model(name, cohort, features, X, B, seed, jobs, progress, backend)
     entry["coefficients"] = _coefficients(features, fit, logistic.wald_intervals(fit), "odds_ratio")
     entry["ratio_name"] = "odds ratio (per unit of the feature)"
     entry["intercept"] = float(fit.intercept_original)
-    entry["penalty"] = _penalty(fit, f"scikit-learn LogisticRegression(C=1/lambda, l1_ratio=0) "
-                                     "on the standardized columns")
+    entry["penalty"] = _penalty(fit, LOGISTIC_EQUIVALENT[method])
+    entry["method"] = _method_block("logistic", method)
     r2, basis = _r2_for_riley(fit, partial(logistic.fit_logistic, X, y))
     entry["sample_size"] = _sample_size(
         lambda r: riley_binary(y.size, len(features), events / y.size, r, r2_source="apparent"),
@@ -224,28 +260,28 @@ def _logistic_model(name, cohort, features, X, B, seed, jobs, progress, backend)
               "intercept": float(fit.intercept), "coef": fit.coef.tolist(),
               "bootstrap": {"intercept": [float(b[0]) for b in boot],
                             "coef": [b[1].tolist() for b in boot]}}
-    estimator = logistic.to_sklearn(fit, X, y)
-    return FittedModel(entry, params, estimator, result)
+    return FittedModel(entry, params, logistic_estimator(fit, X, y), result)
 
 
-def _cox_model(name, cohort, features, X, B, seed, jobs, progress, backend,
+def _cox_model(name, cohort, features, X, B, seed, jobs, progress, backend, method: str,
                month_grid: np.ndarray) -> FittedModel:
     time_col, event_col = MODELS[name][1]
     time = cohort[time_col].to_numpy(dtype=float)
     event = cohort[event_col].to_numpy(dtype=int)
     data = {"X": X, "time": time, "event": event}
-    result = optimism_bootstrap(_fit_cox, partial(_evaluate_cox, horizon=HORIZON_MONTHS), data,
-                                B, seed, n_jobs=jobs, progress=progress, backend=backend)
+    result = optimism_bootstrap(partial(_fit_cox, method=method),
+                                partial(_evaluate_cox, horizon=HORIZON_MONTHS), data, B, seed,
+                                n_jobs=jobs, progress=progress, backend=backend)
     fit = result.fit
     entry = _card(name, cohort, features, X, result, int(event.sum()), B)
     entry["coefficients"] = _coefficients(features, fit, cox.hazard_ratios(fit), "hazard_ratio")
     entry["ratio_name"] = "hazard ratio (per unit of the feature)"
-    entry["penalty"] = _penalty(fit, "lifelines CoxPHFitter(penalizer=lambda/n, l1_ratio=0) on "
-                                     "the standardized columns; Efron ties")
+    entry["penalty"] = _penalty(fit, COX_EQUIVALENT[method])
+    entry["method"] = _method_block("cox", method)
     entry["ties"] = fit.ties
     entry["horizon_months"] = HORIZON_MONTHS
     entry["max_follow_up_months"] = float(fit.max_follow_up)
-    entry["ph_test"] = cox.ph_test(fit, X, time, event, names=list(features))
+    entry["ph_test"] = ph_test.cox_zph(X, time, event, names=list(features))
     r2, basis = _r2_for_riley(fit, partial(cox.fit_cox, X, time, event))
     entry["sample_size"] = _sample_size(
         lambda r: riley_survival(time.size, len(features), int(event.sum()), float(time.sum()),
@@ -256,21 +292,18 @@ def _cox_model(name, cohort, features, X, B, seed, jobs, progress, backend,
               "center": fit.center.tolist(), "scale": fit.scale.tolist(),
               "coef": fit.coef.tolist(),
               "baseline_survival": cox.baseline_survival(fit, month_grid).tolist(),
+              # The exact Breslow steps, so that validation reproduces the apparent figures.
+              "baseline_steps": {"months": fit.event_times.tolist(),
+                                 "cumulative_hazard": fit.cumhaz0.tolist()},
               "max_follow_up_months": float(fit.max_follow_up),
               "bootstrap": {"coef": [b[0].tolist() for b in boot],
                             "baseline_survival": [b[1].tolist() for b in boot]}}
-    estimator = cox.fit_lifelines(fit, X, time, event, names=list(features))
-    # lifelines stamps the wall-clock time of the fit; the bundle's own `created` says when it was
-    # trained, and without the stamp identical runs give byte-identical estimator files.
-    for fitted in (estimator, getattr(estimator, "_model", None)):
-        if fitted is not None:
-            fitted._time_fit_was_called = "see manifest.json: created"
-    return FittedModel(entry, params, estimator, result)
+    return FittedModel(entry, params, cox_estimator(fit, X, time, event, list(features)), result)
 
 
 def fit_model(name: str, cohort: pd.DataFrame, features: tuple[str, ...], *, B: int, seed: int,
               jobs: int = 1, progress: bool = False, backend: str | None = None,
-              month_grid: np.ndarray | None = None) -> FittedModel:
+              month_grid: np.ndarray | None = None, method: str | None = None) -> FittedModel:
     """Fit model ``name`` on ``cohort`` and run its optimism bootstrap.
 
     Parameters
@@ -284,6 +317,9 @@ def fit_model(name: str, cohort: pd.DataFrame, features: tuple[str, ...], *, B: 
         Passed to :func:`training.bootstrap.optimism_bootstrap`.
     month_grid : numpy.ndarray, optional
         Months (ascending, from 0) on which Cox baseline survival is tabulated; required for Cox.
+    method : str, optional
+        Fitting method (:data:`training.methods.METHODS`); default :data:`DEFAULT_METHODS` of
+        the model's kind, the simulation study's winner. The bootstrap repeats the same method.
 
     Returns
     -------
@@ -294,9 +330,13 @@ def fit_model(name: str, cohort: pd.DataFrame, features: tuple[str, ...], *, B: 
     training.logistic.FitError
         The outcome cannot be modelled (one class, no events, no finite fit).
     """
+    kind = MODELS[name][0]
+    method = DEFAULT_METHODS[kind] if method is None else method
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     X = design_matrix(cohort, features)
-    args = (name, cohort, features, X, B, seed, jobs, progress, backend)
-    if MODELS[name][0] == "logistic":
+    args = (name, cohort, features, X, B, seed, jobs, progress, backend, method)
+    if kind == "logistic":
         return _logistic_model(*args)
     if month_grid is None:
         raise ValueError("a Cox model needs month_grid")

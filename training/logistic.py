@@ -30,6 +30,8 @@ import numpy as np
 from scipy import stats
 from scipy.special import expit
 
+from training.tuning import search_grid
+
 #: Penalty grid: 0 (unpenalized) plus 16 points evenly spaced on log10 from 1e-3 to 1e2
 #: (three per decade). lambda is on the scale of the summed (not averaged) log-likelihood.
 LAMBDA_GRID: tuple[float, ...] = (0.0, *(float(v) for v in np.logspace(-3.0, 2.0, 16)))
@@ -133,6 +135,10 @@ class LogisticFit:
     grid, aic, df_grid : the penalty grid with AIC (+inf where no fit) and effective df
     n, n_events : sample size and number of y == 1
     active : (p,) bool, False for columns that were constant in the training data
+    edge : the chosen penalty is an end point of the (extended) grid: the criterion never turned
+    null_limit : the criterion fell to the grid's cap: the chosen model has no predictor effects
+    method : fitting method (see :mod:`training.methods`)
+    shrinkage : uniform shrinkage factor applied after fitting (1.0 = none)
     """
 
     center: np.ndarray
@@ -150,6 +156,10 @@ class LogisticFit:
     n: int
     n_events: int
     active: np.ndarray
+    edge: bool = False
+    null_limit: bool = False
+    method: str = "aic_ridge"
+    shrinkage: float = 1.0
 
     @property
     def coef_original(self) -> np.ndarray:
@@ -225,7 +235,8 @@ def _check_outcome(y: np.ndarray, n: int) -> np.ndarray:
     return y
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = LAMBDA_GRID) -> LogisticFit:
+def fit_logistic(X: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = LAMBDA_GRID,
+                 extend: bool = True) -> LogisticFit:
     """Ridge logistic regression with lambda chosen by AIC with effective df over ``grid``.
 
     Parameters
@@ -233,6 +244,8 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = LAMBDA_
     X : (n, p) predictor columns, original scale
     y : (n,) outcome, 0/1
     grid : penalties to try (>= 0); a single value fits that penalty
+    extend : extend the grid past a best end point until AIC turns
+        (:func:`training.tuning.search_grid`); the fit's ``edge`` says whether it never did
 
     Returns
     -------
@@ -252,26 +265,31 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = LAMBDA_
         raise ValueError("grid must be a non-empty sequence of penalties >= 0")
     phi = y.mean()
     loglik_null = float(n * (phi * np.log(phi) + (1 - phi) * np.log1p(-phi)))
-    theta = np.zeros(D.shape[1])
-    theta[0] = np.log(phi / (1 - phi))
+    start = np.zeros(D.shape[1])
+    start[0] = np.log(phi / (1 - phi))
     penalized = np.r_[False, np.ones(D.shape[1] - 1, dtype=bool)]
-    aic = np.full(grid_arr.size, np.inf)
-    df_grid = np.full(grid_arr.size, np.nan)
-    fits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    # Largest penalty first: each solution warm-starts the next, smaller one.
-    for i in np.argsort(-grid_arr, kind="stable"):
-        lam = float(grid_arr[i])
-        est, ok = _newton(D, y, lam, theta)
+    warm = {"theta": start}
+
+    def evaluate(lam: float):
+        est, ok = _newton(D, y, lam, warm["theta"])
         info = _information(D, est)
         cov_i = penalized_covariance(info, lam, penalized) if ok else None
         if cov_i is None:
-            continue
-        theta = est
-        fits[i] = est, cov_i
-        df_grid[i] = effective_df(info, lam, penalized)
-        aic[i] = -2.0 * _loglik(D, y, est) + 2.0 * df_grid[i]
-    best = select_lambda(grid_arr, aic)
-    (est, cov_active), lam = fits[best], float(grid_arr[best])
+            return None
+        warm["theta"] = est  # each solution warm-starts the next, smaller penalty
+        df = effective_df(info, lam, penalized)
+        return -2.0 * _loglik(D, y, est) + 2.0 * df, (est, cov_i, df)
+
+    search = search_grid(grid_arr, evaluate, extend=extend and grid_arr.size > 1)
+    if search.best < 0:
+        raise FitError("no penalty on the grid gives a finite fit")
+    est, cov_active, df_best = search.results[search.best]
+    lam = float(search.grid[search.best])
+    if search.null_limit:  # the criterion's infimum is lambda -> infinity: the intercept-only model
+        est = np.r_[np.log(phi / (1 - phi)), np.zeros(D.shape[1] - 1)]
+        df_best = 1.0
+    df_grid = np.array([search.results[i][2] if i in search.results else np.nan
+                        for i in range(search.grid.size)])
     keep = np.r_[0, 1 + np.flatnonzero(active)]
     cov = np.full((p + 1, p + 1), np.nan)
     cov[np.ix_(keep, keep)] = cov_active
@@ -279,8 +297,9 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = LAMBDA_
     coef[active] = est[1:]
     return LogisticFit(
         center=center, scale=scale, intercept=float(est[0]), coef=coef, lam=lam,
-        df=float(df_grid[best]), loglik=_loglik(D, y, est), loglik_null=loglik_null, cov=cov,
-        grid=grid_arr, aic=aic, df_grid=df_grid, n=n, n_events=int(y.sum()), active=active,
+        df=float(df_best), loglik=_loglik(D, y, est), loglik_null=loglik_null, cov=cov,
+        grid=search.grid, aic=search.criterion, df_grid=df_grid, n=n, n_events=int(y.sum()),
+        active=active, edge=search.edge, null_limit=search.null_limit,
     )
 
 

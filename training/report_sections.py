@@ -103,24 +103,28 @@ def cohort_section(cohort: pd.DataFrame) -> str:
 
 
 def validation_section(manifest: dict) -> str:
-    """One table: every model's metrics, apparent / optimism / optimism-corrected."""
+    """One table: every model's metrics, apparent / optimism / corrected (mean and median)."""
     rows = []
     for name, entry in manifest["models"].items():
         estimable = entry.get("bootstrap_estimable", {})
+        median = entry.get("optimism_corrected_median", {})
         for metric in METRICS:
             rows.append([esc(name), esc(METRIC_LABELS.get(metric, metric)),
                          num(entry["apparent"].get(metric)), num(entry["optimism"].get(metric)),
                          f"<strong>{num(entry['optimism_corrected'].get(metric))}</strong>",
+                         num(median.get(metric)),
                          f"{esc(estimable.get(metric, '-'))}/{esc(entry['bootstrap'])}"])
     horizon = manifest.get("horizon_months", 12)
-    note = (f"<p>Optimism by the bootstrap (Harrell): each of B resamples repeats the whole fit, "
-            f"penalty choice included. Survival metrics at {esc(f'{horizon:g}')} months. The last "
-            "column counts the resamples in which a metric was estimable. Calibration slope and "
-            "intercept use the median optimism over resamples, the other metrics the mean: a "
-            "resample whose chosen penalty flattens its predictions has an unbounded "
-            "recalibration slope, which would dominate a mean.</p>")
-    return note + _table(["model", "metric", "apparent", "optimism", "optimism-corrected",
-                          "estimable"], rows, "validation-table")
+    note = (f"<p>Optimism by the bootstrap (Efron-Gong, as rms::validate): each of B resamples "
+            f"repeats the whole fit, penalty choice included, and the optimism is the <em>mean</em> "
+            f"over resamples of apparent minus test performance; the corrected value in bold is "
+            f"the headline. The median-based corrected value is shown beside it; where the two "
+            f"differ materially the model card warns. Survival metrics at "
+            f"{esc(f'{horizon:g}')} months. The last column counts the resamples in which a "
+            "metric was estimable.</p>")
+    return note + _table(["model", "metric", "apparent", "optimism (mean)",
+                          "optimism-corrected (mean)", "corrected (median)", "estimable"],
+                         rows, "validation-table")
 
 
 def _coefficients(entry: dict) -> str:
@@ -164,7 +168,11 @@ def _ph(entry: dict) -> str:
             for name, v in ph["covariates"].items()]
     rows.append(["<strong>global</strong>", num(ph["global"]["statistic"]),
                  esc(ph["global"]["df"]), num(ph["global"]["p"])])
-    return (f"<h3>Proportional hazards</h3><p>{esc(ph['method'])}.</p>"
+    detail = (f" Time transform {esc(ph.get('time_transform'))}; fit: {esc(ph.get('fit', 'model fit'))}; "
+              f"ties {esc(ph.get('ties', 'efron'))}.")
+    if ph.get("error"):
+        detail += f" <span class=fail>{esc(ph['error'])}</span>"
+    return (f"<h3>Proportional hazards</h3><p>{esc(ph['method'])}.{detail}</p>"
             + _table(["covariate", "chi-square", "df", "p"], rows, f"ph-{entry['_name']}"))
 
 
@@ -175,9 +183,19 @@ def model_section(name: str, entry: dict) -> str:
     facts = [("kind", entry["kind"]), ("outcome", entry["outcome"]), ("n", entry["n"]),
              ("events", f"{entry['events']} ({entry['events_label']})"),
              ("events per variable", num(entry["events_per_variable"], 1)),
-             ("ridge penalty lambda", f"{num(penalty['lambda'], 4)} (effective df "
-                                      f"{num(penalty.get('effective_df'), 2)})"),
-             ("penalty rule", penalty["rule"]), ("equivalent estimator", penalty["equivalent"]),
+             ("fitting method", f"{entry.get('method', {}).get('name', 'aic_ridge')}: "
+                                f"{entry.get('method', {}).get('label', '')}"),
+             ("penalty lambda / shrinkage factor",
+              f"{num(penalty['lambda'], 4)} / {num(penalty.get('shrinkage', 1.0), 3)} "
+              f"(effective df {num(penalty.get('effective_df'), 2)})"),
+             ("rule", penalty["rule"]), ("equivalent estimator", penalty["equivalent"]),
+             ("bootstrap tuning at a grid edge",
+              f"{entry.get('tuning', {}).get('edge_resamples', 0)} of "
+              f"{entry.get('tuning', {}).get('resamples', entry['bootstrap'])} resamples"
+              + ("" if entry.get("tuning", {}).get("tuned") else " (no tuning)")),
+             ("bootstrap tuning at the no-effect limit",
+              f"{entry.get('tuning', {}).get('null_limit_resamples', 0)} resamples (criterion "
+              "falling all the way to lambda = 1e6: the intercept-only model)"),
              ("bootstrap repetitions", entry["bootstrap"])]
     if entry["kind"] == "cox":
         facts.append(("maximum follow-up (months)", num(entry["max_follow_up_months"], 2)))
@@ -249,6 +267,11 @@ def audit_section(manifest: dict, params: dict, estimators: dict | None, notes: 
     rows = []
     for name in manifest["models"]:
         stored, model = estimators.get(name), params["models"][name]
+        updated = (manifest.get("lineage") or {}).get("models", {}).get(name, {}).get("method")
+        if stored is None and updated in ("intercept", "recalibrate"):
+            rows.append([esc(name), f"none: updated by {esc(updated)} of the parent's model "
+                         "(see the lineage)", "-", "-"])
+            continue
         if stored is None:
             rows.append([esc(name), "missing", "-", "-"])
             continue

@@ -128,8 +128,9 @@ def _verdict(out: dict, n: int, what: str) -> dict:
         consequence = ("Expect its predictions to be too extreme in new patients; treat them as exploratory."
                        if {"shrinkage", "r2_optimism"} & set(failed)
                        else "The average predicted risk is imprecise.")
-        out["warning"] = (f"{n} patients are fewer than the {out['required_n']} needed for this {what} "
-                          f"model: {reasons}. {consequence}")
+        out["shortfall"] = (f"{n} patients are fewer than the {out['required_n']} needed for this "
+                            f"{what} model: {reasons}.")
+        out["warning"] = f"{out['shortfall']} {consequence}"
     else:
         out["warning"] = None
     return out

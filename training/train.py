@@ -28,7 +28,8 @@ from model.features import BLASTS_FLOOR_PCT, required_fields
 from training.analyses import derive, load_published
 from training.bands import scrs_band_table
 from training.config import MODEL_NAMES, ConfigError, load_config
-from training.fit_models import HORIZON_MONTHS, MODELS, fit_model
+from training.fit_models import DEFAULT_METHODS, HORIZON_MONTHS, MODELS, fit_model
+from training.methods import METHODS
 from training.logistic import FitError
 from training.provenance import provenance_of, sha256_file
 from model.provenance import PROVENANCE_CENTER, PROVENANCE_RECONSTRUCTED  # noqa: F401  (re-exported)
@@ -131,7 +132,7 @@ def _source(provenance: str, cohort_path: Path) -> str:
 
 def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, jobs: int = 1,
           features_path=None, backend: str | None = None, scheduler: str | None = None,
-          progress: bool | None = None) -> dict:
+          progress: bool | None = None, methods: dict[str, str] | None = None) -> dict:
     """Fit every available model on a cohort CSV and write the bundle to ``out_dir``.
 
     Parameters
@@ -155,6 +156,9 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
         dask scheduler address (implies ``backend="dask"``); without it dask starts a local cluster.
     progress : bool, optional
         Show a bootstrap progress bar; default: only when stderr is a terminal.
+    methods : dict, optional
+        Fitting method per model kind ({"logistic": ..., "cox": ...}); missing kinds get
+        :data:`training.fit_models.DEFAULT_METHODS` (the simulation study's winners).
 
     Returns
     -------
@@ -171,6 +175,11 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
         No model can be fitted (the message gives each model's reason), or a bad option.
     """
     bootstrap, jobs = _whole(bootstrap, "bootstrap"), _whole(jobs, "jobs")
+    methods = {**DEFAULT_METHODS, **(methods or {})}
+    unknown = {k: v for k, v in methods.items() if k not in DEFAULT_METHODS or v not in METHODS}
+    if unknown:
+        raise TrainingError(f"unknown fitting method(s) {unknown}: kinds are logistic and cox, "
+                            f"methods {', '.join(METHODS)}")
     if bootstrap < 1:
         raise TrainingError(f"bootstrap must be >= 1 (got {bootstrap}): the predictor's 95 % "
                             "intervals come from the bootstrap refits")
@@ -197,7 +206,8 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
                 print(f"{name}: fitting and {bootstrap} bootstrap refits", file=sys.stderr)
             try:
                 fitted[name] = fit_model(name, df, features, B=bootstrap, seed=seed, jobs=jobs,
-                                         progress=show, backend=backend_name, month_grid=grid)
+                                         progress=show, backend=backend_name, month_grid=grid,
+                                         method=methods[MODELS[name][0]])
             except FitError as problem:
                 skipped[name] = f"{name} model could not be fitted: {problem}"
     if not fitted:
@@ -212,6 +222,9 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
         "training_data": {"file": "training_cohort.csv", "sha256": data_sha256, "n": len(df),
                           "source_file": cohort_path.name},
         "seed": int(seed), "bootstrap": int(bootstrap),
+        "methods": {kind: {"name": method, "default": DEFAULT_METHODS[kind],
+                           "selection": "docs/method-selection.md"}
+                    for kind, method in methods.items()},
         "crs_scale": "CTCAE v4.03",
         "horizon_months": HORIZON_MONTHS,
         "features_config": {"source": config.source, "sha256": config.sha256},
@@ -251,7 +264,8 @@ def summary_lines(manifest: dict) -> list[str]:
              f"bootstrap B = {manifest['bootstrap']}, seed {manifest['seed']}"]
     for name, entry in manifest["models"].items():
         corrected = entry["optimism_corrected"]
-        lines.append(f"{name:<10} n={entry['n']} events={entry['events']} "
+        lines.append(f"{name:<10} method={entry.get('method', {}).get('name', 'aic_ridge')} "
+                     f"n={entry['n']} events={entry['events']} "
                      f"({entry['events_label']}) EPV={entry['events_per_variable']:.1f} "
                      f"C(corrected)={_fmt(corrected.get('c_index'), 3)} "
                      f"slope(corrected)={_fmt(corrected.get('calibration_slope'))}")
@@ -261,7 +275,8 @@ def summary_lines(manifest: dict) -> list[str]:
 
 
 def train_command(cohort, out, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, jobs: int = 1,
-                  features=None, backend: str | None = None, scheduler: str | None = None) -> int:
+                  features=None, backend: str | None = None, scheduler: str | None = None,
+                  methods: dict[str, str] | None = None) -> int:
     """``cart-risk train``: train, print a short summary, return the exit code.
 
     Returns
@@ -273,7 +288,8 @@ def train_command(cohort, out, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = D
     started = time.perf_counter()
     try:
         manifest = train(cohort, out, bootstrap=bootstrap, seed=seed, jobs=jobs,
-                         features_path=features, backend=backend, scheduler=scheduler)
+                         features_path=features, backend=backend, scheduler=scheduler,
+                         methods=methods)
     except (CohortError, ConfigError) as error:
         print(f"cart-risk train: {error}", file=sys.stderr)
         return 2

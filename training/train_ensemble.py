@@ -26,7 +26,8 @@ from training.analyses import derive, load_published
 from training.bands import scrs_band_table, wilson_interval
 from training.config import MODEL_NAMES, load_config
 from training.ensemble import read_index
-from training.fit_models import HORIZON_MONTHS, MODELS, fit_model
+from training.fit_models import DEFAULT_METHODS, HORIZON_MONTHS, MODELS, fit_model
+from training.methods import METHODS
 from training.logistic import FitError
 from training.pooling import POOLING_RULE, pool_cox, pool_logistic, pooled_coefficients, pooled_entry
 from training.train import (DOSE_NOTE, TrainingError, _json_safe, _parallel_backend, _plan, _whole,
@@ -112,9 +113,10 @@ def ensemble_provenance(paths: list[Path]) -> str:
 def ensemble_bands(cohorts: list[pd.DataFrame]) -> list[dict]:
     """sCRS band rows over the members: mean counts, the rate's range, the published groups.
 
-    ``events`` / ``n`` are the members' mean counts (rounded) and ``rate`` their mean rate: the
-    five-subgroup split is assumption A1, so no single reconstructed count is shown as observed.
-    ``ci95`` is the Wilson interval of the mean counts widened to cover every member's rate.
+    ``events`` / ``n`` are the members' mean counts (rounded; ``rate`` = events / n, one
+    reconstruction's scale) and ``mean_rate`` the mean of their rates: the five-subgroup split is
+    assumption A1, so no single reconstructed count is shown as observed. ``ci95`` is the Wilson
+    interval of the mean counts widened to cover every member's rate.
     """
     tables = [scrs_band_table(c) for c in cohorts]
     rows = []
@@ -123,12 +125,14 @@ def ensemble_bands(cohorts: list[pd.DataFrame]) -> list[dict]:
         n = np.array([t[i]["n"] for t in tables], float)
         rates = events / np.where(n > 0, n, np.nan)
         e_mean, n_mean = int(round(events.mean())), int(round(n.mean()))
-        wilson = wilson_interval(min(e_mean, n_mean), n_mean) or (np.nan, np.nan)
+        e_mean = min(e_mean, n_mean)
+        wilson = wilson_interval(e_mean, n_mean) or (np.nan, np.nan)
         group = "low" if first["subgroup"] in LOW_SUBGROUPS else "high"
         published = PUBLISHED_SCRS[group]
         rows.append({
             "subgroup": first["subgroup"], "label": first["label"],
-            "events": e_mean, "n": n_mean, "rate": float(np.nanmean(rates)),
+            "events": e_mean, "n": n_mean, "rate": e_mean / n_mean if n_mean else None,
+            "mean_rate": float(np.nanmean(rates)),
             "ci95": [float(min(wilson[0], np.nanmin(rates))), float(max(wilson[1], np.nanmax(rates)))],
             "smoothed_rate": float(np.nanmean([t[i]["smoothed_rate"] or np.nan for t in tables])),
             "rate_range": [float(np.nanmin(rates)), float(np.nanmax(rates))],
@@ -196,7 +200,8 @@ def _pool(name, features, fitted, grid, per_member):
 
 def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 20170201, jobs: int = 1,
                    features_path=None, backend: str | None = None, scheduler: str | None = None,
-                   progress: bool | None = None, **fit_keywords) -> dict:
+                   progress: bool | None = None, methods: dict[str, str] | None = None,
+                   **fit_keywords) -> dict:
     """Fit every available model on each ensemble member, pool, and write one bundle.
 
     Parameters
@@ -206,6 +211,9 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
     out_dir, bootstrap, seed, jobs, features_path, backend, scheduler, progress
         As :func:`training.train.train`; ``bootstrap`` is the total over members (each member gets
         ``ceil(bootstrap / K)`` refits, seeded ``seed + k``).
+    methods : dict, optional
+        Fitting method by model kind, as :func:`training.train.train` (default: the simulation
+        study's winners); every member is fitted with the same method.
     **fit_keywords
         Passed through to :func:`training.fit_models.fit_model`.
 
@@ -215,6 +223,11 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
         The manifest as written.
     """
     bootstrap, jobs = _whole(bootstrap, "bootstrap"), _whole(jobs, "jobs")
+    methods = {**DEFAULT_METHODS, **(methods or {})}
+    unknown = {k: v for k, v in methods.items() if k not in DEFAULT_METHODS or v not in METHODS}
+    if unknown:
+        raise TrainingError(f"unknown fitting method(s) {unknown}: kinds are logistic and cox, "
+                            f"methods {', '.join(METHODS)}")
     if bootstrap < 1:
         raise TrainingError(f"bootstrap must be >= 1 (got {bootstrap})")
     if jobs == 0:
@@ -237,7 +250,8 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
         for name, features in plan.items():
             try:
                 fitted = _fit_members(name, features, cohorts, per_member, seed, jobs, show,
-                                      backend_name, grid, fit_keywords)
+                                      backend_name, grid,
+                                      {"method": methods[MODELS[name][0]], **fit_keywords})
             except FitError as problem:
                 skipped[name] = f"{name} model could not be fitted on every reconstruction: {problem}"
                 continue
@@ -259,6 +273,9 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
         "training_data": {"file": "training_cohort.csv", "n": len(cohorts[0]), "members": k,
                           "source_file": f"{Path(ensemble_dir).name}/ensemble.json"},
         "seed": int(seed), "bootstrap": int(per_member * k),
+        "methods": {kind: {"name": method, "default": DEFAULT_METHODS[kind],
+                           "selection": "docs/method-selection.md"}
+                    for kind, method in methods.items()},
         "crs_scale": "CTCAE v4.03", "horizon_months": HORIZON_MONTHS,
         "features_config": {"source": config.source, "sha256": config.sha256},
         "models": models,
@@ -286,7 +303,8 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
 
 
 def ensemble_command(ensemble_dir, out, bootstrap: int = 200, seed: int = 20170201, jobs: int = 1,
-                     features=None, backend: str | None = None, scheduler: str | None = None) -> int:
+                     features=None, backend: str | None = None, scheduler: str | None = None,
+                     methods: dict[str, str] | None = None) -> int:
     """``cart-risk train --ensemble [DIR]``: train, print a short summary, return the exit code.
 
     Returns
@@ -307,7 +325,8 @@ def ensemble_command(ensemble_dir, out, bootstrap: int = 200, seed: int = 201702
     directory = default_ensemble_dir() if ensemble_dir is None else Path(ensemble_dir)
     try:
         manifest = train_ensemble(directory, out, bootstrap=bootstrap, seed=seed, jobs=jobs,
-                                  features_path=features, backend=backend, scheduler=scheduler)
+                                  features_path=features, backend=backend, scheduler=scheduler,
+                                  methods=methods)
     except (EnsembleError, CohortError, ConfigError) as error:
         print(f"cart-risk train: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,329 @@
+"""The candidate fitting methods of the logistic and Cox models, behind one name each.
+
+Every method returns the same fit object (:class:`training.logistic.LogisticFit` /
+:class:`training.cox.CoxFit`), so prediction, metrics, the bootstrap and the bundle do not care
+which one made it. The methods (``docs/method-selection.md`` says which one ships and why):
+
+``aic_ridge``
+    Ridge penalty chosen by AIC with effective degrees of freedom (Gray 1992) over a grid that is
+    extended until AIC turns (:mod:`training.tuning`).
+``cv_ridge``
+    Ridge penalty chosen by :data:`CV_FOLDS`-fold cross-validated deviance over the same extended
+    grid: held-out binomial deviance (logistic) or -2 x the cross-validated partial likelihood of
+    Verweij & Van Houwelingen (1993, Stat Med 12:2305) (Cox). Folds are stratified by outcome and
+    fixed by :data:`CV_SEED`, so a fit is a deterministic function of its data.
+``firth``
+    Firth's penalized likelihood l(b) + 1/2 log det I(b) (Firth 1993; Heinze & Schemper 2002 for
+    logistic, 2001 for Cox); the logistic intercept is penalized too, as in R's logistf.
+``heuristic_shrinkage``
+    The maximum likelihood fit with every coefficient multiplied by Van Houwelingen & Le Cessie's
+    (1990) heuristic shrinkage factor s = (LR - df) / LR, LR the model likelihood-ratio
+    chi-square and df the number of coefficients (s = 0 when LR <= df); the logistic intercept is
+    then re-estimated with the shrunken linear predictor as offset, the Cox baseline hazard is
+    re-estimated at the shrunken coefficients.
+``mle``
+    The unpenalized maximum likelihood fit.
+
+Methods that need the unpenalized estimate (``heuristic_shrinkage``, ``mle``) raise
+:class:`training.logistic.FitError` under separation / monotone likelihood.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from scipy.special import expit
+
+from training import cox, logistic
+from training.logistic import FitError
+from training.tuning import search_grid
+
+METHODS = ("aic_ridge", "cv_ridge", "firth", "heuristic_shrinkage", "mle")
+CV_FOLDS = 10
+CV_SEED = 20170201
+_TOL = 1e-9
+_MAX_ITER = 100
+
+LABELS = {
+    "aic_ridge": "ridge, penalty by AIC (effective df), extended grid",
+    "cv_ridge": f"ridge, penalty by {CV_FOLDS}-fold cross-validated deviance, extended grid",
+    "firth": "Firth's penalized likelihood (Jeffreys prior)",
+    "heuristic_shrinkage": "maximum likelihood x Van Houwelingen-Le Cessie heuristic shrinkage",
+    "mle": "unpenalized maximum likelihood",
+}
+
+
+def _check(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+
+
+def _folds(strata: np.ndarray, k: int = CV_FOLDS) -> np.ndarray:
+    """Fold number of every row, stratified by ``strata`` (0/1), fixed by :data:`CV_SEED`."""
+    rng = np.random.default_rng(CV_SEED)
+    fold = np.empty(strata.size, dtype=int)
+    offset = 0
+    for value in np.unique(strata):
+        rows = np.flatnonzero(strata == value)
+        fold[rng.permutation(rows)] = (np.arange(rows.size) + offset) % k
+        offset += rows.size
+    return fold
+
+
+# --------------------------------------------------------------------------- logistic
+
+
+def _logistic_design(X):
+    center, scale, Z, active = logistic.standardize(X)
+    return center, scale, Z, active, np.column_stack([np.ones(Z.shape[0]), Z[:, active]])
+
+
+def _logistic_fit_from(X, y, est, cov, method, shrinkage=1.0, grid=None, criterion=None,
+                       lam=0.0, edge=False) -> logistic.LogisticFit:
+    center, scale, Z, active, D = _logistic_design(X)
+    n, p = Z.shape
+    y = np.asarray(y, dtype=float)
+    phi = y.mean()
+    eta = D @ est
+    coef = np.zeros(p)
+    coef[active] = est[1:]
+    keep = np.r_[0, 1 + np.flatnonzero(active)]
+    full = np.full((p + 1, p + 1), np.nan)
+    full[np.ix_(keep, keep)] = cov
+    return logistic.LogisticFit(
+        center=center, scale=scale, intercept=float(est[0]), coef=coef, lam=float(lam),
+        df=float(active.sum() + 1) * shrinkage if method != "firth" else float(active.sum() + 1),
+        loglik=float(np.sum(y * eta - np.logaddexp(0.0, eta))),
+        loglik_null=float(n * (phi * np.log(phi) + (1 - phi) * np.log1p(-phi))), cov=full,
+        grid=np.asarray(grid if grid is not None else [lam], dtype=float),
+        aic=np.asarray(criterion if criterion is not None else [np.nan], dtype=float),
+        df_grid=np.full(1 if grid is None else len(grid), np.nan), n=n, n_events=int(y.sum()),
+        active=active, edge=edge, method=method, shrinkage=float(shrinkage))
+
+
+def _firth_logistic(D: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Firth estimate and inverse information (Heinze & Schemper 2002's modified score)."""
+    theta = np.zeros(D.shape[1])
+
+    def objective(t):
+        mu = expit(D @ t)
+        info = (D * (mu * (1 - mu))[:, None]).T @ D
+        sign, logdet = np.linalg.slogdet(info)
+        eta = D @ t
+        return float(np.sum(y * eta - np.logaddexp(0.0, eta)) + 0.5 * logdet) if sign > 0 else -np.inf
+
+    current = objective(theta)
+    for _ in range(_MAX_ITER):
+        mu = expit(D @ theta)
+        w = mu * (1 - mu)
+        info = (D * w[:, None]).T @ D
+        inv = np.linalg.inv(info)
+        h = w * np.einsum("ij,jk,ik->i", D, inv, D)
+        step = inv @ (D.T @ (y - mu + h * (0.5 - mu)))
+        t = 1.0
+        while True:
+            value = objective(theta + t * step)
+            if value >= current - 1e-12 * max(1.0, abs(current)) or t < 1e-8:
+                break
+            t *= 0.5
+        theta, current = theta + t * step, value
+        if np.max(np.abs(t * step)) < _TOL:
+            mu = expit(D @ theta)
+            return theta, np.linalg.inv((D * (mu * (1 - mu))[:, None]).T @ D)
+    raise FitError("Firth's logistic fit did not converge")
+
+
+def _intercept_with_offset(y: np.ndarray, offset: np.ndarray) -> float:
+    a = 0.0
+    for _ in range(_MAX_ITER):
+        mu = expit(a + offset)
+        step = np.sum(y - mu) / max(np.sum(mu * (1 - mu)), 1e-300)
+        a += step
+        if abs(step) < _TOL:
+            return float(a)
+    raise FitError("intercept re-estimation did not converge")
+
+
+def _cv_logistic(X, y, grid):
+    _, _, _, active, D = _logistic_design(X)
+    fold = _folds(y.astype(int))
+    warm: dict[int, np.ndarray] = {}
+    phi = y.mean()
+
+    def evaluate(lam):
+        deviance = 0.0
+        for k in range(CV_FOLDS):
+            train, test = fold != k, fold == k
+            if not test.any():
+                continue
+            if y[train].min() == y[train].max():
+                return None
+            start = warm.get(k, np.r_[np.log(phi / (1 - phi)), np.zeros(D.shape[1] - 1)])
+            est, ok = logistic._newton(D[train], y[train], lam, start)
+            if not ok:
+                return None
+            warm[k] = est
+            eta = D[test] @ est
+            deviance -= 2.0 * float(np.sum(y[test] * eta - np.logaddexp(0.0, eta)))
+        return deviance, None
+
+    return search_grid(logistic.LAMBDA_GRID, evaluate)
+
+
+def fit_logistic_method(method: str, X: np.ndarray, y: np.ndarray) -> logistic.LogisticFit:
+    """Fit the logistic model of outcome ``y`` (0/1) on ``X`` (original scale) by ``method``."""
+    _check(method)
+    y = np.asarray(y, dtype=float)
+    if method == "aic_ridge":
+        return logistic.fit_logistic(X, y)
+    if y.min() == y.max():
+        raise FitError("the outcome has a single class")
+    if method == "cv_ridge":
+        search = _cv_logistic(X, y, logistic.LAMBDA_GRID)
+        if search.best < 0:
+            raise FitError("no penalty gives a finite cross-validated fit")
+        lam = float(search.grid[search.best])
+        fit = logistic.fit_logistic(X, y, grid=(lam,), extend=False)
+        if search.null_limit:  # infimum at lambda -> infinity: the intercept-only model
+            fit = replace(fit, intercept=float(np.log(y.mean() / (1 - y.mean()))),
+                          coef=np.zeros_like(fit.coef), loglik=fit.loglik_null, df=1.0)
+        return replace(fit, grid=search.grid, aic=search.criterion,
+                       df_grid=np.full(search.grid.size, np.nan), edge=search.edge,
+                       null_limit=search.null_limit, method="cv_ridge")
+    if method == "firth":
+        _, _, _, _, D = _logistic_design(X)
+        est, cov = _firth_logistic(D, y)
+        return _logistic_fit_from(X, y, est, cov, "firth")
+    mle = logistic.fit_unpenalized(X, y)
+    if method == "mle":
+        return replace(mle, method="mle")
+    lr = 2.0 * (mle.loglik - mle.loglik_null)
+    df = int(mle.active.sum())
+    s = max(0.0, (lr - df) / lr) if lr > 0 else 0.0
+    _, _, Z, active, D = _logistic_design(X)
+    offset = Z[:, active] @ (s * mle.coef[active])
+    est = np.r_[_intercept_with_offset(y, offset), s * mle.coef[active]]
+    keep = np.r_[0, 1 + np.flatnonzero(active)]
+    cov = mle.cov[np.ix_(keep, keep)] * s * s
+    cov[0, 0] = mle.cov[0, 0]
+    return _logistic_fit_from(X, y, est, cov, "heuristic_shrinkage", shrinkage=s)
+
+
+# --------------------------------------------------------------------------- Cox
+
+
+def _cox_fit_from(X, time, event, beta, cov, method, ties="efron", shrinkage=1.0, grid=None,
+                  criterion=None, lam=0.0, edge=False) -> cox.CoxFit:
+    center, scale, Z, active = logistic.standardize(X)
+    time, event = cox._check_survival(time, event, Z.shape[0])
+    rs = cox._RiskSets(Z[:, active], time, event, ties)
+    p = Z.shape[1]
+    coef = np.zeros(p)
+    coef[active] = beta
+    full = np.full((p, p), np.nan)
+    full[np.ix_(active, active)] = cov
+    return cox.CoxFit(
+        center=center, scale=scale, coef=coef, lam=float(lam), df=float(active.sum()),
+        loglik=rs.evaluate(beta, hessian=False)[0],
+        loglik_null=rs.evaluate(np.zeros(beta.size), hessian=False)[0], cov=full,
+        grid=np.asarray(grid if grid is not None else [lam], dtype=float),
+        aic=np.asarray(criterion if criterion is not None else [np.nan], dtype=float),
+        df_grid=np.full(1 if grid is None else len(grid), np.nan),
+        event_times=rs.event_times, cumhaz0=np.cumsum(rs.baseline_jumps(beta)),
+        max_follow_up=float(time.max()), n=Z.shape[0], n_events=int(event.sum()), ties=ties,
+        active=active, edge=edge, method=method, shrinkage=float(shrinkage))
+
+
+def _firth_cox(rs: "cox._RiskSets", q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Firth estimate l(b) + 1/2 log det I(b), by Newton steps I^-1 U* (numerical d log det)."""
+    beta = np.zeros(q)
+
+    def objective(b):
+        ll, _, info = rs.evaluate(b)
+        sign, logdet = np.linalg.slogdet(info)
+        return ll + 0.5 * logdet if sign > 0 else -np.inf
+
+    current = objective(beta)
+    h = 1e-5
+    for _ in range(_MAX_ITER):
+        _, score, info = rs.evaluate(beta)
+        grad = np.array([(np.linalg.slogdet(rs.evaluate(beta + h * e)[2])[1]
+                          - np.linalg.slogdet(rs.evaluate(beta - h * e)[2])[1]) / (4 * h)
+                         for e in np.eye(q)])
+        try:
+            step = np.linalg.solve(info, score + grad)
+        except np.linalg.LinAlgError as problem:
+            raise FitError("Firth's Cox fit: singular information") from problem
+        t = 1.0
+        while True:
+            value = objective(beta + t * step)
+            if value >= current - 1e-12 * max(1.0, abs(current)) or t < 1e-8:
+                break
+            t *= 0.5
+        beta, current = beta + t * step, value
+        if np.max(np.abs(beta), initial=0.0) > logistic.DIVERGENCE_BOUND:
+            break
+        if np.max(np.abs(t * step), initial=0.0) < 1e-7:
+            return beta, np.linalg.inv(rs.evaluate(beta)[2])
+    raise FitError("Firth's Cox fit did not converge")
+
+
+def _cv_cox(Z, time, event, ties):
+    full = cox._RiskSets(Z, time, event, ties)
+    fold = _folds(event.astype(int))
+    parts = []
+    for k in range(CV_FOLDS):
+        train = fold != k
+        if not event[train].any():
+            return None
+        parts.append(cox._RiskSets(Z[train], time[train], event[train], ties))
+    warm: dict[int, np.ndarray] = {}
+
+    def evaluate(lam):
+        cvl = 0.0
+        for k, rs in enumerate(parts):
+            est, ok = cox._newton(rs, lam, warm.get(k, np.zeros(Z.shape[1])))
+            if not ok:
+                return None
+            warm[k] = est
+            cvl += full.evaluate(est, hessian=False)[0] - rs.evaluate(est, hessian=False)[0]
+        return -2.0 * cvl, None
+
+    return search_grid(logistic.LAMBDA_GRID, evaluate)
+
+
+def fit_cox_method(method: str, X: np.ndarray, time: np.ndarray, event: np.ndarray,
+                   ties: str = "efron") -> cox.CoxFit:
+    """Fit the Cox model of (time, event) on ``X`` (original scale) by ``method``."""
+    _check(method)
+    if method == "aic_ridge":
+        return cox.fit_cox(X, time, event, ties=ties)
+    center, scale, Z, active = logistic.standardize(X)
+    time_arr, event_arr = cox._check_survival(time, event, Z.shape[0])
+    if method == "cv_ridge":
+        search = _cv_cox(Z[:, active], time_arr, event_arr, ties)
+        if search is None or search.best < 0:
+            raise FitError("no penalty gives a finite cross-validated fit")
+        lam = float(search.grid[search.best])
+        fit = cox.fit_cox(X, time, event, grid=(lam,), ties=ties, extend=False)
+        if search.null_limit:  # infimum at lambda -> infinity: no covariate effects
+            q = int(active.sum())
+            null = _cox_fit_from(X, time, event, np.zeros(q), fit.cov[np.ix_(active, active)],
+                                 "cv_ridge", ties, lam=lam)
+            fit = replace(fit, coef=null.coef, loglik=null.loglik, cumhaz0=null.cumhaz0, df=0.0)
+        return replace(fit, grid=search.grid, aic=search.criterion,
+                       df_grid=np.full(search.grid.size, np.nan), edge=search.edge,
+                       null_limit=search.null_limit, method="cv_ridge")
+    if method == "firth":
+        rs = cox._RiskSets(Z[:, active], time_arr, event_arr, ties)
+        beta, cov = _firth_cox(rs, int(active.sum()))
+        return _cox_fit_from(X, time, event, beta, cov, "firth", ties)
+    mle = cox.fit_unpenalized(X, time, event, ties=ties)
+    if method == "mle":
+        return replace(mle, method="mle")
+    lr = 2.0 * (mle.loglik - mle.loglik_null)
+    df = int(mle.active.sum())
+    s = max(0.0, (lr - df) / lr) if lr > 0 else 0.0
+    cov = mle.cov[np.ix_(active, active)] * s * s
+    return _cox_fit_from(X, time, event, s * mle.coef[active], cov, "heuristic_shrinkage", ties,
+                         shrinkage=s)

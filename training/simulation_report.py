@@ -1,0 +1,142 @@
+"""Tables and the figure of the simulation study (Markdown for docs/, HTML for the report)."""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+
+OUTCOME_LABELS = {"cr": "CR", "severe_crs": "severe CRS", "efs": "EFS (12 months)",
+                  "os": "OS (12 months)"}
+
+
+def _f(value, digits: int = 3) -> str:
+    value = float(value)
+    if math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}"
+
+
+def table_rows(summary: pd.DataFrame) -> list[list[str]]:
+    """One row of display strings per (n, outcome, method)."""
+    rows = []
+    for _, r in summary.sort_values(["n", "outcome", "method"], kind="stable").iterrows():
+        rows.append([str(r["n"]), OUTCOME_LABELS.get(r["outcome"], r["outcome"]), r["method"],
+                     _f(r["slope_median"], 3), f"{_f(r['slope_q25'], 2)}-{_f(r['slope_q75'], 2)}",
+                     f"{_f(r['slope_q05'], 2)}-{_f(r['slope_q95'], 2)}",
+                     _f(r["citl_mean"]), _f(r["rmse_mean"]), _f(r["mae_mean"]), _f(r["c_mean"]),
+                     f"{100 * r['edge_share']:.1f} %", f"{100 * r['null_limit_share']:.1f} %",
+                     f"{100 * r['failure_share']:.1f} %"])
+    return rows
+
+
+HEADER = ["n", "outcome", "method", "slope median", "slope IQR", "slope 5-95 %",
+          "CITL (mean)", "RMSE", "MAE", "C", "grid edge", "no-effect limit", "failed"]
+
+
+def summary_markdown(summary: pd.DataFrame, selection: dict, command: str) -> str:
+    """The study's Markdown summary (docs/simulation/summary.md)."""
+    lines = ["# Simulation study of the fitting methods (results)", "",
+             "Written by `cart-risk simulate`; the rule is in `docs/method-selection.md`.",
+             "Data: the reconstruction's data-generating process (synthetic; `training/dgp.py`).",
+             "", f"Reproduce: `{command}`", "", "## Selection", ""]
+    for kind, sel in selection.items():
+        lines.append(f"- **{kind}**: `{sel['winner']}` -- {sel['reason']}.")
+    lines += ["", "## Measures by cohort size, outcome and method", "",
+              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary)]
+    lines += ["", "Slope: calibration slope on the independent sample (1 = ideal; > 1 predictions "
+              "too close to the average, < 1 too extreme; inf = no spread). CITL: mean predicted "
+              "minus mean true risk. RMSE / MAE: predicted vs true risk. Grid edge: penalty at an end of "
+              "the extended grid where the criterion had not turned. No-effect limit: the criterion "
+              "fell all the way to lambda = 1e6, i.e. the tuned model has no predictor effects.", ""]
+    return "\n".join(lines)
+
+
+def slope_figure(summary: pd.DataFrame) -> bytes:
+    """PNG: median calibration slope (IQR bar, 5-95 % whisker) by method, one panel per outcome."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outcomes = [o for o in OUTCOME_LABELS if o in set(summary["outcome"])]
+    methods = list(dict.fromkeys(summary["method"]))
+    sizes = sorted(set(summary["n"]))
+    fig, axes = plt.subplots(1, len(outcomes), figsize=(4.0 * len(outcomes), 4.0), squeeze=False)
+    for ax, outcome in zip(axes[0], outcomes):
+        for k, n in enumerate(sizes):
+            part = summary[(summary.outcome == outcome) & (summary.n == n)].set_index("method")
+            x = np.arange(len(methods)) + (k - (len(sizes) - 1) / 2) * 0.22
+            clip = lambda column: np.clip(part.reindex(methods)[column].to_numpy(float), 0.0, 4.0)
+            median, q25, q75, q05, q95 = (clip(c) for c in
+                                          ("slope_median", "slope_q25", "slope_q75", "slope_q05", "slope_q95"))
+            ax.vlines(x, q05, q95, color=f"C{k}", lw=0.8)
+            ax.vlines(x, q25, q75, color=f"C{k}", lw=4, alpha=0.6)
+            ax.plot(x, median, "o", color=f"C{k}", ms=4, label=f"n = {n}")
+        ax.axhspan(0.9, 1.1, color="0.88", zorder=0)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks(np.arange(len(methods)), methods, rotation=35, ha="right", fontsize=8)
+        ax.set_title(OUTCOME_LABELS[outcome], fontsize=10)
+        ax.set_ylim(0, 4)
+    axes[0][0].set_ylabel("calibration slope, independent data (clipped at 4)")
+    axes[0][-1].legend(fontsize=8, loc="upper right")
+    fig.suptitle("Simulation on the reconstruction's data-generating process (synthetic): "
+                 "median, IQR, 5-95 %", fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def load_packaged_study() -> tuple[pd.DataFrame, dict] | None:
+    """The study shipped with the package (training/data/simulation/), or None if absent."""
+    import json
+    from importlib import resources
+
+    folder = resources.files("training") / "data" / "simulation"
+    try:
+        summary = pd.read_csv(io.StringIO((folder / "summary.csv").read_text(encoding="utf-8")))
+        meta = json.loads((folder / "selection.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+    return summary, meta
+
+
+def report_section(manifest: dict) -> str:
+    """HTML for ``cart-risk report``: the methods this bundle uses and the study that chose them."""
+    import html
+
+    esc = lambda v: html.escape(str(v), quote=True)  # noqa: E731
+    used = {name: entry.get("method", {}).get("name", "aic_ridge")
+            for name, entry in manifest.get("models", {}).items()}
+    parts = ["<p>Methods of this bundle: "
+             + ", ".join(f"{esc(name)} <code>{esc(m)}</code>" for name, m in used.items()) + ".</p>"]
+    study = load_packaged_study()
+    if study is None:
+        return "".join(parts) + ('<p class="fail">The simulation study is not installed '
+                                 "(training/data/simulation/); run cart-risk simulate.</p>")
+    summary, meta = study
+    parts.append("<p>The default method of each model kind is the winner of a simulation study on "
+                 "the reconstruction's own data-generating process (synthetic patients whose true "
+                 "risks are known), by the rule stated before it ran (docs/method-selection.md). "
+                 f"Reproduce: <code>{esc(meta.get('command', ''))}</code>.</p><ul>")
+    for kind, sel in meta.get("selection", {}).items():
+        parts.append(f"<li><strong>{esc(kind)}</strong>: <code>{esc(sel['winner'])}</code> -- "
+                     f"{esc(sel['reason'])}.</li>")
+    parts.append("</ul>")
+    head = "".join(f"<th>{esc(h)}</th>" for h in HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
+                   for row in table_rows(summary))
+    parts.append(f'<table id="simulation-table"><tr>{head}</tr>{body}</table>')
+    import base64
+
+    uri = "data:image/png;base64," + base64.b64encode(slope_figure(summary)).decode("ascii")
+    parts.append(f'<figure id="fig-simulation-slopes"><img src="{uri}" alt="calibration slopes by '
+                 'method"><figcaption>Calibration slope on independent data by method and cohort '
+                 "size: median (dot), IQR (bar), 5-95 % (line); grey band 0.9-1.1.</figcaption></figure>")
+    return "".join(parts)
