@@ -253,6 +253,11 @@ def _labs(rng, df: pd.DataFrame, group: np.ndarray) -> pd.DataFrame:
 _logrank_p = logrank_p  # the numpy log-rank used by the survival search
 
 
+def _survival_draw(rng, df: pd.DataFrame, follow_up: np.ndarray) -> pd.DataFrame:
+    """One draw of EFS/OS from the A10 model with the documented parameters (training.dgp uses it)."""
+    return draw_survival(rng, df, follow_up, DOCUMENTED.survival_parameters())
+
+
 def survival_acceptable(df: pd.DataFrame) -> bool:
     """Whether survival times reproduce the published log-rank results (Fig. 2C/D, Fig. 3)."""
     return not survival_failures(df)
