@@ -1,8 +1,8 @@
 """Simulation study of the fitting methods on the reconstruction's data-generating process.
 
 For every cohort size n and repetition r, one cohort is drawn (:func:`training.dgp.sample_patients`,
-seed ``[seed, n, r]``), each candidate of :data:`training.methods.METHODS` is fitted for every
-outcome with the default features, and the fit is scored on one independent validation sample of
+seed ``[seed, n, r]``), each candidate of :data:`training.methods.METHODS_BY_KIND` is fitted for
+every outcome of its kind with the default features, and the fit is scored on one independent validation sample of
 :data:`VALIDATION_N` patients (seed ``[seed, 0]``) against the true risks. The measures and the
 selection rule are those of ``docs/method-selection.md``; :func:`select_method` applies the rule.
 Everything is a function of ``seed``: the study is reproducible for any number of workers.
@@ -24,7 +24,7 @@ from model.features import design_matrix
 from training import dgp
 from training.config import load_config
 from training.logistic import FitError
-from training.methods import LABELS, METHODS, fit_cox_method, fit_logistic_method
+from training.methods import LABELS, METHODS_BY_KIND, fit_cox_method, fit_logistic_method
 from training.metrics import auc, calibration_slope, cox_calibration_slope, harrell_c
 
 VALIDATION_N = 10_000
@@ -87,6 +87,8 @@ def _repetition(seed: int, n: int, r: int, validation: pd.DataFrame, methods, ou
     rows = []
     for outcome in outcomes:
         for method in methods:
+            if method not in METHODS_BY_KIND[OUTCOMES[outcome]]:
+                continue  # a logistic-only candidate (round 2) is not fitted to survival
             row = {"n": n, "repetition": r, "outcome": outcome, "method": method}
             try:
                 fit = _fit(method, outcome, cohort, features[outcome])
@@ -98,17 +100,21 @@ def _repetition(seed: int, n: int, r: int, validation: pd.DataFrame, methods, ou
 
 
 def run_study(repetitions, sizes=SIZES, seed: int = DEFAULT_SEED, jobs: int = 1,
-              methods=METHODS, outcomes=tuple(OUTCOMES), validation_n: int = VALIDATION_N,
+              methods=None, outcomes=tuple(OUTCOMES), validation_n: int = VALIDATION_N,
               first_repetition: int = 0) -> pd.DataFrame:
     """One row per (n, repetition, outcome, method) with the measures of :func:`score`.
 
     ``repetitions`` is one count for every size, or a sequence with one count per size.
+    ``methods`` defaults to every method of each outcome's kind (:data:`METHODS_BY_KIND`); a
+    method is fitted only to the outcomes of the kinds it belongs to.
     ``first_repetition`` numbers the cohorts from there (cohort r of size n always has seed
     ``[seed, n, r]``), so a long study can run in chunks that :func:`combine_parts` joins.
     """
     counts = [int(repetitions)] * len(sizes) if np.ndim(repetitions) == 0 else [int(r) for r in repetitions]
     if len(counts) != len(sizes) or min(counts) < 1:
         raise ValueError("repetitions must be >= 1, one count or one per cohort size")
+    if methods is None:
+        methods = tuple(dict.fromkeys(m for kind in METHODS_BY_KIND.values() for m in kind))
     validation = validation_sample(seed, validation_n)
     tasks = (joblib.delayed(_repetition)(seed, int(n), r, validation, tuple(methods), tuple(outcomes))
              for n, count in zip(sizes, counts)
@@ -220,7 +226,7 @@ def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int,
     rows.to_csv(out / "rows.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False, float_format="%.6g")
     meta = {"command": command, "seed": seed, "validation_n": VALIDATION_N,
-            "methods": {m: LABELS[m] for m in METHODS}, "selection": selection,
+            "methods": {m: LABELS[m] for m in dict.fromkeys(rows["method"])}, "selection": selection,
             "true_risks": dgp.true_risks()}
     (out / "selection.json").write_text(json.dumps(meta, indent=2, default=float) + "\n")
     (out / "summary.md").write_text(summary_markdown(summary, selection, command))
