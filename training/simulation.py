@@ -269,3 +269,33 @@ def combine_parts(part_dirs, out_dir, command: str, seed: int, packaged_copy: bo
     if rows.duplicated(["n", "repetition", "outcome", "method"]).any():
         raise ValueError("the parts overlap: the same cohort appears twice")
     return write_study(rows, out_dir, command, seed, packaged_copy=packaged_copy)
+
+
+KEY = ["n", "repetition", "outcome", "method"]
+
+
+def reproduction_gap(earlier: pd.DataFrame, rerun: pd.DataFrame) -> dict:
+    """How far a re-run's rows are from an earlier study's rows for the same fits.
+
+    Returns
+    -------
+    dict: ``rows`` compared (fits in both), ``failed_mismatch`` (fits that failed in one run
+    only), ``max_abs_difference`` over the numeric measures (NaN when nothing is compared).
+    """
+    both = earlier.merge(rerun, on=KEY, suffixes=("_earlier", "_rerun"))
+    failed = (both["failed_earlier"].astype(bool) != both["failed_rerun"].astype(bool))
+    fitted = both[~both["failed_earlier"].astype(bool) & ~failed]
+    gaps = []
+    for column in ("calibration_slope", "calibration_in_the_large", "rmse", "mae", "c_index",
+                   "lambda", "shrinkage"):
+        a, b = fitted[f"{column}_earlier"].to_numpy(float), fitted[f"{column}_rerun"].to_numpy(float)
+        same = (a == b) | (np.isnan(a) & np.isnan(b))  # equal infinities count as no gap
+        gaps.append(np.where(same, 0.0, np.abs(a - b)))
+    gap = float(np.max(np.concatenate(gaps))) if len(fitted) else math.nan
+    return {"rows": int(len(both)), "failed_mismatch": int(failed.sum()), "max_abs_difference": gap}
+
+
+def merge_rounds(earlier: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
+    """The re-run's rows, plus the earlier study's rows for fits the re-run did not repeat."""
+    repeated = earlier.set_index(KEY).index.isin(rerun.set_index(KEY).index)
+    return pd.concat([earlier[~repeated], rerun], ignore_index=True)
