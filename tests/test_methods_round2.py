@@ -78,3 +78,21 @@ def test_round2_methods_are_logistic_only():
         "heuristic_shrinkage_fallback"
     with pytest.raises(ValueError, match="cox=heuristic_shrinkage_fallback"):
         parse_methods(["cox=heuristic_shrinkage_fallback"])
+
+
+def test_intercept_re_estimation_converges_for_a_wide_offset():
+    # The undamped Newton iteration from 0 diverged here (round 1's heuristic_shrinkage
+    # "failures"); the root of sum(y - expit(a + offset)) is checked by bisection's bracket.
+    from scipy.optimize import brentq
+    from scipy.special import expit as sigmoid
+
+    from training.methods import _intercept_with_offset
+
+    rng = np.random.default_rng(5)
+    offset = np.r_[rng.uniform(-5, -3, 8), rng.uniform(5, 11, 70)]
+    y = np.r_[np.zeros(8), np.ones(70)]
+    y[:2] = 1
+    a = _intercept_with_offset(y, offset)
+    root = brentq(lambda v: np.sum(y - sigmoid(v + offset)), -50, 50, xtol=1e-13)
+    assert a == pytest.approx(root, abs=1e-9)
+    assert sigmoid(a + offset).mean() == pytest.approx(y.mean(), abs=1e-12)

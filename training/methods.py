@@ -193,12 +193,26 @@ def shrinkage_factor(lr: float, df: int) -> float:
 
 
 def _intercept_with_offset(y: np.ndarray, offset: np.ndarray) -> float:
-    a = 0.0
+    """Maximum likelihood intercept with ``offset`` fixed: mean prediction = outcome rate.
+
+    Newton's method with step halving on the (strictly concave) log-likelihood: an undamped
+    step from 0 diverges when the offset spans a wide range (docs/method-selection.md,
+    Amendment 1, addendum).
+    """
+    def loglik(a):
+        eta = a + offset
+        return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+
+    a, current = 0.0, loglik(0.0)
     for _ in range(_MAX_ITER):
         mu = expit(a + offset)
         step = np.sum(y - mu) / max(np.sum(mu * (1 - mu)), 1e-300)
-        a += step
-        if abs(step) < _TOL:
+        t = 1.0
+        while loglik(a + t * step) < current and t > 1e-10:
+            t *= 0.5
+        a += t * step
+        current = loglik(a)
+        if abs(t * step) < _TOL:
             return float(a)
     raise FitError("intercept re-estimation did not converge")
 
