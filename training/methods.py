@@ -207,13 +207,13 @@ def _intercept_with_offset(y: np.ndarray, offset: np.ndarray) -> float:
     for _ in range(_MAX_ITER):
         mu = expit(a + offset)
         step = np.sum(y - mu) / max(np.sum(mu * (1 - mu)), 1e-300)
-        t = 1.0
-        while loglik(a + t * step) < current and t > 1e-10:
+        if abs(step) < _TOL:
+            return float(a + step)
+        t = 1.0  # halve only a step that lowers the log-likelihood beyond rounding
+        while loglik(a + t * step) < current - 1e-12 * max(1.0, abs(current)) and t > 1e-10:
             t *= 0.5
         a += t * step
         current = loglik(a)
-        if abs(t * step) < _TOL:
-            return float(a)
     raise FitError("intercept re-estimation did not converge")
 
 

@@ -290,7 +290,8 @@ def reproduction_gap(earlier: pd.DataFrame, rerun: pd.DataFrame) -> dict:
                    "lambda", "shrinkage"):
         a, b = fitted[f"{column}_earlier"].to_numpy(float), fitted[f"{column}_rerun"].to_numpy(float)
         same = (a == b) | (np.isnan(a) & np.isnan(b))  # equal infinities count as no gap
-        gaps.append(np.where(same, 0.0, np.abs(a - b)))
+        with np.errstate(invalid="ignore"):  # inf - inf where one run is flat and one is not
+            gaps.append(np.where(same, 0.0, np.abs(a - b)))
     gap = float(np.max(np.concatenate(gaps))) if len(fitted) else math.nan
     return {"rows": int(len(both)), "failed_mismatch": int(failed.sum()), "max_abs_difference": gap}
 
