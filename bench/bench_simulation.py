@@ -22,6 +22,7 @@ any fit not re-run kept from the committed study, round 1's re-run fits checked 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -77,10 +78,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{gap['failed_mismatch']} failed in one run only, largest difference of a "
                   f"measure {gap['max_abs_difference']:.3g}")
             rows = merge_rounds(earlier, rows)
-            command = ("bench/bench_simulation.py --repetitions " + counts + " --sizes "
-                       + " ".join(map(str, args.sizes)) + f" --seed {args.seed} --outcomes "
-                       + " ".join(args.outcomes) + f" --keep-rows {args.keep_rows} "
-                       "--out docs/simulation --update-packaged")
+            first = args.keep_rows.with_name("selection.json")
+            first = (json.loads(first.read_text())["command"].split(" (round 1), then ")[0]
+                     if first.exists() else f"the study in {args.keep_rows}")
+            command = (f"{first} (round 1), then .venv/bin/python bench/bench_simulation.py "
+                       f"--repetitions {counts} --sizes {' '.join(map(str, args.sizes))} --seed "
+                       f"{args.seed} --outcomes {' '.join(args.outcomes)} --keep-rows "
+                       f"{args.keep_rows} --out docs/simulation --update-packaged (round 2)")
         meta = write_study(rows, out, command, args.seed, packaged_copy=args.update_packaged)
         summary = summarize(rows)
         for kind, sel in meta["selection"].items():
