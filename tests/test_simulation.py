@@ -141,3 +141,14 @@ def test_round_two_reruns_reproduce_round_one_and_merge_with_it():
     assert len(merged) == len(committed) + int(
         (~rerun.set_index(["n", "repetition", "outcome", "method"]).index.isin(
             committed.set_index(["n", "repetition", "outcome", "method"]).index)).sum())
+
+
+def test_an_exact_tie_goes_to_the_method_that_also_fits_under_separation():
+    rows = [(78, o, m, 0.97, 0.080, 0, 0) for o in ("cr", "severe_crs")
+            for m in ("heuristic_shrinkage", "heuristic_shrinkage_fallback")]
+    chosen = select_method(_summary(rows), "logistic")
+    assert chosen["winner"] == "heuristic_shrinkage_fallback" and chosen["target_met"]
+    worse = _summary([(78, o, m, 0.97, 0.080 if m == "heuristic_shrinkage" else 0.0801, 0, 0)
+                      for o in ("cr", "severe_crs")
+                      for m in ("heuristic_shrinkage", "heuristic_shrinkage_fallback")])
+    assert select_method(worse, "logistic")["winner"] == "heuristic_shrinkage"  # RMSE first

@@ -38,6 +38,9 @@ MAX_EDGE_SHARE = 0.01
 SLOPE_TARGET = (0.9, 1.1)
 TIE_RELATIVE = 0.01
 SELECTION_SIZE = 78
+#: Amendment 1: a method that equals another wherever the other has a fit wins an exact tie
+#: with it (same RMSE and slopes), since it also fits where the other does not.
+EXTENDS = {"heuristic_shrinkage_fallback": "heuristic_shrinkage"}
 
 
 def _features() -> dict[str, tuple[str, ...]]:
@@ -164,6 +167,13 @@ def _log_slope_distance(summary: pd.DataFrame, method: str, outcomes) -> float:
     return float(np.max(np.abs(np.log(values))))
 
 
+def _rank(table: dict, method: str, among) -> tuple:
+    """Order of step 2's tie-break and step 3: slopes closest to 1, then RMSE, then
+    :data:`EXTENDS` (the extending method before the one it extends, on an exact tie)."""
+    extended = EXTENDS.get(method) in among
+    return (table[method]["slope_distance"], table[method]["rmse_mean"], 0 if extended else 1)
+
+
 def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> dict:
     """The rule of docs/method-selection.md for ``kind`` ("logistic" or "cox") at cohort size n.
 
@@ -191,7 +201,7 @@ def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> 
     if eligible:
         best = min(table[m]["rmse_mean"] for m in eligible)
         close = [m for m in eligible if table[m]["rmse_mean"] <= best * (1 + TIE_RELATIVE)]
-        winner = min(close, key=lambda m: (table[m]["slope_distance"], table[m]["rmse_mean"]))
+        winner = min(close, key=lambda m: _rank(table, m, close))
         reason = (f"lowest mean RMSE against the true risk ({table[winner]['rmse_mean']:.4f}) among "
                   f"the methods with median calibration slopes in [{SLOPE_TARGET[0]}, "
                   f"{SLOPE_TARGET[1]}] for {' and '.join(outcomes)}, at most 1 % failed fits and "
@@ -201,7 +211,7 @@ def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> 
     safe = [m for m, t in table.items() if t["safe"]]
     if not safe:
         raise ValueError(f"no {kind} method meets the failure and grid-edge conditions")
-    winner = min(safe, key=lambda m: (table[m]["slope_distance"], table[m]["rmse_mean"]))
+    winner = min(safe, key=lambda m: _rank(table, m, safe))
     reason = (f"no method reached median calibration slopes in [{SLOPE_TARGET[0]}, "
               f"{SLOPE_TARGET[1]}] for {' and '.join(outcomes)}; this one's are the closest to 1 "
               "among the methods with at most 1 % failed fits and grid-edge choices")
