@@ -73,10 +73,18 @@ def create_app(config: Mapping[str, Any] | None = None):
         if api.is_api_path():
             code = error.code or 500
             if code >= 500:
-                return api.error_response(code, failures.server_error_message(), "server")
-            field = {404: "path", 405: "method"}.get(code, "body")
-            return api.error_response(code, error.description or error.name, field)
-        return web.error_page(error)
+                answer = api.error_response(code, failures.server_error_message(), "server")
+            else:
+                field = {404: "path", 405: "method"}.get(code, "body")
+                answer = api.error_response(code, error.description or error.name, field)
+        else:
+            answer = web.error_page(error)
+        body, code = answer
+        response = app.make_response((body, code))
+        for name, value in error.get_headers():  # e.g. Allow on 405, as HTTP requires
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     # Also answers unexpected exceptions (as InternalServerError) outside testing.
     app.register_error_handler(HTTPException, http_error)

@@ -203,7 +203,10 @@ def openapi_document() -> dict[str, Any]:
             "model": {"type": "object", "properties": {
                 "id": {"type": "string", "description": "SHA-256 of the bundle manifest"},
                 "provenance": {"type": "string"}, "trained_on": {"type": "string"},
-                "created": {"type": "string"}}}}}
+                "created": {"type": "string"},
+                "lineage": _nullable({"type": "object", "description": "for an updated bundle: "
+                                      "its parent bundle, the update cohort and each model's "
+                                      "update method"})}}}}
     document = {
         "openapi": "3.1.0",
         "info": {

@@ -1,8 +1,9 @@
 """The `cart-risk` command line.
 
-Subcommands: reproduce, train, simulate, report, predict, score, serve. Errors go to stderr as one
-clear line with a non-zero exit; no stack trace reaches the user. Heavy libraries are imported
-inside each command, so `predict` never imports the training stack when a bundle exists.
+Subcommands: reproduce, train, simulate, report, validate, update, predict, score, serve. Errors
+go to stderr as one clear line with a non-zero exit; no stack trace reaches the user. Heavy
+libraries are imported inside each command, so `predict` never imports the training stack when
+a bundle exists.
 """
 from __future__ import annotations
 
@@ -108,6 +109,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="FILE",
                    help="HTML file to write")
 
+    p = sub.add_parser("validate", help="validate a bundle's models on a center's cohort")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
+    p.add_argument("--cohort", type=Path, required=True, metavar="CSV",
+                   help="the center's cohort CSV (schema: model/cohort.py)")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="write the self-contained HTML page here")
+    p.add_argument("--json", action="store_true",
+                   help="print the figures as JSON (docs/validation-and-updating.md)")
+
+    p = sub.add_parser("update", help="update a bundle's models on a center's cohort")
+    p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
+    p.add_argument("--cohort", type=Path, required=True, metavar="CSV",
+                   help="the center's cohort CSV (schema: model/cohort.py)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="directory of the updated bundle (replaced atomically if it holds a "
+                        "bundle)")
+    p.add_argument("--method", choices=["auto", "intercept", "recalibrate", "refit"],
+                   default="auto", help="update of every model; auto chooses per model by the "
+                                        "closed testing procedure (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B",
+                   help="bootstrap repetitions validating the update (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
+                   help="random seed of the bootstrap (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="local worker processes for the bootstrap (default: %(default)s)")
+
     p = sub.add_parser("predict", help="predict for one patient")
     p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
     p.add_argument("--json", action="store_true", help="print the API's JSON answer")
@@ -178,6 +205,31 @@ def _report(args) -> int:
     return report_command(args.bundle, args.out)
 
 
+def _bundle_or_default(args) -> Path:
+    if args.bundle is not None:
+        return args.bundle
+    from calculator.defaults import ensure_default_bundle
+
+    return ensure_default_bundle()
+
+
+def _validate(args) -> int:
+    from training.validate import validate_command
+
+    return validate_command(_bundle_or_default(args), args.cohort, args.out, args.json)
+
+
+def _update(args) -> int:
+    from training.updating import update_command
+
+    if args.bootstrap < 1:
+        raise CommandError("--bootstrap must be 1 or more")
+    if args.jobs < 1:
+        raise CommandError("--jobs must be 1 or more")
+    return update_command(_bundle_or_default(args), args.cohort, args.out, args.method,
+                          args.bootstrap, args.seed, args.jobs)
+
+
 def _predict(args) -> int:
     from calculator.commands import predict_command
 
@@ -197,12 +249,13 @@ def _serve(args) -> int:
 
 
 COMMANDS = {"reproduce": _reproduce, "train": _train, "simulate": _simulate, "report": _report,
-            "predict": _predict, "score": _score, "serve": _serve}
+            "validate": _validate, "update": _update, "predict": _predict, "score": _score,
+            "serve": _serve}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `cart-risk` console script; returns the exit code."""
-    from model.errors import BundleError, CohortError, InputError
+    from model.errors import BundleError, CohortError, ConfigurationError, InputError
 
     args = build_parser().parse_args(argv)
     try:
@@ -214,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     except CohortError as error:
         print(f"cart-risk {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (BundleError, CommandError) as error:
+    except (BundleError, CommandError, ConfigurationError) as error:
         print(f"cart-risk {args.command}: {error}", file=sys.stderr)
         return getattr(error, "exit_code", EXIT_FAILURE)
     except OSError as error:

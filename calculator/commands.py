@@ -185,6 +185,14 @@ def serve_command(args) -> int:
     from gunicorn.app.base import BaseApplication
 
     from calculator import create_app
+    from calculator.server import gunicorn_settings
+
+    # Built here, before anything is printed: a bundle the app refuses (content, training data)
+    # or a signing key that cannot be shared is reported as one line and nothing is served.
+    # gunicorn forks the workers from this process (preload), so they share the app and its key;
+    # a key made for this process alone is still refused with several workers, as a plain
+    # `gunicorn calculator.wsgi:app` would not share it.
+    app = create_app({"BUNDLE_PATH": str(path), "PROCESS_KEY_ALLOWED": args.workers == 1})
 
     class CalculatorServer(BaseApplication):
         """gunicorn running the app factory, the bundle loaded once before workers fork."""
@@ -192,15 +200,15 @@ def serve_command(args) -> int:
         def load_config(self):
             host = f"[{args.host}]" if ":" in args.host else args.host
             self.cfg.set("bind", [f"{host}:{args.port}"])
-            self.cfg.set("workers", args.workers)
+            for name, value in gunicorn_settings(args.workers).items():
+                self.cfg.set(name, value)  # threads, short timeouts, logs without values
             self.cfg.set("preload_app", True)
             self.cfg.set("proc_name", "cart-risk")
-            self.cfg.set("accesslog", None)  # figure URLs carry patient fields (SECURITY.md)
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: no ~/.gunicorn
                 self.cfg.set("control_socket_disable", True)
 
         def load(self):
-            return create_app({"BUNDLE_PATH": str(path)})
+            return app
 
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"cart-risk: serving bundle {bundle.id[:12]} on http://{shown_host}:{args.port} "

@@ -7,16 +7,13 @@ serving pages that cannot predict.
 """
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from flask import Flask, current_app
 
-from model.bundle import TRAINING_DATA, LoadedBundle, load_predictor, version_differences
+from model.bundle import (LoadedBundle, load_predictor, read_training_cohort,
+                          version_differences)
 from model.burden import HIGH_BURDEN_FROM_PCT
 from model.errors import BundleError
 from model.survival import SURVIVAL_COLUMNS, KaplanMeier, kaplan_meier
@@ -44,26 +41,20 @@ class CalculatorState:
 def cohort_curves(bundle: LoadedBundle) -> dict[str, dict[str, KaplanMeier]]:
     """Kaplan-Meier curves of the bundle's training cohort by burden group (low < 5 % <= high).
 
-    The cohort file is read from the bundle and its hash checked against the manifest again, so
-    the curves come from the very data the models were fitted on.
+    The cohort file is read from the bundle, its hash checked against the manifest again and its
+    content validated by the cohort schema (:func:`model.bundle.read_training_cohort`), so the
+    curves come from the very data the models were fitted on, and a bad cell refuses the bundle
+    before anything is served.
     """
-    content = (Path(bundle.path) / TRAINING_DATA).read_bytes()
-    if hashlib.sha256(content).hexdigest() != bundle.manifest["files"][TRAINING_DATA]:
-        raise BundleError("file-hash", TRAINING_DATA, "changed after the bundle was loaded")
-    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
-    if not rows or "marrow_blasts_pct" not in rows[0]:
-        return {}
-    blasts = np.array([float(row["marrow_blasts_pct"]) for row in rows])
+    cohort = read_training_cohort(bundle)
+    blasts = cohort["marrow_blasts_pct"].to_numpy(dtype=float)
     high = blasts >= HIGH_BURDEN_FROM_PCT
     curves: dict[str, dict[str, KaplanMeier]] = {}
     for outcome, (time_column, event_column) in SURVIVAL_COLUMNS.items():
-        if time_column not in rows[0] or event_column not in rows[0]:
+        if time_column not in cohort.columns or event_column not in cohort.columns:
             continue
-        try:
-            time = np.array([float(row[time_column]) for row in rows])
-            event = np.array([float(row[event_column]) for row in rows])
-        except ValueError:  # a centre cohort with blank outcome cells: no reference curve
-            continue
+        time = cohort[time_column].to_numpy(dtype=float)
+        event = cohort[event_column].to_numpy(dtype=float)
         curves[outcome] = {group: kaplan_meier(time[mask], event[mask])
                            for group, mask in (("low", ~high), ("high", high)) if mask.any()}
     return curves

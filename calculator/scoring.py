@@ -14,14 +14,19 @@ and no predictions; the other rows are scored.
 Output columns: the input's columns, ``burden_subgroup``, the columns of
 :func:`model.predictor.predict_points` with intervals (``cr``, ``cr_lower``, ``cr_upper``, ...,
 ``efs_6mo``, ...), ``scrs_band_rate``, ``warnings``, ``error``, ``model_id`` (bundle id) and
-``model_provenance``. Numbers are rounded to 3 decimals,
-as in the API.
+``model_provenance``. Numbers are rounded to 3 decimals, as in the API. A copied input cell
+(an identifier, say) that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+gets a leading ``'`` so that a spreadsheet shows it as text instead of running it as a formula
+(OWASP's CSV-injection rule). The input is read as strict CSV: a stray quote is an error naming
+its line, never a cell that silently swallows the rows after it.
 """
 from __future__ import annotations
 
 import csv
 import os
+import stat
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -33,6 +38,14 @@ from model.patient import (ALWAYS_REQUIRED, PATIENT_FIELDS, in_modelled_populati
                            parse_text_value, population_refusal)
 from model.predictor import input_warnings, predict_points
 
+#: At most this many header problems (unknown, repeated, missing columns) are listed.
+MAX_REPORTED_HEADER_PROBLEMS = 20
+#: A record may run over this many lines (a quoted cell with a line break or two); more is a
+#: stray quote swallowing the rows after it.
+MAX_LINES_PER_RECORD = 5
+#: Cells starting with these are formulas to a spreadsheet (OWASP CSV injection): copied input
+#: cells that start with one get a leading apostrophe in the output.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: Rows read, checked and predicted at a time; memory is proportional to it, not to the file.
 CHUNK_ROWS = 10_000
 #: Input columns that identify a row rather than describe the patient; copied to the output.
@@ -93,7 +106,7 @@ def score_csv(bundle, source: Path, destination: Path, *, chunk_rows: int = CHUN
     source, destination = Path(source), Path(destination)
     required = bundle.predictor.required_fields
     with open(source, newline="", encoding="utf-8-sig") as handle:
-        records = _records(csv.reader(handle), source)
+        records = _records(csv.reader(handle, strict=True), source)
         header = next(records, (0, []))[1]
         if not header:
             raise InputError([FieldError(str(source), "is empty; expected a header row of field "
@@ -126,7 +139,11 @@ def prediction_columns(bundle) -> list[str]:
 
 
 def _records(reader, source: Path) -> Iterator[tuple[int, list[str]]]:
-    """(first line, cells) of each non-blank record; file-level read errors as InputError."""
+    """(first line, cells) of each non-blank record; file-level read errors as InputError.
+
+    ``reader`` is strict: a stray quote is an error naming the line where its record starts,
+    as is a record running over more than :data:`MAX_LINES_PER_RECORD` lines.
+    """
     last_line = 0
     while True:
         try:
@@ -136,9 +153,14 @@ def _records(reader, source: Path) -> Iterator[tuple[int, list[str]]]:
         except UnicodeDecodeError:
             raise InputError([FieldError(str(source), "is not UTF-8 text")]) from None
         except csv.Error as problem:
-            raise InputError([FieldError(str(source),
-                                         f"is not a readable CSV file ({problem})")]) from None
+            raise InputError([FieldError(str(source), (
+                f"line {last_line + 1}: not valid CSV ({problem}); a stray '\"' there opens a "
+                "quoted cell that runs on; nothing was scored"))]) from None
         first_line, last_line = last_line + 1, reader.line_num
+        if last_line - first_line + 1 > MAX_LINES_PER_RECORD:
+            raise InputError([FieldError(str(source), (
+                f"line {first_line}: a quoted cell runs over {last_line - first_line + 1} lines "
+                f"(to line {last_line}); a stray '\"'? Nothing was scored"))])
         if cells:
             yield first_line, cells
 
@@ -155,17 +177,33 @@ def _chunks(records: Iterator, size: int) -> Iterator[list[tuple[int, list[str]]
 
 
 def _check_header(header: list[str], required: tuple[str, ...], path: Path) -> None:
+    """Missing, repeated and unknown columns, in time linear in the header's width.
+
+    At most :data:`MAX_REPORTED_HEADER_PROBLEMS` are listed, then how many more there are.
+    """
+    counts = Counter(header)
     problems = [FieldError(name, f"column is missing from {path.name}")
-                for name in required if name not in header]
-    repeated = sorted({name for name in header if header.count(name) > 1})
-    problems += [FieldError(name, "column appears more than once") for name in repeated]
-    try:  # the patient parser names unknown columns (with a did-you-mean) like unknown fields
-        parse_form({name: None for name in header}, ignore=ID_COLUMNS)
-    except InputError as error:
-        problems += [FieldError(problem.field, problem.message.replace("field", "column", 1))
-                     for problem in error.errors if problem.field not in PATIENT_FIELDS]
+                for name in required if name not in counts]
+    problems += [FieldError(_shown(name), "column appears more than once")
+                 for name, count in counts.items() if count > 1]
+    unknown = [name for name in counts if name not in PATIENT_FIELDS and name not in ID_COLUMNS]
+    if unknown:  # the patient parser names unknown columns (with a did-you-mean) like fields
+        try:
+            parse_form({name: None for name in unknown[:MAX_REPORTED_HEADER_PROBLEMS]})
+        except InputError as error:
+            problems += [FieldError(problem.field, problem.message.replace("field", "column", 1))
+                         for problem in error.errors if problem.field not in PATIENT_FIELDS]
+    total = len(problems) + max(0, len(unknown) - MAX_REPORTED_HEADER_PROBLEMS)
+    if total > MAX_REPORTED_HEADER_PROBLEMS:
+        problems = problems[:MAX_REPORTED_HEADER_PROBLEMS]
+        problems.append(FieldError(path.name, f"... and {total - len(problems)} more column "
+                                              f"problems in a header of {len(header):,} columns"))
     if problems:
         raise InputError(problems)
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= 64 else name[:61] + "..."
 
 
 # --------------------------------------------------------------------------- checking
@@ -269,7 +307,8 @@ def _score_chunk(bundle, header: list[str], keys: list[str],
     predictor = bundle.predictor
     padded, typed, valid, messages = _check_rows(header, rows, predictor.required_fields)
     index = np.flatnonzero(valid)
-    table = [list(cells) for cells in zip(*padded)] if padded else [[] for _ in header]
+    table = ([[_neutralized(cell) for cell in cells] for cells in zip(*padded)] if padded
+             else [[] for _ in header])
     subgroup = np.full(n, "", dtype=object)
     warnings = np.full(n, "", dtype=object)
     band_rate = np.full(n, "", dtype=object)
@@ -292,6 +331,11 @@ def _score_chunk(bundle, header: list[str], keys: list[str],
     errors = [RowError(lines[i], padded[i][ident] if ident is not None else "", messages[i])
               for i in range(n) if messages[i]]
     return table, errors
+
+
+def _neutralized(cell: str) -> str:
+    """A copied input cell, with a leading apostrophe if a spreadsheet would run it as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def format_numbers(values: np.ndarray) -> list[str]:
@@ -320,6 +364,26 @@ def format_numbers(values: np.ndarray) -> list[str]:
 # --------------------------------------------------------------------------- writing
 
 
+class _QuotingWriter:
+    """``csv.writer`` with ``\\n`` line ends that also quotes cells holding a bare ``\\r``.
+
+    Python < 3.12 quotes only the line terminator's characters, so a copied input cell with a
+    carriage return would be written unquoted and read back as two records.
+    """
+
+    def __init__(self, handle):
+        self.minimal = csv.writer(handle, lineterminator="\n")
+        self.quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row) -> None:
+        row = list(row)
+        (self.quoted if any("\r" in cell for cell in row) else self.minimal).writerow(row)
+
+    def writerows(self, rows) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
 class _AtomicCsv:
     """A CSV writer on a temporary file beside ``path``, renamed over ``path`` on success."""
 
@@ -331,7 +395,7 @@ class _AtomicCsv:
                                                       prefix=f".{self.path.name}.",
                                                       suffix=".tmp")
         self.handle = os.fdopen(descriptor, "w", newline="", encoding="utf-8")
-        return csv.writer(self.handle, lineterminator="\n")
+        return _QuotingWriter(self.handle)
 
     def __exit__(self, kind, error, traceback):
         try:
@@ -340,8 +404,18 @@ class _AtomicCsv:
                 os.fsync(self.handle.fileno())
             self.handle.close()
             if kind is None:
+                self._keep_mode()
                 os.replace(self.temporary, self.path)
         finally:
             if kind is not None or os.path.exists(self.temporary):
                 Path(self.temporary).unlink(missing_ok=True)
         return False
+
+    def _keep_mode(self) -> None:
+        """A replaced file keeps its permissions; a new one stays 0600 (it holds patient data)."""
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISREG(mode):
+            os.chmod(self.temporary, stat.S_IMODE(mode))

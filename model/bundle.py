@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from model.bundle_content import check_manifest, check_predictor, parse_json
 from model.errors import BundleError, BundleVersionWarning
 from model.predictor import CompiledPredictor, compile_predictor
 from model.survival import cohort_follow_up
@@ -104,6 +105,8 @@ def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, es
     out = Path(os.path.abspath(out_dir))
     out.parent.mkdir(parents=True, exist_ok=True)
     _refuse_foreign_directory(out)
+    # checked as it will be read back: the JSON round trip makes numpy scalars plain numbers
+    check_predictor(json.loads(json.dumps(predictor, allow_nan=True)))
     compile_predictor(predictor, manifest)
     _recover_interrupted_swap(out)
     _remove_abandoned(out)
@@ -292,8 +295,8 @@ def _verify(bundle: Path) -> tuple[dict, bytes]:
     if _sha256(manifest_bytes) != recorded:
         raise BundleError("manifest-hash", MANIFEST,
                           f"does not match {MANIFEST_DIGEST}; the manifest was changed or damaged")
+    manifest = parse_json(manifest_bytes, MANIFEST)
     try:
-        manifest = json.loads(manifest_bytes)
         version, files = manifest["format_version"], manifest["files"]
         if not isinstance(files, dict):
             raise TypeError("'files' is not an object")
@@ -363,13 +366,49 @@ def load_predictor(path: str | os.PathLike) -> LoadedBundle:
     with _directory_lock(bundle.parent, exclusive=False):
         manifest, manifest_bytes = _verify(bundle)
         content = _read_verified(bundle, manifest, PREDICTOR)
+        _refuse_oversized(bundle, TRAINING_DATA)
         cohort = _read_verified(bundle, manifest, TRAINING_DATA)
-    try:
-        params = json.loads(content)
-    except ValueError as problem:
-        raise BundleError("predictor-structure", PREDICTOR, f"not JSON: {problem}") from None
+    check_manifest(manifest)
+    params = parse_json(content, PREDICTOR)
+    check_predictor(params)
     return LoadedBundle(_sha256(manifest_bytes), bundle, manifest, params,
                         compile_predictor(params, manifest), cohort_follow_up(cohort))
+
+
+def _refuse_oversized(bundle: Path, name: str) -> None:
+    from model.bundle_content import CHECKS, MAX_FILE_BYTES
+
+    if (bundle / name).stat().st_size > MAX_FILE_BYTES[name]:
+        raise BundleError(CHECKS[name], name, f"larger than {MAX_FILE_BYTES[name]:,} bytes")
+
+
+def read_training_cohort(bundle: LoadedBundle):
+    """The bundle's training cohort, hash-checked again and validated by the cohort schema.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`model.cohort.validate_cohort` returns it.
+
+    Raises
+    ------
+    BundleError
+        Check ``file-hash`` if the file changed since loading; check ``training-data-content``
+        naming the first offending line and column (and how many more) if the schema refuses it.
+    """
+    from model.bundle_content import CHECKS
+    from model.cohort import CohortError, parse_cohort_text
+
+    _refuse_oversized(Path(bundle.path), TRAINING_DATA)
+    content = (Path(bundle.path) / TRAINING_DATA).read_bytes()
+    if _sha256(content) != bundle.manifest["files"][TRAINING_DATA]:
+        raise BundleError("file-hash", TRAINING_DATA, "changed after the bundle was loaded")
+    try:
+        return parse_cohort_text(content, TRAINING_DATA)
+    except CohortError as error:
+        more = f" (and {len(error.problems) - 1} more)" if len(error.problems) > 1 else ""
+        raise BundleError(CHECKS[TRAINING_DATA], TRAINING_DATA,
+                          f"{error.problems[0]}{more}") from None
 
 
 def load_estimators(path: str | os.PathLike, *, allow_version_mismatch: bool = False) -> Any:

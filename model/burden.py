@@ -2,14 +2,21 @@
 
 Tumour burden is the bone-marrow blast percentage measured before CAR-T infusion.
 Group: low < 5 % <= high. Subgroups: a = 0 % blasts with MRD positivity; b = 0 < blasts < 5;
-c = 5 <= blasts < 20; d = 20 <= blasts < 50; e = blasts >= 50. A patient with 0 % blasts who is
-MRD negative is outside the population the models describe.
+c = 5 <= blasts < 20; d = 20 <= blasts < 50; e = blasts >= 50.
+
+The modelled population (one rule, used by the API, the form, the figures, ``score`` and the
+patient JSON schema): a patient whose marrow blasts are below the MRD threshold
+(:data:`MRD_THRESHOLD_PCT`, 0.01 %) and who is MRD negative is in MRD-negative remission, which no
+cohort patient was, so the models say nothing about them.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 import numpy as np
+
+#: The MRD threshold of multiparameter flow cytometry (%): MRD negative means blasts below it.
+MRD_THRESHOLD_PCT = 0.01
 
 #: Blast percentage separating low (< 5 %) from high (>= 5 %) tumour burden.
 HIGH_BURDEN_FROM_PCT = 5.0
@@ -36,12 +43,11 @@ def population_refusal(patient: Mapping[str, Any]) -> str | None:
     patient : mapping
         A parsed patient (:func:`parse_patient`): ``marrow_blasts_pct`` in %, ``mrd_positive``.
     """
-    if patient["marrow_blasts_pct"] > 0:
+    if in_modelled_population([patient["marrow_blasts_pct"]],
+                              [patient.get("mrd_positive") is True])[0]:
         return None
-    if patient.get("mrd_positive") is True:
-        return None
-    return ("0 % marrow blasts with negative MRD is outside the population the models describe: "
-            "every patient in the training cohort had detectable leukaemia before infusion "
+    return (f"marrow blasts below {MRD_THRESHOLD_PCT:g} % (the MRD threshold) with negative MRD "
+            "is outside the population the models describe: every patient in the training cohort had detectable leukaemia before infusion "
             "(marrow blasts or MRD positivity), so the models say nothing about a patient "
             "in MRD-negative remission.")
 
@@ -55,10 +61,12 @@ def in_modelled_population(blasts_pct: Any, mrd_positive: Any) -> np.ndarray:
         Marrow blasts, % (0-100).
     mrd_positive : array-like of bool or 0/1
         MRD positivity; unknown (NaN) counts as not positive.
+
+    A patient is outside when blasts are below :data:`MRD_THRESHOLD_PCT` and MRD is not positive.
     """
     blasts = np.asarray(blasts_pct, dtype=float)
     mrd = np.asarray(mrd_positive, dtype=float)
-    return (blasts > 0) | (np.nan_to_num(mrd, nan=0.0) == 1)
+    return (blasts >= MRD_THRESHOLD_PCT) | (np.nan_to_num(mrd, nan=0.0) == 1)
 
 
 def burden_group(blasts_pct: float) -> str:
@@ -91,8 +99,8 @@ def burden_subgroup(blasts_pct: float, mrd_positive: bool | None) -> str:
     Raises
     ------
     ValueError
-        For 0 % blasts without MRD positivity (outside the modelled population), NaN or values
-        outside 0-100 %.
+        For blasts below the MRD threshold without MRD positivity (outside the modelled
+        population), NaN or values outside 0-100 %.
     """
     mrd = np.nan if mrd_positive is None else float(mrd_positive)
     return str(burden_subgroups([blasts_pct], [mrd])[0])
@@ -111,13 +119,14 @@ def burden_subgroups(blasts_pct: Any, mrd_positive: Any) -> np.ndarray:
     Raises
     ------
     ValueError
-        If any patient has 0 % blasts without MRD positivity, or invalid blasts.
+        If any patient is outside the modelled population, or for invalid blasts.
     """
     blasts = _checked_blasts(blasts_pct)
     outside = ~in_modelled_population(blasts, mrd_positive)
     if outside.any():
         rows = np.flatnonzero(outside)
-        raise ValueError(f"{rows.size} patient(s) with 0 % blasts are not MRD positive (rows "
+        raise ValueError(f"{rows.size} patient(s) with blasts below {MRD_THRESHOLD_PCT:g} % are "
+                         f"not MRD positive (rows "
                          f"{', '.join(map(str, rows[:10]))}{'...' if rows.size > 10 else ''}): "
                          "outside the modelled population, no burden subgroup")
     # searchsorted 'right' puts a value equal to an edge into the subgroup that starts there.

@@ -13,6 +13,9 @@ the rest. Analyses and models that need an absent column say so themselves.
 """
 from __future__ import annotations
 
+import csv
+import io
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from model.burden import MRD_THRESHOLD_PCT
 from model.errors import CohortError  # noqa: F401  (raised here; importable from here too)
 
 FLAG_COLUMNS = [
@@ -53,6 +57,8 @@ OUTCOME_COLUMNS = {
     "efs": ["efs_months", "efs_event"],
     "os": ["os_months", "os_event"],
 }
+#: At most this many unknown columns or malformed lines are listed in a refusal.
+MAX_REPORTED_COLUMNS = 20
 #: Upper bound on an event time: 30 years of follow-up, far beyond any CAR-T cohort.
 MAX_MONTHS = 360.0
 
@@ -101,11 +107,13 @@ def _consistency_checks() -> list[pa.Check]:
 
     return [
         rule(["marrow_blasts_pct", "mrd_positive"],
-             lambda d: ~((d.marrow_blasts_pct == 0) & (d.mrd_positive == 0)),
-             "marrow_blasts_pct 0 with mrd_positive 0: MRD-negative patients are outside the population the models describe"),
+             lambda d: ~((d.marrow_blasts_pct < MRD_THRESHOLD_PCT) & (d.mrd_positive == 0)),
+             f"marrow_blasts_pct < {MRD_THRESHOLD_PCT:g} with mrd_positive 0: MRD-negative patients "
+             "are outside the population the models describe"),
         rule(["marrow_blasts_pct", "mrd_positive"],
-             lambda d: ~((d.marrow_blasts_pct >= 0.01) & (d.mrd_positive == 0)),
-             "mrd_positive 0 with marrow_blasts_pct >= 0.01: MRD negativity means < 0.01 % blasts"),
+             lambda d: ~((d.marrow_blasts_pct >= MRD_THRESHOLD_PCT) & (d.mrd_positive == 0)),
+             f"mrd_positive 0 with marrow_blasts_pct >= {MRD_THRESHOLD_PCT:g}: MRD negativity means "
+             f"< {MRD_THRESHOLD_PCT:g} % blasts"),
         rule(["efs_months", "os_months"], lambda d: d.efs_months <= d.os_months + 1e-9,
              "efs_months must not exceed os_months"),
         rule(["os_event", "efs_event"], lambda d: ~((d.os_event == 1) & (d.efs_event == 0)),
@@ -208,11 +216,8 @@ def validate_cohort(raw: pd.DataFrame, source: str = "cohort") -> pd.DataFrame:
     """
     if raw.empty:
         raise CohortError(source, ["has no patient rows"])
-    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
-    unknown = [c for c in raw.columns if c not in COLUMNS]
-    if missing or unknown:
-        problems = [f"missing required column {c!r}" for c in missing]
-        problems += [f"unknown column {c!r} (known columns: {', '.join(COLUMNS)})" for c in unknown]
+    problems = _header_problems(list(raw.columns))
+    if problems:
         raise CohortError(source, problems)
     df, problems = _parse(raw.reset_index(drop=True))
     try:
@@ -228,20 +233,72 @@ def validate_cohort(raw: pd.DataFrame, source: str = "cohort") -> pd.DataFrame:
     return df[ordered]
 
 
+def _header_problems(header: list[str]) -> list[str]:
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    unknown = [c for c in dict.fromkeys(header) if c not in COLUMNS]
+    repeated = [c for c, count in Counter(header).items() if count > 1]
+    problems = [f"missing required column {c!r}" for c in missing]
+    problems += [f"unknown column {c[:64]!r} (known columns: {', '.join(COLUMNS)})"
+                 for c in unknown[:MAX_REPORTED_COLUMNS]]
+    if len(unknown) > MAX_REPORTED_COLUMNS:
+        problems.append(f"... and {len(unknown) - MAX_REPORTED_COLUMNS} more unknown columns")
+    problems += [f"column {c!r} appears more than once" for c in repeated]
+    return problems
+
+
+def parse_cohort_text(content: bytes, source: str) -> pd.DataFrame:
+    """Parse the bytes of a cohort CSV strictly, then validate it (:func:`validate_cohort`).
+
+    Strict CSV: a stray quote is an error naming its line, not a cell that swallows the rows
+    after it; a row whose number of cells differs from the header's is one message naming the
+    line (not one message a shifted cell).
+
+    Raises
+    ------
+    CohortError
+    """
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CohortError(source, ["is not UTF-8 text"]) from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[tuple[int, list[str]]] = []
+    last_line = 0
+    try:
+        for cells in reader:
+            first_line, last_line = last_line + 1, reader.line_num
+            if cells and any(cell.strip() for cell in cells):
+                records.append((first_line, cells))
+    except csv.Error as error:
+        raise CohortError(source, [f"is not a readable CSV file (line {reader.line_num}: "
+                                   f"{error}; a stray '\"'?)"]) from None
+    if not records:
+        raise CohortError(source, ["is not a readable CSV file (it is empty)"])
+    header = [name.strip() for name in records[0][1]]
+    width = len(header)
+    wrong = [(line, len(cells)) for line, cells in records[1:] if len(cells) != width]
+    if wrong:
+        problems = _header_problems(header) or [
+            f"line {line} has {count} cells but the header has {width}"
+            + (" (an extra comma?)" if count > width else " (a missing comma?)")
+            for line, count in wrong[:MAX_REPORTED_COLUMNS]]
+        if len(wrong) > MAX_REPORTED_COLUMNS and len(problems) == MAX_REPORTED_COLUMNS:
+            problems.append(f"... and {len(wrong) - MAX_REPORTED_COLUMNS} more such lines")
+        raise CohortError(source, problems)
+    raw = pd.DataFrame([cells for _, cells in records[1:]], columns=header, dtype=str)
+    return validate_cohort(raw, source=source)
+
+
 def read_cohort(path: str | Path) -> pd.DataFrame:
     """Read and validate a cohort CSV file (UTF-8, comma separated, header row)."""
     path = Path(path)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        content = path.read_bytes()
     except FileNotFoundError:
         raise CohortError(str(path), ["file not found"]) from None
-    except UnicodeDecodeError:
-        raise CohortError(str(path), ["is not UTF-8 text"]) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise CohortError(str(path), [f"is not a readable CSV file ({str(error).splitlines()[0]})"]) from None
     except (IsADirectoryError, PermissionError) as error:
         raise CohortError(str(path), [f"cannot be read ({error.strerror})"]) from None
-    return validate_cohort(raw, source=str(path))
+    return parse_cohort_text(content, str(path))
 
 
 def available_models(df: pd.DataFrame) -> dict[str, str | None]:

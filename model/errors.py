@@ -82,3 +82,10 @@ class CohortError(ValueError):
             super().__init__(f"{source}: {problems[0]}")
         else:
             super().__init__(f"{source}: {len(problems)} problems\n" + "\n".join(shown) + more)
+
+
+class ConfigurationError(Exception):
+    """The operator's configuration cannot be served safely (e.g. a signing key too short).
+
+    Raised at start-up, before anything is served; the message says what to change.
+    """

@@ -11,10 +11,12 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from model.burden import MRD_THRESHOLD_PCT
+
 #: Blast percentages below this floor are raised to it before the log10 transform.
 #: 0.01 % is the MRD threshold of multiparameter flow cytometry used in the paper, so the
 #: morphologically 0 %, MRD-positive subgroup (a) sits at the lowest detectable burden.
-BLASTS_FLOOR_PCT = 0.01
+BLASTS_FLOOR_PCT = MRD_THRESHOLD_PCT
 
 
 def _flag(field: str) -> Callable[[Mapping], np.ndarray]:

@@ -20,7 +20,8 @@ from typing import Any, Collection, Iterable, Mapping
 import numpy as np
 
 from model.errors import FieldError, InputError
-from model.burden import (BURDEN_GROUP_LABELS, HIGH_BURDEN_FROM_PCT, SUBGROUP_EDGES_PCT,  # noqa: F401
+from model.burden import (BURDEN_GROUP_LABELS, HIGH_BURDEN_FROM_PCT,  # noqa: F401
+                          MRD_THRESHOLD_PCT, SUBGROUP_EDGES_PCT,
                           SUBGROUP_LABELS, burden_group, burden_groups, burden_subgroup,
                           burden_subgroups, in_modelled_population, population_refusal)
 from model.features import required_fields
@@ -139,7 +140,8 @@ def patient_json_schema(required: Collection[str] = (), *,
                         null_for_absent: bool = False) -> dict[str, Any]:
     """JSON Schema (2020-12, as OpenAPI 3.1 uses) of a patient as :func:`parse_patient` reads it.
 
-    Unknown fields are refused, and 0 % blasts with negative MRD is excluded, as by
+    Unknown fields are refused, and blasts below the MRD threshold with negative MRD are excluded,
+    as by
     :func:`~model.burden.population_refusal` (outside the modelled population).
 
     Parameters
@@ -162,10 +164,11 @@ def patient_json_schema(required: Collection[str] = (), *,
         "properties": properties,
         "required": [name for name in PATIENT_FIELDS if name in needed],
         "additionalProperties": False,
-        "not": {"properties": {"marrow_blasts_pct": {"const": 0}, "mrd_positive": {"const": False}},
+        "not": {"properties": {"marrow_blasts_pct": {"exclusiveMaximum": MRD_THRESHOLD_PCT},
+                               "mrd_positive": {"const": False}},
                 "required": ["marrow_blasts_pct", "mrd_positive"],
-                "description": "0 % marrow blasts with negative MRD: outside the modelled "
-                               "population"},
+                "description": f"marrow blasts below {MRD_THRESHOLD_PCT:g} % (the MRD threshold) "
+                               "with negative MRD: outside the modelled population"},
     }
 
 

@@ -9,7 +9,7 @@ curves stop at the model's ``max_follow_up_months``; nothing is extrapolated.
 
 Patients come either as a mapping of field -> array (one value a patient; a DataFrame works) or as
 a sequence of parsed patient dicts (:func:`model.patient.parse_patient`). Patients outside the
-modelled population (0 % blasts, MRD negative) get NaN predictions and ``in_population`` False.
+modelled population (:func:`model.burden.in_modelled_population`) get NaN predictions and ``in_population`` False.
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def compile_predictor(params: Mapping, manifest: Mapping | None = None) -> Compi
     """
     try:
         return _compile(params, manifest or {})
-    except (KeyError, TypeError, ValueError, IndexError) as problem:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as problem:
         detail = f"missing entry {problem}" if isinstance(problem, KeyError) else str(problem)
         raise BundleError("predictor-structure", "predictor.json", detail) from None
 
@@ -602,9 +602,14 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
         for name in missing]
     manifest = bundle.manifest
     n = manifest.get("training_data", {}).get("n")
+    trained_on = f"{n} patients" if n is not None else None
+    parent_n = ((manifest.get("lineage") or {}).get("parent") or {}).get("training_data", {}).get("n")
+    if trained_on and parent_n is not None:  # an updated bundle: say both
+        trained_on = f"{parent_n} patients, updated on {n}"
     answer["model"] = {"id": bundle.id, "provenance": manifest.get("provenance"),
-                       "trained_on": f"{n} patients" if n is not None else None,
-                       "created": manifest.get("created")}
+                       "trained_on": trained_on,
+                       "created": manifest.get("created"),
+                       "lineage": lineage_summary(manifest)}
     return answer
 
 
@@ -655,6 +660,25 @@ def few_at_risk_warnings(name: str, at_risk: Mapping[str, int | None],
             f"{FEW_AT_RISK_PATIENTS} patients); this estimate rests on few patients"
             for months, count in at_risk.items()
             if count is not None and few_at_risk(count, n)]
+
+
+def lineage_summary(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Where an updated bundle comes from (``manifest["lineage"]``, see docs/bundle-format.md).
+
+    Returns
+    -------
+    None for a bundle trained from scratch; else the parent bundle's id and provenance, the update
+    cohort's SHA-256 and patient count, and each model's update method.
+    """
+    lineage = manifest.get("lineage")
+    if not lineage:
+        return None
+    parent = lineage.get("parent", {})
+    cohort = lineage.get("update_cohort", {})
+    return {"parent_id": parent.get("id"), "parent_provenance": parent.get("provenance"),
+            "update_cohort_sha256": cohort.get("sha256"), "update_cohort_n": cohort.get("n"),
+            "methods": {name: record.get("method")
+                        for name, record in lineage.get("models", {}).items()}}
 
 
 def _band(subgroup: str, row: Mapping | None) -> dict[str, Any] | None:

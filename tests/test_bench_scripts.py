@@ -40,3 +40,9 @@ def test_simulation_benchmark_runs_with_two_cohorts():
     out = run_bench("bench_simulation.py", "--repetitions", "1", "--sizes", "78", "--jobs", "1",
                     "--validation-n", "2000")
     assert "logistic: winner" in out and "cox: winner" in out
+
+
+def test_updating_benchmark_runs(trained_bundle_path):
+    out = run_bench("bench_updating.py", "--simulations", "2", "--sizes", "160",
+                    "--bundle", str(trained_bundle_path))
+    assert "severe_crs intercept +1     160" in out and "hazard x 2" in out

@@ -181,7 +181,7 @@ def test_unevaluable_predictor_is_refused_on_load(bundle_dir):
     broken["models"]["cr"]["coef"] = [1.0, 2.0]
     path.write_text(json.dumps(broken))
     rewrite_manifest(bundle_dir, lambda m: m["files"].update({"predictor.json": sha256(path)}))
-    with pytest.raises(BundleError, match=r"'predictor-structure' failed.*cr\.coef has shape"):
+    with pytest.raises(BundleError, match=r"'predictor-structure' failed.*models\.cr\.coef: has 2 entries; expected 1"):
         load_predictor(bundle_dir)
 
 

@@ -16,8 +16,8 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 
 def test_every_subcommand_is_covered():
-    assert set(subcommands()) == {"reproduce", "train", "simulate", "report", "predict", "score",
-                                 "serve"}
+    assert set(subcommands()) == {"reproduce", "train", "simulate", "report", "validate", "update",
+                                  "predict", "score", "serve"}
 
 
 @pytest.mark.parametrize("command", sorted(subcommands()))

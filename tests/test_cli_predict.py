@@ -169,7 +169,7 @@ def test_score_scores_valid_rows_and_reports_bad_ones(client, patient, trained_b
     assert code == 1
     err = capsys.readouterr().err
     assert "line 3 (patient_id P2): marrow_blasts_pct: must be between 0 and 100" in err
-    assert "line 4 (patient_id P3): marrow_blasts_pct: 0 % marrow blasts" in err
+    assert "line 4 (patient_id P3): marrow_blasts_pct: marrow blasts below 0.01 %" in err
     assert "2 of 4 rows failed" in err
     scored = read_csv(out)
     assert [row["patient_id"] for row in scored] == ["P1", "P2", "P3", "P4"]

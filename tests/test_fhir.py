@@ -399,6 +399,8 @@ def damaged_examples(draw):
         body = as_bundle(body)
     for _ in range(draw(st.integers(1, 3))):
         paths = [path for path in _paths(body) if path]
+        if not paths:  # every element already removed: nothing left to damage
+            break
         path = draw(st.sampled_from(paths))
         parent = body
         for key in path[:-1]:

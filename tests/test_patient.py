@@ -279,7 +279,7 @@ def test_zero_blasts_mrd_negative_is_outside_the_population():
 
 
 @pytest.mark.parametrize("blasts, mrd, subgroup, group", [
-    (0.0, True, "a", "low"), (0.001, False, "b", "low"), (4.99, True, "b", "low"),
+    (0.0, True, "a", "low"), (0.001, True, "b", "low"), (0.01, False, "b", "low"), (4.99, True, "b", "low"),
     (5.0, True, "c", "high"), (19.99, True, "c", "high"), (20.0, True, "d", "high"),
     (49.99, True, "d", "high"), (50.0, True, "e", "high"), (100.0, True, "e", "high"),
 ])
@@ -297,7 +297,7 @@ def test_vectorized_burden_rules_match_scalar():
 
 
 def test_vectorized_subgroups_name_the_rows_outside_the_population():
-    with pytest.raises(ValueError, match=r"2 patient\(s\) with 0 % blasts are not MRD positive "
+    with pytest.raises(ValueError, match=r"2 patient\(s\) with blasts below 0.01 % are not MRD positive "
                                          r"\(rows 1, 3\)"):
         burden_subgroups([10, 0, 0, 0], [1, 0, 1, np.nan])
 

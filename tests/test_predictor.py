@@ -320,11 +320,12 @@ def test_api_answer_shape_and_values(params, bundle):
     assert answer["warnings"] == ["age_years 81 is outside the training range 9-73"]
     assert answer["model"] == {"id": bundle.id,
                                "provenance": "reconstructed-from-published-aggregates",
-                               "trained_on": "78 patients", "created": bundle.manifest["created"]}
+                               "trained_on": "78 patients", "created": bundle.manifest["created"],
+                               "lineage": None}
 
 
 def test_api_answer_refuses_patient_outside_population(bundle):
-    with pytest.raises(InputError, match="marrow_blasts_pct: 0 % marrow blasts with negative MRD"):
+    with pytest.raises(InputError, match="marrow_blasts_pct: marrow blasts below 0.01 % \\(the MRD threshold\\) with negative MRD"):
         prediction_answer(bundle, dict(PATIENT, marrow_blasts_pct=0.0, mrd_positive=False))
 
 

@@ -79,8 +79,9 @@ def test_row_errors_carry_the_csv_line_and_parse_form_messages(loaded_bundle, mi
         if len(cells) > len(header):
             expected = TOO_MANY_CELLS
         elif i == 20:
-            assert out["error"].startswith("marrow_blasts_pct: 0 % marrow blasts with negative "
-                                           "MRD is outside the population")
+            assert out["error"].startswith("marrow_blasts_pct: marrow blasts below 0.01 % (the "
+                                           "MRD threshold) with negative MRD is outside the "
+                                           "population")
             expected = out["error"]
         else:
             try:

@@ -63,8 +63,12 @@ class Unavailable(Exception):
     """The cohort lacks what a statistic needs."""
 
 
+#: Columns :func:`derive` adds, and the cohort column each comes from (named when it is missing).
+DERIVED_FROM = {"cr": "response", "severe_crs": "crs_grade", "neurotoxicity": "neurotox_grade"}
+
+
 def _need(df: pd.DataFrame, *columns: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
+    missing = [DERIVED_FROM.get(c, c) for c in columns if c not in df.columns]
     if missing:
         raise Unavailable(f"cohort has no {', '.join(missing)} column")
 
@@ -100,7 +104,7 @@ def student_t_p(df: pd.DataFrame, variable: str) -> float:
 
 def anova_p(df: pd.DataFrame, variable: str, by: str = "burden_subgroup") -> float:
     """One-way ANOVA of ``variable`` across the levels of ``by``."""
-    _need(df, variable)
+    _need(df, variable, by)
     groups = [g[variable].dropna().to_numpy(float) for _, g in df.groupby(by) if len(g)]
     return float(stats.f_oneway(*groups).pvalue)
 
@@ -109,7 +113,7 @@ def logrank_p(df: pd.DataFrame, outcome: str, by: str = "burden_group",
               stratum: str | None = None) -> float:
     """Log-rank P comparing the two levels of ``by`` (optionally within one tb_assessed stratum)."""
     time, event = SURVIVAL_COLUMNS[outcome]
-    _need(df, time, event)
+    _need(df, time, event, by)
     if stratum is not None:
         _need(df, "tb_assessed")
         df = df[df.tb_assessed == stratum]
@@ -134,7 +138,8 @@ def low_at_or_above_high(df: pd.DataFrame, outcome: str, until_months: float | N
 
     With ``until_months``, at every event time up to it; without, at 12 months.
     """
-    time, _ = SURVIVAL_COLUMNS[outcome]
+    time, event = SURVIVAL_COLUMNS[outcome]
+    _need(df, time, event)
     if until_months is None:
         grid = np.array([12.0])
     else:

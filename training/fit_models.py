@@ -305,6 +305,9 @@ def _cox_model(name, cohort, features, X, B, seed, jobs, progress, backend, meth
               "center": fit.center.tolist(), "scale": fit.scale.tolist(),
               "coef": fit.coef.tolist(),
               "baseline_survival": cox.baseline_survival(fit, month_grid).tolist(),
+              # The exact Breslow steps, so that validation reproduces the apparent figures.
+              "baseline_steps": {"months": fit.event_times.tolist(),
+                                 "cumulative_hazard": fit.cumhaz0.tolist()},
               "max_follow_up_months": float(fit.max_follow_up),
               "bootstrap": {"coef": [b[0].tolist() for b in boot],
                             "baseline_survival": [b[1].tolist() for b in boot]}}

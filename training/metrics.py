@@ -371,12 +371,32 @@ def _rcs3(x: np.ndarray) -> np.ndarray | None:
 def ici_survival(time: np.ndarray, event: np.ndarray, risk_at_horizon: np.ndarray, horizon: float,
                  ties: str = "efron") -> dict[str, float]:
     """ICI / E50 / E90 at ``horizon`` for predicted risks F(t | x_i) = 1 - S(t | x_i)."""
+    F = np.asarray(risk_at_horizon, dtype=float)
+    observed = survival_calibration_curve(time, event, F, horizon, ties)
+    if observed is None:
+        return {"ici": float("nan"), "e50": float("nan"), "e90": float("nan")}
+    return _ici_summary(observed, F)
+
+
+def survival_calibration_curve(time: np.ndarray, event: np.ndarray, risk_at_horizon: np.ndarray,
+                               horizon: float, ties: str = "efron") -> np.ndarray | None:
+    """Observed risk by ``horizon`` for each patient, from the hazard regression of
+    :func:`ici_survival` (Austin, Harrell & van Klaveren 2020); None when it cannot be estimated.
+
+    Parameters
+    ----------
+    time, event : (n,) follow-up and 0/1 event indicator
+    risk_at_horizon : (n,) predicted risks F(t | x_i), each in (0, 1)
+
+    Returns
+    -------
+    (n,) observed risks in [0, 1], paired with ``risk_at_horizon``; or None.
+    """
     time = np.asarray(time, dtype=float)
     event = np.asarray(event).astype(bool)
     F = np.asarray(risk_at_horizon, dtype=float)
-    nan = {"ici": float("nan"), "e50": float("nan"), "e90": float("nan")}
     if np.any(F <= 0) or np.any(F >= 1) or not event.any():
-        return nan
+        return None
     cll = np.log(-np.log1p(-F))
     basis = _rcs3(cll)
     if basis is None:
@@ -384,11 +404,10 @@ def ici_survival(time: np.ndarray, event: np.ndarray, risk_at_horizon: np.ndarra
     basis = basis - basis.mean(axis=0)
     beta = _cox_slope(time, event, basis, ties)
     if not np.all(np.isfinite(beta)):
-        return nan
+        return None
     rs = _RiskSets(basis, time, event, ties)
     H0 = np.sum(rs.baseline_jumps(beta)[rs.event_times <= horizon])
-    observed = -np.expm1(-H0 * np.exp(basis @ beta))
-    return _ici_summary(observed, F)
+    return -np.expm1(-H0 * np.exp(basis @ beta))
 
 
 def survival_metrics(time: np.ndarray, event: np.ndarray, lp: np.ndarray, event_times: np.ndarray,

@@ -77,7 +77,9 @@ def calibration_figure(y: np.ndarray, p: np.ndarray, title: str, groups: int = 5
     observed = np.array([b["observed"] for b in bins])
     low = np.array([b["ci95"][0] for b in bins])
     high = np.array([b["ci95"][1] for b in bins])
-    axes.errorbar(x, observed, yerr=[observed - low, high - observed], fmt="o", color="C0",
+    # Wilson bounds at 0/n or n/n can miss the proportion by a rounding residue: never negative.
+    yerr = np.maximum([observed - low, high - observed], 0.0)
+    axes.errorbar(x, observed, yerr=yerr, fmt="o", color="C0",
                   capsize=3, label=f"{len(bins)} groups, Wilson 95 % CI")
     order = np.argsort(p, kind="stable")
     if np.ptp(p) > 0 and p.size >= 10:

@@ -136,6 +136,8 @@ def _estimators(bundle_dir) -> tuple[dict | None, list[str]]:
 
 def _provenance(manifest: dict) -> str:
     n = manifest.get("training_data", {}).get("n")
+    if manifest.get("lineage"):  # an updated bundle: the synthetic cohort is its parent's
+        n = manifest["lineage"]["parent"]["training_data"].get("n")
     if is_reconstructed(manifest):
         return (f'<div class="notice" id="provenance"><strong>Synthetic data.</strong> This bundle was '
                 f"trained on a cohort of {esc(n)} patients <strong>reconstructed from the published "
@@ -163,6 +165,21 @@ def _header(bundle: LoadedBundle) -> str:
     missing = "".join(f"<li>{esc(r)}</li>" for r in m.get("unavailable_models", {}).values())
     missing = f"<p>Models not in this bundle:</p><ul>{missing}</ul>" if missing else ""
     return f"<table>{table}</table>{dose}{missing}"
+
+
+def _lineage(lineage: dict | None) -> str:
+    """Parent bundle, update cohort and each model's update (``cart-risk update``); '' if none."""
+    if not lineage:
+        return ""
+    parent, cohort = lineage["parent"], lineage["update_cohort"]
+    rows = "".join(f"<tr><td>{esc(name)}</td><td>{esc(r['method'])}</td>"
+                   f"<td>{esc(r.get('decided_by') or r.get('reason', ''))}</td></tr>"
+                   for name, r in lineage["models"].items())
+    return (f'<div class="info" id="lineage"><strong>Updated bundle.</strong> Parent bundle '
+            f"<code>{esc(parent['id'])}</code> ({esc(parent.get('provenance'))}), updated on "
+            f"{esc(cohort['n'])} patients of <code>{esc(cohort['file'])}</code> (SHA-256 "
+            f"<code>{esc(cohort['sha256'])}</code>), method requested: {esc(lineage['method'])}."
+            f"<table><tr><th>model</th><th>update</th><th>why</th></tr>{rows}</table></div>")
 
 
 def _bands(bands: list[dict]) -> str:
@@ -222,7 +239,8 @@ def render_report(bundle_dir) -> str:
     estimators, estimator_notes = _estimators(bundle_dir)
     cohort = derive(_training_cohort(bundle))
     predictions = predict(bundle, cohort)
-    body = [f"<h1>cart-risk model report</h1>{_provenance(manifest)}", _header(bundle),
+    body = [f"<h1>cart-risk model report</h1>{_provenance(manifest)}",
+            _lineage(manifest.get("lineage")), _header(bundle),
             '<h2 id="cohort">Training cohort</h2>', cohort_section(cohort),
             '<h2 id="validation">Validation: apparent, optimism and optimism-corrected</h2>',
             validation_section(manifest),

@@ -256,6 +256,11 @@ def audit_section(manifest: dict, params: dict, estimators: dict | None, notes: 
     rows = []
     for name in manifest["models"]:
         stored, model = estimators.get(name), params["models"][name]
+        updated = (manifest.get("lineage") or {}).get("models", {}).get(name, {}).get("method")
+        if stored is None and updated in ("intercept", "recalibrate"):
+            rows.append([esc(name), f"none: updated by {esc(updated)} of the parent's model "
+                         "(see the lineage)", "-", "-"])
+            continue
         if stored is None:
             rows.append([esc(name), "missing", "-", "-"])
             continue
