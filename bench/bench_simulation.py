@@ -11,10 +11,18 @@ Run::
 
     .venv/bin/python bench/bench_simulation.py                          # 200 / 100 / 60 cohorts
     .venv/bin/python bench/bench_simulation.py --repetitions 20 --sizes 78 --jobs 2
+
+Round 2 (docs/method-selection.md, Amendment 1: the logistic models only, round 1's Cox rows and
+any fit not re-run kept from the committed study, round 1's re-run fits checked against it)::
+
+    .venv/bin/python bench/bench_simulation.py --repetitions 200 100 40 --sizes 78 200 500 \
+        --outcomes cr severe_crs --keep-rows docs/simulation/rows.csv --out docs/simulation \
+        --update-packaged
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -36,25 +44,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the study here (default: a temporary directory)")
     parser.add_argument("--update-packaged", action="store_true",
                         help="also refresh training/data/simulation/ (what cart-risk report shows)")
+    parser.add_argument("--outcomes", nargs="+", default=["cr", "severe_crs", "efs", "os"],
+                        choices=["cr", "severe_crs", "efs", "os"], help="outcomes to run")
+    parser.add_argument("--keep-rows", type=Path,
+                        help="rows.csv of an earlier study: its fits that this run does not repeat "
+                             "are kept, and the repeated ones are checked against it")
     args = parser.parse_args(argv)
     print_header("simulation study: cart-risk simulate", argv)
-    from training.simulation import run_study, summarize, write_study
+    import pandas as pd
+
+    from training.simulation import (merge_rounds, reproduction_gap, run_study, summarize,
+                                     write_study)
+
+    earlier = pd.read_csv(args.keep_rows) if args.keep_rows else None
 
     repetitions = args.repetitions[0] if len(args.repetitions) == 1 else args.repetitions
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or Path(scratch) / "study"
         started = time.perf_counter()
         rows = run_study(repetitions, sizes=tuple(args.sizes), seed=args.seed, jobs=args.jobs,
-                         validation_n=args.validation_n)
+                         validation_n=args.validation_n, outcomes=tuple(args.outcomes))
         elapsed = time.perf_counter() - started
         counts = " ".join(map(str, args.repetitions))
         command = (f"cart-risk simulate --repetitions {counts} --sizes "
                    f"{' '.join(map(str, args.sizes))} --seed {args.seed} --out docs/simulation "
                    "--update-packaged")
-        meta = write_study(rows, out, command, args.seed, packaged_copy=args.update_packaged)
         cohorts = rows.groupby("n")["repetition"].nunique().to_dict()
         print(f"{sum(cohorts.values())} cohorts {cohorts}, {len(rows)} fits scored in "
               f"{elapsed:.0f} s with --jobs {args.jobs}")
+        if earlier is not None:
+            gap = reproduction_gap(earlier, rows)
+            print(f"re-run fits checked against {args.keep_rows}: {gap['rows']} compared, "
+                  f"{gap['failed_mismatch']} failed in one run only, largest difference of a "
+                  f"measure {gap['max_abs_difference']:.3g}")
+            rows = merge_rounds(earlier, rows)
+            first = args.keep_rows.with_name("selection.json")
+            first = (json.loads(first.read_text())["command"].split(" (round 1), then ")[0]
+                     if first.exists() else f"the study in {args.keep_rows}")
+            command = (f"{first} (round 1), then .venv/bin/python bench/bench_simulation.py "
+                       f"--repetitions {counts} --sizes {' '.join(map(str, args.sizes))} --seed "
+                       f"{args.seed} --outcomes {' '.join(args.outcomes)} --keep-rows "
+                       f"{args.keep_rows} --out docs/simulation --update-packaged (round 2)")
+        meta = write_study(rows, out, command, args.seed, packaged_copy=args.update_packaged)
         summary = summarize(rows)
         for kind, sel in meta["selection"].items():
             print(f"{kind}: winner {sel['winner']} ({sel['reason']})")

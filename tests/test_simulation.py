@@ -121,3 +121,34 @@ def test_train_refuses_an_unknown_method(tmp_path, capsys):
                  "--method", "logistic=lasso"])
     assert code == 2 and "--method" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_round_two_reruns_reproduce_round_one_and_merge_with_it():
+    from training.simulation import merge_rounds, reproduction_gap
+
+    committed = pd.read_csv(DOCS / "rows.csv")
+    rerun = run_study(1, sizes=(78,), methods=("heuristic_shrinkage", "firth_heuristic_shrinkage"),
+                      outcomes=("cr", "efs"))
+    # logistic-only candidates are not fitted to survival outcomes
+    assert set(zip(rerun.outcome, rerun.method)) == {
+        ("cr", "heuristic_shrinkage"), ("cr", "firth_heuristic_shrinkage"),
+        ("efs", "heuristic_shrinkage")}
+    gap = reproduction_gap(committed, rerun)
+    assert gap["rows"] >= 2 and gap["failed_mismatch"] == 0
+    assert gap["max_abs_difference"] < 1e-9  # same seed [seed, n, r]: the same fits
+    merged = merge_rounds(committed, rerun)
+    assert not merged.duplicated(["n", "repetition", "outcome", "method"]).any()
+    assert len(merged) == len(committed) + int(
+        (~rerun.set_index(["n", "repetition", "outcome", "method"]).index.isin(
+            committed.set_index(["n", "repetition", "outcome", "method"]).index)).sum())
+
+
+def test_an_exact_tie_goes_to_the_method_that_also_fits_under_separation():
+    rows = [(78, o, m, 0.97, 0.080, 0, 0) for o in ("cr", "severe_crs")
+            for m in ("heuristic_shrinkage", "heuristic_shrinkage_fallback")]
+    chosen = select_method(_summary(rows), "logistic")
+    assert chosen["winner"] == "heuristic_shrinkage_fallback" and chosen["target_met"]
+    worse = _summary([(78, o, m, 0.97, 0.080 if m == "heuristic_shrinkage" else 0.0801, 0, 0)
+                      for o in ("cr", "severe_crs")
+                      for m in ("heuristic_shrinkage", "heuristic_shrinkage_fallback")])
+    assert select_method(worse, "logistic")["winner"] == "heuristic_shrinkage"  # RMSE first

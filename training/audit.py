@@ -23,6 +23,11 @@ LOGISTIC_EQUIVALENT = {
                             "coefficients x the shrinkage factor, intercept re-estimated"),
     "firth": ("no scikit-learn equivalent: the stored estimator is the C=inf refit carrying the "
               "Firth coefficients"),
+    "heuristic_shrinkage_fallback": ("scikit-learn LogisticRegression(C=inf) on the standardized "
+                                     "columns carrying the shrunken coefficients (Firth's under "
+                                     "separation) and the re-estimated intercept"),
+    "firth_heuristic_shrinkage": ("no scikit-learn equivalent: the stored estimator is the C=inf "
+                                  "refit carrying the shrunken Firth coefficients"),
 }
 COX_EQUIVALENT = {
     "aic_ridge": ("lifelines CoxPHFitter(penalizer=lambda/n, l1_ratio=0) on the standardized "

@@ -20,7 +20,7 @@ from training import cox, logistic, ph_test
 from training.bootstrap import BootstrapResult, optimism_bootstrap
 from training.card_warnings import card_warnings as _warnings
 from training.audit import COX_EQUIVALENT, LOGISTIC_EQUIVALENT, cox_estimator, logistic_estimator
-from training.methods import LABELS, METHODS, fit_cox_method, fit_logistic_method
+from training.methods import LABELS, METHODS_BY_KIND, fit_cox_method, fit_logistic_method
 from training.metrics import evaluate_cox, evaluate_logistic
 from training.sample_size import cox_snell_r2, riley_binary, riley_survival
 
@@ -44,6 +44,16 @@ RULES = {
                             "Le Cessie 1990); logistic intercept / Cox baseline re-estimated at the "
                             "shrunken coefficients; no tuning"),
     "mle": "unpenalized maximum likelihood; no tuning",
+    "heuristic_shrinkage_fallback": (
+        "maximum likelihood coefficients x s = (LR - df) / LR, the model likelihood-ratio "
+        "chi-square LR on df coefficients (Van Houwelingen & Le Cessie 1990); where the maximum "
+        "likelihood fit does not exist (separation), Firth's coefficients x s with LR Firth's "
+        "penalized likelihood-ratio statistic; intercept re-estimated at the shrunken "
+        "coefficients; no tuning"),
+    "firth_heuristic_shrinkage": (
+        "Firth's coefficients x s = (LR - df) / LR, LR Firth's penalized likelihood-ratio "
+        "statistic on df coefficients (Van Houwelingen & Le Cessie 1990); intercept re-estimated "
+        "at the shrunken coefficients; no tuning"),
 }
 
 
@@ -58,9 +68,10 @@ def parse_methods(specs) -> dict[str, str]:
     methods = dict(DEFAULT_METHODS)
     for spec in specs or ():
         kind, _, method = str(spec).partition("=")
-        if kind not in methods or method not in METHODS:
-            raise ValueError(f"{spec!r} is not KIND=METHOD with KIND logistic or cox and METHOD "
-                             f"one of {', '.join(METHODS)}")
+        if kind not in methods or method not in METHODS_BY_KIND[kind]:
+            raise ValueError(f"{spec!r} is not KIND=METHOD with KIND logistic (METHOD one of "
+                             f"{', '.join(METHODS_BY_KIND['logistic'])}) or cox (METHOD one of "
+                             f"{', '.join(METHODS_BY_KIND['cox'])})")
         methods[kind] = method
     return methods
 
@@ -149,7 +160,9 @@ def _penalty(fit, equivalent: str) -> dict:
     """The ``penalty`` block: what the method shrinks by, and how that was chosen."""
     method = fit.method
     kind = {"aic_ridge": "ridge", "cv_ridge": "ridge", "firth": "firth",
-            "heuristic_shrinkage": "uniform shrinkage", "mle": "none"}[method]
+            "heuristic_shrinkage": "uniform shrinkage", "mle": "none",
+            "heuristic_shrinkage_fallback": "uniform shrinkage",
+            "firth_heuristic_shrinkage": "uniform shrinkage"}[method]
     block = {"kind": kind, "method": method, "lambda": float(fit.lam), "rule": RULES[method],
              "effective_df": _num(fit.df), "shrinkage": float(fit.shrinkage),
              "scale": "standardized columns (training mean and SD); lambda on the summed "
@@ -318,7 +331,7 @@ def fit_model(name: str, cohort: pd.DataFrame, features: tuple[str, ...], *, B: 
     month_grid : numpy.ndarray, optional
         Months (ascending, from 0) on which Cox baseline survival is tabulated; required for Cox.
     method : str, optional
-        Fitting method (:data:`training.methods.METHODS`); default :data:`DEFAULT_METHODS` of
+        Fitting method (:data:`training.methods.METHODS_BY_KIND` of the model's kind); default :data:`DEFAULT_METHODS` of
         the model's kind, the simulation study's winner. The bootstrap repeats the same method.
 
     Returns
@@ -332,8 +345,9 @@ def fit_model(name: str, cohort: pd.DataFrame, features: tuple[str, ...], *, B: 
     """
     kind = MODELS[name][0]
     method = DEFAULT_METHODS[kind] if method is None else method
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if method not in METHODS_BY_KIND[kind]:
+        raise ValueError(f"method must be one of {', '.join(METHODS_BY_KIND[kind])} for the "
+                         f"{kind} models; got {method!r}")
     X = design_matrix(cohort, features)
     args = (name, cohort, features, X, B, seed, jobs, progress, backend, method)
     if kind == "logistic":

@@ -24,6 +24,18 @@ which one made it. The methods (``docs/method-selection.md`` says which one ship
 ``mle``
     The unpenalized maximum likelihood fit.
 
+Logistic only (round 2 of the study, Amendment 1 of ``docs/method-selection.md``):
+
+``heuristic_shrinkage_fallback``
+    ``heuristic_shrinkage`` where the maximum likelihood fit exists; where it does not
+    (separation), the same shrinkage applied to Firth's fit, with LR the penalized
+    likelihood-ratio statistic 2 [l*(b_F) - l*(b_F0)] (l* Firth's penalized log-likelihood, b_F0
+    its maximizer over the intercept alone with the full model's penalty; the statistic R's
+    logistf reports).
+``firth_heuristic_shrinkage``
+    Firth's fit always, shrunk by s = (LR - df) / LR with the penalized LR above, the intercept
+    re-estimated with the shrunken linear predictor as offset.
+
 Methods that need the unpenalized estimate (``heuristic_shrinkage``, ``mle``) raise
 :class:`training.logistic.FitError` under separation / monotone likelihood.
 """
@@ -38,7 +50,12 @@ from training import cox, logistic
 from training.logistic import FitError
 from training.tuning import search_grid
 
+#: Methods for both model kinds.
 METHODS = ("aic_ridge", "cv_ridge", "firth", "heuristic_shrinkage", "mle")
+#: Logistic-only methods added by round 2 of the study (docs/method-selection.md, Amendment 1).
+LOGISTIC_ONLY = ("heuristic_shrinkage_fallback", "firth_heuristic_shrinkage")
+#: The methods of each model kind.
+METHODS_BY_KIND = {"logistic": METHODS + LOGISTIC_ONLY, "cox": METHODS}
 CV_FOLDS = 10
 CV_SEED = 20170201
 _TOL = 1e-9
@@ -50,12 +67,17 @@ LABELS = {
     "firth": "Firth's penalized likelihood (Jeffreys prior)",
     "heuristic_shrinkage": "maximum likelihood x Van Houwelingen-Le Cessie heuristic shrinkage",
     "mle": "unpenalized maximum likelihood",
+    "heuristic_shrinkage_fallback": ("maximum likelihood (Firth's fit under separation) x Van "
+                                     "Houwelingen-Le Cessie heuristic shrinkage"),
+    "firth_heuristic_shrinkage": "Firth's penalized likelihood x Van Houwelingen-Le Cessie heuristic shrinkage",
 }
 
 
-def _check(method: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+def _check(method: str, kind: str) -> None:
+    allowed = METHODS_BY_KIND[kind]
+    if method not in allowed:
+        raise ValueError(f"method must be one of {', '.join(allowed)} for the {kind} models; "
+                         f"got {method!r}")
 
 
 def _folds(strata: np.ndarray, k: int = CV_FOLDS) -> np.ndarray:
@@ -92,7 +114,7 @@ def _logistic_fit_from(X, y, est, cov, method, shrinkage=1.0, grid=None, criteri
     full[np.ix_(keep, keep)] = cov
     return logistic.LogisticFit(
         center=center, scale=scale, intercept=float(est[0]), coef=coef, lam=float(lam),
-        df=float(active.sum() + 1) * shrinkage if method != "firth" else float(active.sum() + 1),
+        df=float(active.sum() + 1) * shrinkage if "firth" not in method else float(active.sum() + 1),
         loglik=float(np.sum(y * eta - np.logaddexp(0.0, eta))),
         loglik_null=float(n * (phi * np.log(phi) + (1 - phi) * np.log1p(-phi))), cov=full,
         grid=np.asarray(grid if grid is not None else [lam], dtype=float),
@@ -101,9 +123,15 @@ def _logistic_fit_from(X, y, est, cov, method, shrinkage=1.0, grid=None, criteri
         active=active, edge=edge, method=method, shrinkage=float(shrinkage))
 
 
-def _firth_logistic(D: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Firth estimate and inverse information (Heinze & Schemper 2002's modified score)."""
+def _firth_logistic(D: np.ndarray, y: np.ndarray, free: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Firth estimate and inverse information (Heinze & Schemper 2002's modified score).
+
+    ``free`` (boolean mask) maximizes over those coefficients only, the others held at 0, with
+    the full design's information in the penalty (logistf.fit's ``col.fit``).
+    """
     theta = np.zeros(D.shape[1])
+    free = np.ones(D.shape[1], dtype=bool) if free is None else np.asarray(free, dtype=bool)
 
     def objective(t):
         mu = expit(D @ t)
@@ -119,7 +147,9 @@ def _firth_logistic(D: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
         info = (D * w[:, None]).T @ D
         inv = np.linalg.inv(info)
         h = w * np.einsum("ij,jk,ik->i", D, inv, D)
-        step = inv @ (D.T @ (y - mu + h * (0.5 - mu)))
+        score = D.T @ (y - mu + h * (0.5 - mu))
+        step = np.zeros_like(theta)
+        step[free] = np.linalg.solve(info[np.ix_(free, free)], score[free])
         t = 1.0
         while True:
             value = objective(theta + t * step)
@@ -133,14 +163,57 @@ def _firth_logistic(D: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
     raise FitError("Firth's logistic fit did not converge")
 
 
+def firth_loglik(D: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float:
+    """Firth's penalized log-likelihood l(theta) + 1/2 log det I(theta) of design ``D``."""
+    eta = D @ theta
+    mu = expit(eta)
+    sign, logdet = np.linalg.slogdet((D * (mu * (1 - mu))[:, None]).T @ D)
+    if sign <= 0:
+        raise FitError("Firth's penalized likelihood: singular information")
+    return float(np.sum(y * eta - np.logaddexp(0.0, eta)) + 0.5 * logdet)
+
+
+def firth_lr(D: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float:
+    """Penalized likelihood-ratio statistic 2 [l*(theta) - l*(theta_0)] of the model.
+
+    theta_0 maximizes the same l* (the full design's information in the penalty) over the
+    intercept alone, every other coefficient 0: R logistf's null model (``col.fit`` = intercept)
+    and model test (Heinze & Schemper 2002). Unlike a separately penalized intercept-only model,
+    this statistic does not depend on the units of the columns.
+    """
+    free = np.zeros(D.shape[1], dtype=bool)
+    free[0] = True
+    null, _ = _firth_logistic(D, y, free=free)
+    return 2.0 * (firth_loglik(D, y, theta) - firth_loglik(D, y, null))
+
+
+def shrinkage_factor(lr: float, df: int) -> float:
+    """Van Houwelingen & Le Cessie's heuristic factor max(0, (LR - df) / LR); 0 when LR <= 0."""
+    return max(0.0, (lr - df) / lr) if lr > 0 else 0.0
+
+
 def _intercept_with_offset(y: np.ndarray, offset: np.ndarray) -> float:
-    a = 0.0
+    """Maximum likelihood intercept with ``offset`` fixed: mean prediction = outcome rate.
+
+    Newton's method with step halving on the (strictly concave) log-likelihood: an undamped
+    step from 0 diverges when the offset spans a wide range (docs/method-selection.md,
+    Amendment 1, addendum).
+    """
+    def loglik(a):
+        eta = a + offset
+        return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+
+    a, current = 0.0, loglik(0.0)
     for _ in range(_MAX_ITER):
         mu = expit(a + offset)
         step = np.sum(y - mu) / max(np.sum(mu * (1 - mu)), 1e-300)
-        a += step
         if abs(step) < _TOL:
-            return float(a)
+            return float(a + step)
+        t = 1.0  # halve only a step that lowers the log-likelihood beyond rounding
+        while loglik(a + t * step) < current - 1e-12 * max(1.0, abs(current)) and t > 1e-10:
+            t *= 0.5
+        a += t * step
+        current = loglik(a)
     raise FitError("intercept re-estimation did not converge")
 
 
@@ -170,9 +243,27 @@ def _cv_logistic(X, y, grid):
     return search_grid(logistic.LAMBDA_GRID, evaluate)
 
 
+def _shrunken_logistic(X, y, coef_active, cov, lr, method) -> logistic.LogisticFit:
+    """Coefficients x the heuristic factor, intercept re-estimated with them as offset."""
+    _, _, Z, active, _ = _logistic_design(X)
+    s = shrinkage_factor(lr, int(active.sum()))
+    offset = Z[:, active] @ (s * coef_active)
+    est = np.r_[_intercept_with_offset(y, offset), s * coef_active]
+    intercept_variance = cov[0, 0]
+    cov = cov * s * s
+    cov[0, 0] = intercept_variance
+    return _logistic_fit_from(X, y, est, cov, method, shrinkage=s)
+
+
+def _shrunken_firth(X, y, method) -> logistic.LogisticFit:
+    _, _, _, _, D = _logistic_design(X)
+    est, cov = _firth_logistic(D, y)
+    return _shrunken_logistic(X, y, est[1:], cov, firth_lr(D, y, est), method)
+
+
 def fit_logistic_method(method: str, X: np.ndarray, y: np.ndarray) -> logistic.LogisticFit:
     """Fit the logistic model of outcome ``y`` (0/1) on ``X`` (original scale) by ``method``."""
-    _check(method)
+    _check(method, "logistic")
     y = np.asarray(y, dtype=float)
     if method == "aic_ridge":
         return logistic.fit_logistic(X, y)
@@ -194,19 +285,19 @@ def fit_logistic_method(method: str, X: np.ndarray, y: np.ndarray) -> logistic.L
         _, _, _, _, D = _logistic_design(X)
         est, cov = _firth_logistic(D, y)
         return _logistic_fit_from(X, y, est, cov, "firth")
-    mle = logistic.fit_unpenalized(X, y)
+    if method == "firth_heuristic_shrinkage":
+        return _shrunken_firth(X, y, method)
+    try:
+        mle = logistic.fit_unpenalized(X, y)
+    except FitError:
+        if method == "heuristic_shrinkage_fallback":  # separation: Firth's fit always exists
+            return _shrunken_firth(X, y, method)
+        raise
     if method == "mle":
         return replace(mle, method="mle")
-    lr = 2.0 * (mle.loglik - mle.loglik_null)
-    df = int(mle.active.sum())
-    s = max(0.0, (lr - df) / lr) if lr > 0 else 0.0
-    _, _, Z, active, D = _logistic_design(X)
-    offset = Z[:, active] @ (s * mle.coef[active])
-    est = np.r_[_intercept_with_offset(y, offset), s * mle.coef[active]]
-    keep = np.r_[0, 1 + np.flatnonzero(active)]
-    cov = mle.cov[np.ix_(keep, keep)] * s * s
-    cov[0, 0] = mle.cov[0, 0]
-    return _logistic_fit_from(X, y, est, cov, "heuristic_shrinkage", shrinkage=s)
+    keep = np.r_[0, 1 + np.flatnonzero(mle.active)]
+    return _shrunken_logistic(X, y, mle.coef[mle.active], mle.cov[np.ix_(keep, keep)],
+                              2.0 * (mle.loglik - mle.loglik_null), method)
 
 
 # --------------------------------------------------------------------------- Cox
@@ -295,7 +386,7 @@ def _cv_cox(Z, time, event, ties):
 def fit_cox_method(method: str, X: np.ndarray, time: np.ndarray, event: np.ndarray,
                    ties: str = "efron") -> cox.CoxFit:
     """Fit the Cox model of (time, event) on ``X`` (original scale) by ``method``."""
-    _check(method)
+    _check(method, "cox")
     if method == "aic_ridge":
         return cox.fit_cox(X, time, event, ties=ties)
     center, scale, Z, active = logistic.standardize(X)

@@ -1,8 +1,8 @@
 """Simulation study of the fitting methods on the reconstruction's data-generating process.
 
 For every cohort size n and repetition r, one cohort is drawn (:func:`training.dgp.sample_patients`,
-seed ``[seed, n, r]``), each candidate of :data:`training.methods.METHODS` is fitted for every
-outcome with the default features, and the fit is scored on one independent validation sample of
+seed ``[seed, n, r]``), each candidate of :data:`training.methods.METHODS_BY_KIND` is fitted for
+every outcome of its kind with the default features, and the fit is scored on one independent validation sample of
 :data:`VALIDATION_N` patients (seed ``[seed, 0]``) against the true risks. The measures and the
 selection rule are those of ``docs/method-selection.md``; :func:`select_method` applies the rule.
 Everything is a function of ``seed``: the study is reproducible for any number of workers.
@@ -24,7 +24,7 @@ from model.features import design_matrix
 from training import dgp
 from training.config import load_config
 from training.logistic import FitError
-from training.methods import LABELS, METHODS, fit_cox_method, fit_logistic_method
+from training.methods import LABELS, METHODS_BY_KIND, fit_cox_method, fit_logistic_method
 from training.metrics import auc, calibration_slope, cox_calibration_slope, harrell_c
 
 VALIDATION_N = 10_000
@@ -38,6 +38,9 @@ MAX_EDGE_SHARE = 0.01
 SLOPE_TARGET = (0.9, 1.1)
 TIE_RELATIVE = 0.01
 SELECTION_SIZE = 78
+#: Amendment 1: a method that equals another wherever the other has a fit wins an exact tie
+#: with it (same RMSE and slopes), since it also fits where the other does not.
+EXTENDS = {"heuristic_shrinkage_fallback": "heuristic_shrinkage"}
 
 
 def _features() -> dict[str, tuple[str, ...]]:
@@ -87,6 +90,8 @@ def _repetition(seed: int, n: int, r: int, validation: pd.DataFrame, methods, ou
     rows = []
     for outcome in outcomes:
         for method in methods:
+            if method not in METHODS_BY_KIND[OUTCOMES[outcome]]:
+                continue  # a logistic-only candidate (round 2) is not fitted to survival
             row = {"n": n, "repetition": r, "outcome": outcome, "method": method}
             try:
                 fit = _fit(method, outcome, cohort, features[outcome])
@@ -98,17 +103,21 @@ def _repetition(seed: int, n: int, r: int, validation: pd.DataFrame, methods, ou
 
 
 def run_study(repetitions, sizes=SIZES, seed: int = DEFAULT_SEED, jobs: int = 1,
-              methods=METHODS, outcomes=tuple(OUTCOMES), validation_n: int = VALIDATION_N,
+              methods=None, outcomes=tuple(OUTCOMES), validation_n: int = VALIDATION_N,
               first_repetition: int = 0) -> pd.DataFrame:
     """One row per (n, repetition, outcome, method) with the measures of :func:`score`.
 
     ``repetitions`` is one count for every size, or a sequence with one count per size.
+    ``methods`` defaults to every method of each outcome's kind (:data:`METHODS_BY_KIND`); a
+    method is fitted only to the outcomes of the kinds it belongs to.
     ``first_repetition`` numbers the cohorts from there (cohort r of size n always has seed
     ``[seed, n, r]``), so a long study can run in chunks that :func:`combine_parts` joins.
     """
     counts = [int(repetitions)] * len(sizes) if np.ndim(repetitions) == 0 else [int(r) for r in repetitions]
     if len(counts) != len(sizes) or min(counts) < 1:
         raise ValueError("repetitions must be >= 1, one count or one per cohort size")
+    if methods is None:
+        methods = tuple(dict.fromkeys(m for kind in METHODS_BY_KIND.values() for m in kind))
     validation = validation_sample(seed, validation_n)
     tasks = (joblib.delayed(_repetition)(seed, int(n), r, validation, tuple(methods), tuple(outcomes))
              for n, count in zip(sizes, counts)
@@ -158,6 +167,13 @@ def _log_slope_distance(summary: pd.DataFrame, method: str, outcomes) -> float:
     return float(np.max(np.abs(np.log(values))))
 
 
+def _rank(table: dict, method: str, among) -> tuple:
+    """Order of step 2's tie-break and step 3: slopes closest to 1, then RMSE, then
+    :data:`EXTENDS` (the extending method before the one it extends, on an exact tie)."""
+    extended = EXTENDS.get(method) in among
+    return (table[method]["slope_distance"], table[method]["rmse_mean"], 0 if extended else 1)
+
+
 def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> dict:
     """The rule of docs/method-selection.md for ``kind`` ("logistic" or "cox") at cohort size n.
 
@@ -185,7 +201,7 @@ def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> 
     if eligible:
         best = min(table[m]["rmse_mean"] for m in eligible)
         close = [m for m in eligible if table[m]["rmse_mean"] <= best * (1 + TIE_RELATIVE)]
-        winner = min(close, key=lambda m: (table[m]["slope_distance"], table[m]["rmse_mean"]))
+        winner = min(close, key=lambda m: _rank(table, m, close))
         reason = (f"lowest mean RMSE against the true risk ({table[winner]['rmse_mean']:.4f}) among "
                   f"the methods with median calibration slopes in [{SLOPE_TARGET[0]}, "
                   f"{SLOPE_TARGET[1]}] for {' and '.join(outcomes)}, at most 1 % failed fits and "
@@ -195,7 +211,7 @@ def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> 
     safe = [m for m, t in table.items() if t["safe"]]
     if not safe:
         raise ValueError(f"no {kind} method meets the failure and grid-edge conditions")
-    winner = min(safe, key=lambda m: (table[m]["slope_distance"], table[m]["rmse_mean"]))
+    winner = min(safe, key=lambda m: _rank(table, m, safe))
     reason = (f"no method reached median calibration slopes in [{SLOPE_TARGET[0]}, "
               f"{SLOPE_TARGET[1]}] for {' and '.join(outcomes)}; this one's are the closest to 1 "
               "among the methods with at most 1 % failed fits and grid-edge choices")
@@ -220,7 +236,7 @@ def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int,
     rows.to_csv(out / "rows.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False, float_format="%.6g")
     meta = {"command": command, "seed": seed, "validation_n": VALIDATION_N,
-            "methods": {m: LABELS[m] for m in METHODS}, "selection": selection,
+            "methods": {m: LABELS[m] for m in dict.fromkeys(rows["method"])}, "selection": selection,
             "true_risks": dgp.true_risks()}
     (out / "selection.json").write_text(json.dumps(meta, indent=2, default=float) + "\n")
     (out / "summary.md").write_text(summary_markdown(summary, selection, command))
@@ -263,3 +279,34 @@ def combine_parts(part_dirs, out_dir, command: str, seed: int, packaged_copy: bo
     if rows.duplicated(["n", "repetition", "outcome", "method"]).any():
         raise ValueError("the parts overlap: the same cohort appears twice")
     return write_study(rows, out_dir, command, seed, packaged_copy=packaged_copy)
+
+
+KEY = ["n", "repetition", "outcome", "method"]
+
+
+def reproduction_gap(earlier: pd.DataFrame, rerun: pd.DataFrame) -> dict:
+    """How far a re-run's rows are from an earlier study's rows for the same fits.
+
+    Returns
+    -------
+    dict: ``rows`` compared (fits in both), ``failed_mismatch`` (fits that failed in one run
+    only), ``max_abs_difference`` over the numeric measures (NaN when nothing is compared).
+    """
+    both = earlier.merge(rerun, on=KEY, suffixes=("_earlier", "_rerun"))
+    failed = (both["failed_earlier"].astype(bool) != both["failed_rerun"].astype(bool))
+    fitted = both[~both["failed_earlier"].astype(bool) & ~failed]
+    gaps = []
+    for column in ("calibration_slope", "calibration_in_the_large", "rmse", "mae", "c_index",
+                   "lambda", "shrinkage"):
+        a, b = fitted[f"{column}_earlier"].to_numpy(float), fitted[f"{column}_rerun"].to_numpy(float)
+        same = (a == b) | (np.isnan(a) & np.isnan(b))  # equal infinities count as no gap
+        with np.errstate(invalid="ignore"):  # inf - inf where one run is flat and one is not
+            gaps.append(np.where(same, 0.0, np.abs(a - b)))
+    gap = float(np.max(np.concatenate(gaps))) if len(fitted) else math.nan
+    return {"rows": int(len(both)), "failed_mismatch": int(failed.sum()), "max_abs_difference": gap}
+
+
+def merge_rounds(earlier: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
+    """The re-run's rows, plus the earlier study's rows for fits the re-run did not repeat."""
+    repeated = earlier.set_index(KEY).index.isin(rerun.set_index(KEY).index)
+    return pd.concat([earlier[~repeated], rerun], ignore_index=True)

@@ -29,7 +29,7 @@ from training.analyses import derive, load_published
 from training.bands import scrs_band_table
 from training.config import MODEL_NAMES, ConfigError, load_config
 from training.fit_models import DEFAULT_METHODS, HORIZON_MONTHS, MODELS, fit_model
-from training.methods import METHODS
+from training.methods import METHODS_BY_KIND
 from training.logistic import FitError
 from training.provenance import provenance_of, sha256_file
 from model.provenance import PROVENANCE_CENTER, PROVENANCE_RECONSTRUCTED  # noqa: F401  (re-exported)
@@ -176,10 +176,12 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
     """
     bootstrap, jobs = _whole(bootstrap, "bootstrap"), _whole(jobs, "jobs")
     methods = {**DEFAULT_METHODS, **(methods or {})}
-    unknown = {k: v for k, v in methods.items() if k not in DEFAULT_METHODS or v not in METHODS}
+    unknown = {k: v for k, v in methods.items()
+               if k not in DEFAULT_METHODS or v not in METHODS_BY_KIND[k]}
     if unknown:
-        raise TrainingError(f"unknown fitting method(s) {unknown}: kinds are logistic and cox, "
-                            f"methods {', '.join(METHODS)}")
+        raise TrainingError(f"unknown fitting method(s) {unknown}: kinds are logistic (methods "
+                            f"{', '.join(METHODS_BY_KIND['logistic'])}) and cox (methods "
+                            f"{', '.join(METHODS_BY_KIND['cox'])})")
     if bootstrap < 1:
         raise TrainingError(f"bootstrap must be >= 1 (got {bootstrap}): the predictor's 95 % "
                             "intervals come from the bootstrap refits")
