@@ -108,22 +108,22 @@ assert "training" not in sys.modules and "sklearn" not in sys.modules
     assert "training it" not in result.stderr
 
 
-def test_default_bundle_is_trained_once_when_missing(monkeypatch, tmp_path, trained_bundle_path):
-    import training.train_ensemble
-
-    calls = []
-
-    def fake_train(ensemble_dir, out, **options):
-        calls.append((Path(ensemble_dir).name, Path(out), options))
-        shutil.copytree(trained_bundle_path, out)
+@pytest.mark.slow
+def test_default_bundle_is_trained_once_when_missing(monkeypatch, tmp_path):
+    """The real default: the packaged ensemble trained with the shared defaults, then reused."""
+    from model.bundle import MANIFEST, load_predictor
+    from model.provenance import is_reconstructed
 
     monkeypatch.setenv("CART_RISK_HOME", str(tmp_path))
-    monkeypatch.setattr(training.train_ensemble, "train_ensemble", fake_train)
     path = defaults.ensure_default_bundle(quiet=True)
     assert path == tmp_path / "bundles" / "default"
-    assert calls == [("ensemble", path,
-                      {"bootstrap": 200, "seed": 20170201, "jobs": 2, "progress": False})]
-    assert defaults.ensure_default_bundle(quiet=True) == path and len(calls) == 1
+    bundle = load_predictor(path)  # verified
+    assert is_reconstructed(bundle.manifest)
+    assert bundle.manifest["bootstrap"] == 200 and bundle.manifest["seed"] == 20170201
+    assert bundle.manifest["ensemble"]["members"] == 20
+    stamp = (path / MANIFEST).stat().st_mtime_ns
+    assert defaults.ensure_default_bundle(quiet=True) == path
+    assert (path / MANIFEST).stat().st_mtime_ns == stamp  # not trained again
 
 
 def test_default_home_is_cart_risk_home_or_dot_cart_risk(monkeypatch):
