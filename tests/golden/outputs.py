@@ -1,0 +1,88 @@
+"""Stored outputs that a refactoring must leave byte-identical (``tests/test_golden_outputs.py``).
+
+The outputs are those of the session's test bundle (``tests/conftest.py``: the reconstructed
+cohort, B = 20, the test seed): the SHA-256 of ``predictor.json``, the manifest's numbers, the API
+answers for a panel of patients, and the SHA-256 of the HTML report with the two values that differ
+between identical runs (the creation time and the bundle id, which hashes it) masked.
+
+A change that is MEANT to change numbers (a new fitting method, a new cohort) regenerates them:
+
+    .venv/bin/python tests/golden/outputs.py --write
+
+and says so in its commit message; a refactoring never does.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+STORED = Path(__file__).with_name("outputs.json")
+#: Patients across the burden range and the history fields (all fields; each bundle reads its own).
+PANEL = [
+    {"marrow_blasts_pct": blasts, "mrd_positive": True, "age_years": age, "sex": sex,
+     "ph_positive": ph, "prior_therapy_ge_6mo": True, "prior_chemo_ge_3": True,
+     "prior_hsct": hsct, "relapsed": relapsed, "tp53_mutation": False,
+     "poor_cytogenetics": False, "tb_assessed": "before_fc"}
+    for blasts, age, sex, ph, hsct, relapsed in [
+        (0.0, 30, "M", False, False, True), (2.0, 12, "F", True, False, False),
+        (12.0, 30, "M", False, False, True), (35.0, 45, "F", False, True, True),
+        (70.0, 60, "M", True, True, True), (90.0, 70, "F", False, False, False)]
+]
+#: Manifest entries that differ between identical runs or machines.
+VOLATILE = ("created", "packages")
+
+
+def outputs(bundle_dir: Path) -> dict:
+    """The stored outputs of the bundle in ``bundle_dir`` (see the module docstring)."""
+    from model.bundle import PREDICTOR, load_predictor
+    from model.predictor import prediction_answer
+    from training.report import render_report
+
+    bundle = load_predictor(bundle_dir)
+    needed = bundle.predictor.required_fields
+    answers = []
+    for patient in PANEL:
+        answer = prediction_answer(bundle, {k: v for k, v in patient.items() if k in needed})
+        answer["model"] = {k: v for k, v in answer["model"].items() if k not in ("id", "created")}
+        answers.append(answer)
+    page = render_report(bundle_dir)
+    for volatile in (bundle.id, bundle.id[:12], str(bundle.manifest.get("created"))):
+        page = page.replace(volatile, "<masked>")
+    for package, version in (bundle.manifest.get("packages") or {}).items():
+        page = page.replace(f"{package} {version}", f"{package} <masked>")
+    manifest = {k: v for k, v in bundle.manifest.items() if k not in VOLATILE}
+    manifest["files"] = {k: v for k, v in manifest.get("files", {}).items()
+                         if not k.endswith(".joblib")}  # pickles carry library internals
+    return {"predictor_sha256": hashlib.sha256((bundle_dir / PREDICTOR).read_bytes()).hexdigest(),
+            "manifest": manifest, "answers": answers,
+            "report_sha256": hashlib.sha256(page.encode("utf-8")).hexdigest()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Regenerate or print the stored outputs.")
+    parser.add_argument("--write", action="store_true", help=f"write {STORED}")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.conftest import TEST_BOOTSTRAP, TEST_SEED
+    from training.reproduce import default_cohort_path
+    from training.train import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "bundle"
+        train(default_cohort_path(), bundle, bootstrap=TEST_BOOTSTRAP, seed=TEST_SEED, jobs=1,
+              progress=False)
+        text = json.dumps(outputs(bundle), indent=1, sort_keys=True, allow_nan=False) + "\n"
+    if args.write:
+        STORED.write_text(text, encoding="utf-8")
+        print(f"wrote {STORED}")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
