@@ -40,5 +40,10 @@ def test_the_manifest_numbers_are_unchanged(current, stored):
     assert set(current["manifest"]) == set(stored["manifest"])
 
 
-def test_the_report_is_byte_identical_but_for_time_and_id(current, stored):
-    assert current["report_sha256"] == stored["report_sha256"]
+def test_the_reports_figures_are_byte_identical(current, stored):
+    assert current["report_figures_sha256"] == stored["report_figures_sha256"]
+    assert len(stored["report_figures_sha256"]) >= 8
+
+
+def test_the_reports_text_is_unchanged_but_for_time_and_id(current, stored):
+    assert current["report_text_sha256"] == stored["report_text_sha256"]

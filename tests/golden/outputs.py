@@ -2,8 +2,10 @@
 
 The outputs are those of the session's test bundle (``tests/conftest.py``: the reconstructed
 cohort, B = 20, the test seed): the SHA-256 of ``predictor.json``, the manifest's numbers, the API
-answers for a panel of patients, and the SHA-256 of the HTML report with the two values that differ
-between identical runs (the creation time and the bundle id, which hashes it) masked.
+answers for a panel of patients, and of the HTML report its figures (each embedded image) and its
+text (tags and whitespace aside, so markup may be restructured), with the values that differ
+between identical runs (the creation time, the bundle id, which hashes it, and package versions)
+masked.
 
 A change that is MEANT to change numbers (a new fitting method, a new cohort) regenerates them:
 
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -57,9 +61,13 @@ def outputs(bundle_dir: Path) -> dict:
     manifest = {k: v for k, v in bundle.manifest.items() if k not in VOLATILE}
     manifest["files"] = {k: v for k, v in manifest.get("files", {}).items()
                          if not k.endswith(".joblib")}  # pickles carry library internals
+    figures = re.findall(r"data:image/[^\"')\s]+", page)
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", re.sub(
+        r"<(style|script)[^>]*>.*?</\1>", " ", page, flags=re.S))).split())
     return {"predictor_sha256": hashlib.sha256((bundle_dir / PREDICTOR).read_bytes()).hexdigest(),
             "manifest": manifest, "answers": answers,
-            "report_sha256": hashlib.sha256(page.encode("utf-8")).hexdigest()}
+            "report_figures_sha256": [hashlib.sha256(f.encode()).hexdigest() for f in figures],
+            "report_text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
 
 
 def main(argv: list[str] | None = None) -> int:
