@@ -16,6 +16,7 @@ from flask import Blueprint, jsonify, request
 
 from calculator.extensions import calculator_state
 from model.errors import FieldError, InputError
+from model.outcomes import NAMES
 from model.patient import PATIENT_FIELDS, parse_patient, patient_json_schema
 from model.predictor import HORIZONS_MONTHS, prediction_answer
 
@@ -203,7 +204,7 @@ def openapi_document() -> dict[str, Any]:
                                         "model.evidence)"}
     prediction = {
         "type": "object",
-        "required": ["cr", "severe_crs", "efs", "os", "warnings", "model"],
+        "required": [*NAMES, "warnings", "model"],
         "properties": {
             "cr": _nullable(_probability_schema("complete remission")),
             "severe_crs": _nullable(severe_crs),

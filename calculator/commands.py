@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from model.errors import FieldError, InputError
+from model.outcomes import LOGISTIC_NAMES, SURVIVAL_NAMES
 
 #: At most this many row errors are printed; all are in the output's ``error`` column.
 MAX_PRINTED_ROW_ERRORS = 20
@@ -88,7 +89,7 @@ def format_answer(answer: dict, patient: dict, manifest: dict) -> str:
              "Inputs: " + ", ".join(f"{PATIENT_FIELDS[name].label} "
                                     f"{describe_value(name, value)}"
                                     for name, value in patient.items()), ""]
-    for name in ("cr", "severe_crs"):
+    for name in LOGISTIC_NAMES:
         result = answer.get(name)
         label = OUTCOME_LABELS[name]
         if result is None:
@@ -100,7 +101,7 @@ def format_answer(answer: dict, patient: dict, manifest: dict) -> str:
         lines += band_lines(band, pct, ci, is_reconstructed_manifest(manifest))
     header = "".join(f"{f'{h} months':<22}" for h in HORIZONS_MONTHS)
     lines += ["", f"{'Survival':<24}{header}"]
-    for name in ("efs", "os"):
+    for name in SURVIVAL_NAMES:
         if answer.get(name) is None:
             lines.append(f"{OUTCOME_LABELS[name]:<24}no model in this bundle")
             continue

@@ -16,7 +16,8 @@ from model.bundle import (LoadedBundle, load_predictor, read_training_cohort,
                           version_differences)
 from model.burden import HIGH_BURDEN_FROM_PCT
 from model.errors import BundleError
-from model.survival import SURVIVAL_COLUMNS, KaplanMeier, kaplan_meier
+from model.outcomes import SURVIVAL_COLUMNS
+from model.survival import KaplanMeier, kaplan_meier
 
 EXTENSION_KEY = "cart_risk"
 

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 from calculator.fhir_codes import (BURDEN_SUBGROUP_SYSTEM, BY_FIELD, CI95_EXTENSION, INPUT_SYSTEM,
                                    METHOD_SYSTEM, OUTCOME_SYSTEM, OUTCOMES,
                                    TB_ASSESSED_CODES, TB_ASSESSED_SYSTEM, UCUM)
+from model.outcomes import LOGISTIC_NAMES, SURVIVAL_NAMES
 from model.predictor import HORIZONS_MONTHS
 
 FHIR_JSON = "application/fhir+json"
@@ -123,7 +124,7 @@ def _prediction(outcome: dict, probability: float, ci95: tuple[float, float] | N
 
 def _predictions(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
     items = []
-    for name in ("cr", "severe_crs"):
+    for name in LOGISTIC_NAMES:
         result = answer.get(name)
         if not isinstance(result, Mapping) or result.get("probability") is None:
             continue
@@ -140,7 +141,7 @@ def _predictions(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
             item["rationale"] = "; ".join(filter(None, [item.get("rationale", "").rstrip("."),
                                                         extra])) + "."
         items.append(item)
-    for name in ("efs", "os"):
+    for name in SURVIVAL_NAMES:
         for horizon in HORIZONS_MONTHS:
             value = survival_at(answer.get(name), horizon)
             if value is None:

@@ -15,6 +15,8 @@ import numpy as np
 from model.bundle import LoadedBundle
 from model.burden import SUBGROUP_LABELS
 from model.errors import FieldError, InputError
+from model.outcomes import LOGISTIC_NAMES, SURVIVAL_NAMES
+from model.outcomes import labels as outcome_labels
 from model.patient import PATIENT_FIELDS
 from model.predictor import (HORIZONS_MONTHS, few_at_risk_warnings, predict_points,
                              prediction_answer)
@@ -23,14 +25,9 @@ from model.provenance import is_reconstructed as is_reconstructed_manifest
 #: Name of the optional form field holding the blast percentage hoped for after debulking.
 TARGET_FIELD = "target_marrow_blasts_pct"
 
-OUTCOME_LABELS = {
-    "cr": "Complete remission",
-    "severe_crs": "Severe CRS (grade 3 or higher, CTCAE v4.03)",
-    "efs": "Event-free survival",
-    "os": "Overall survival",
-}
-SHORT_OUTCOME_LABELS = {"cr": "Complete remission", "severe_crs": "Severe CRS",
-                        "efs": "Event-free survival", "os": "Overall survival"}
+#: Label of every outcome (calculator page, CLI), and the shorter one for narrow tables.
+OUTCOME_LABELS = outcome_labels("label")
+SHORT_OUTCOME_LABELS = outcome_labels("short_label")
 #: Compact blast ranges of the burden subgroups, for narrow tables (the full label is kept too).
 SUBGROUP_SHORT_LABELS = {"a": "0 %, MRD+", "b": ">0 to <5 %", "c": "5 to <20 %",
                          "d": "20 to <50 %", "e": "\u226550 %"}
@@ -241,7 +238,7 @@ def result_view(bundle: LoadedBundle, patient: Mapping[str, Any],
     answer = prediction_answer(bundle, patient)
     band = (answer.get("severe_crs") or {}).get("band") or {}
     survival = {}
-    for name in ("efs", "os"):
+    for name in SURVIVAL_NAMES:
         curve = answer.get(name)
         if curve is None:
             continue
@@ -288,7 +285,7 @@ def treatment_window(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[s
     columns["marrow_blasts_pct"] = grid
     points = predict_points(bundle, columns, intervals=True)
     curves = {"blasts": grid}
-    for name in ("cr", "severe_crs"):
+    for name in LOGISTIC_NAMES:
         if name in points:
             for suffix in ("", "_lower", "_upper"):
                 curves[name + suffix] = points[name + suffix]

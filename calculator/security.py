@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, abort, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from model.atomic import atomic_path
 from model.errors import ConfigurationError
 
 #: CSRF tokens stay valid this long (seconds): a form left open for a clinic session still works.
@@ -87,18 +87,8 @@ def secret_key(*, process_key_allowed: bool = False) -> str:
 def _create_key_file(path: Path) -> None:
     """Write a new random key to ``path`` unless another process got there first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="ascii") as handle:  # mkstemp: mode 0600
-            handle.write(secrets.token_hex(32) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)  # atomic, and never replaces a key already there
-        except FileExistsError:
-            pass
-    finally:
-        os.unlink(temporary)
+    with atomic_path(path, keep_existing=True, private=True) as temporary:
+        temporary.write_text(secrets.token_hex(32) + "\n", encoding="ascii")
 
 
 def configure(app: Flask) -> None:

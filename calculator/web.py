@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from calculator import failures, plots, results
 from calculator.extensions import calculator_state
 from model.errors import InputError
+from model.outcomes import SURVIVAL_NAMES
 from model.patient import PATIENT_FIELDS, parse_form
 
 blueprint = Blueprint("web", __name__, template_folder="templates", static_folder="static",
@@ -170,7 +171,7 @@ def _figures(view: Mapping[str, Any], target: float | None) -> dict[str, Any]:
     state = calculator_state()
     answer = view["answer"]
     figures: dict[str, Any] = {}
-    for name in ("efs", "os"):
+    for name in SURVIVAL_NAMES:
         if answer.get(name):
             figures[name] = plots.survival_figure(name, answer[name],
                                                   state.cohort_curves.get(name, {}),

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from model.errors import BundleError
+from model.outcomes import KINDS
 
 #: Largest files read (bytes). predictor.json holds B x (p + months) numbers per model: 5,000
 #: bootstrap sets of 2 Cox models on a 721-point grid are ~150 MB.
@@ -47,7 +48,6 @@ MAX_FEATURES = 64
 MAX_GRID_POINTS = 1000
 #: Longest follow-up (months) a model may state: 30 years, the cohort schema's limit for times.
 MAX_FOLLOW_UP_MONTHS = 360.0
-MODEL_KINDS = {"cr": "logistic", "severe_crs": "logistic", "efs": "cox", "os": "cox"}
 #: The check a content refusal names, by file (as :class:`~model.errors.BundleError` ``check``).
 CHECKS = {"manifest.json": "manifest-content", "predictor.json": "predictor-structure",
           "training_cohort.csv": "training-data-content"}
@@ -271,7 +271,7 @@ def _check_manifest(manifest: Any) -> None:
         _text(warning, f"warnings[{i}]")
     _object(manifest.get("unavailable_models", {}), "unavailable_models")
     models = _object(manifest.get("models", {}), "models")
-    for name in MODEL_KINDS:
+    for name in KINDS:
         if name in models:
             _check_model_card(models[name], f"models.{name}")
     if "scrs_bands" in manifest:
@@ -340,9 +340,9 @@ def _check_predictor(params: Any) -> None:
     if not models:
         raise _Refusal("models", "is empty")
     for name, spec in models.items():
-        if name not in MODEL_KINDS:
-            raise _Refusal(f"models.{name}", f"unknown model (known: {', '.join(MODEL_KINDS)})")
-        _check_model(_object(spec, f"models.{name}"), f"models.{name}", MODEL_KINDS[name], grid)
+        if name not in KINDS:
+            raise _Refusal(f"models.{name}", f"unknown model (known: {', '.join(KINDS)})")
+        _check_model(_object(spec, f"models.{name}"), f"models.{name}", KINDS[name], grid)
     _bands(params.get("scrs_bands", []), "scrs_bands")
 
 

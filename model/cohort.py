@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from model.atomic import atomic_path
 from model.burden import MRD_THRESHOLD_PCT
 from model.errors import CohortError  # noqa: F401  (raised here; importable from here too)
+from model.outcomes import OUTCOMES
 
 FLAG_COLUMNS = [
     "mrd_positive", "ph_positive", "prior_therapy_ge_6mo", "prior_chemo_ge_3", "prior_hsct",
@@ -50,13 +52,6 @@ COLUMNS = [
     "marrow_blasts_pct", "mrd_positive", "response", "crs_grade", "neurotox_grade",
     "il6_peak_pg_ml", "cart_peak_copies_per_ug", "efs_months", "efs_event", "os_months", "os_event",
 ]
-#: Outcome columns each model needs; a model whose columns are absent is unavailable.
-OUTCOME_COLUMNS = {
-    "cr": ["response"],
-    "severe_crs": ["crs_grade"],
-    "efs": ["efs_months", "efs_event"],
-    "os": ["os_months", "os_event"],
-}
 #: At most this many unknown columns or malformed lines are listed in a refusal.
 MAX_REPORTED_COLUMNS = 20
 #: Upper bound on an event time: 30 years of follow-up, far beyond any CAR-T cohort.
@@ -304,15 +299,15 @@ def read_cohort(path: str | Path) -> pd.DataFrame:
 def available_models(df: pd.DataFrame) -> dict[str, str | None]:
     """For each model, None when the cohort has its outcome columns, else why it is unavailable."""
     return {
-        model: None if _has(df, *columns)
-        else f"the cohort has no {' / '.join(c for c in columns if c not in df.columns)} column"
-        for model, columns in OUTCOME_COLUMNS.items()
+        outcome.name: None if _has(df, *outcome.cohort_columns)
+        else ("the cohort has no "
+              f"{' / '.join(c for c in outcome.cohort_columns if c not in df.columns)} column")
+        for outcome in OUTCOMES
     }
 
 
 def write_cohort(df: pd.DataFrame, path: str | Path) -> None:
     """Write a cohort CSV with the canonical column order and number formatting (atomic)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df[[c for c in COLUMNS if c in df.columns]].to_csv(tmp, index=False, lineterminator="\n")
-    tmp.replace(path)
+    with atomic_path(path) as temporary:
+        df[[c for c in COLUMNS if c in df.columns]].to_csv(temporary, index=False,
+                                                           lineterminator="\n")

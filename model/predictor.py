@@ -23,6 +23,8 @@ import numpy as np
 from model.errors import BundleError, FieldError, InputError
 from model.provenance import is_reconstructed
 from model.features import design_matrix, required_fields
+from model.outcomes import (KINDS, LOGISTIC_NAMES, NAMES, SURVIVAL_HORIZONS_MONTHS,
+                            SURVIVAL_NAMES)
 from model.patient import (PATIENT_FIELDS, SUBGROUP_LABELS, burden_subgroups,
                            in_modelled_population, population_refusal, required_patient_fields)
 from model.survival import FEW_AT_RISK_FRACTION, FEW_AT_RISK_PATIENTS, few_at_risk, number_at_risk
@@ -31,10 +33,9 @@ if TYPE_CHECKING:
     from model.bundle import LoadedBundle
 
 #: Months at which survival is reported as single values.
-HORIZONS_MONTHS = (6, 12, 24)
+HORIZONS_MONTHS = SURVIVAL_HORIZONS_MONTHS
 #: Predictor format versions this code evaluates.
 SUPPORTED_FORMAT_VERSION = 1
-MODEL_KINDS = {"cr": "logistic", "severe_crs": "logistic", "efs": "cox", "os": "cox"}
 _INTERVAL_QUANTILES = (0.025, 0.975)
 _LP_LIMIT = 700.0  # keeps exp() finite: exp(700) ~ 1e304
 _CHUNK_ELEMENTS = 1 << 18  # patients x bootstrap (x months) at once: 2 MB stays in cache
@@ -174,9 +175,9 @@ def _compile(params: Mapping, manifest: Mapping) -> CompiledPredictor:
 
 
 def _compile_model(name: str, spec: Mapping, grid: np.ndarray) -> CompiledModel:
-    if MODEL_KINDS.get(name) != spec["kind"]:
+    if KINDS.get(name) != spec["kind"]:
         raise ValueError(f"model {name!r} of kind {spec['kind']!r}; expected "
-                         f"{MODEL_KINDS.get(name, 'one of ' + ', '.join(MODEL_KINDS))}")
+                         f"{KINDS.get(name, 'one of ' + ', '.join(KINDS))}")
     features = tuple(f["name"] if isinstance(f, Mapping) else f for f in spec["features"])
     required_fields(features)  # unknown feature names raise KeyError
     p = len(features)
@@ -580,7 +581,7 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
         raise InputError([FieldError("marrow_blasts_pct", refusal)])
     predictions = predict(bundle, [patient])
     answer: dict[str, Any] = {}
-    for name in ("cr", "severe_crs"):
+    for name in LOGISTIC_NAMES:
         result = getattr(predictions, name)
         answer[name] = None if result is None else {
             "probability": _num(result.probability[0]),
@@ -589,7 +590,7 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
         answer["severe_crs"]["band"] = _band(str(predictions.burden_subgroup[0]),
                                              predictions.scrs_band[0])
     cohort_notes = []
-    for name in ("efs", "os"):
+    for name in SURVIVAL_NAMES:
         curves = getattr(predictions, name)
         if curves is None:
             answer[name] = None
@@ -597,7 +598,7 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
         answer[name] = _survival_answer(curves, bundle.follow_up.get(name))
         cohort_notes += few_at_risk_warnings(name, answer[name]["at_risk"],
                                              bundle.follow_up.get(name))
-    missing = [name for name in MODEL_KINDS if answer[name] is None]
+    missing = [name for name in KINDS if answer[name] is None]
     answer["warnings"] = predictions.warnings[0] + cohort_notes + [
         f"{name}: this bundle has no {name} model (its training cohort lacked the outcome)"
         for name in missing]
@@ -634,7 +635,7 @@ def evidence_labels(manifest: Mapping) -> dict[str, str]:
                "covers sampling and reconstruction uncertainty" if ensemble else
                "trained on one cohort reconstructed from published aggregates" if reconstructed
                else "trained on the center's cohort")
-    out = {name: f"{EVIDENCE_MODEL} ({trained})" for name in ("cr", "severe_crs", "efs", "os")}
+    out = {name: f"{EVIDENCE_MODEL} ({trained})" for name in NAMES}
     if reconstructed:
         out["severe_crs.band"] = (f"{EVIDENCE_ASSUMED}: the five-subgroup split is assumption A1 "
                                   "(a reconstruction, not observed)")

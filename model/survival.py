@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model.outcomes import SURVIVAL_COLUMNS
+
 #: A survival estimate is flagged where fewer than this share of the cohort remains at risk...
 FEW_AT_RISK_FRACTION = 0.10
 #: ...or fewer than this many patients, whichever is larger.
 FEW_AT_RISK_PATIENTS = 10
-#: Cohort columns (time in months, event 0/1) of each survival outcome.
-SURVIVAL_COLUMNS = {"efs": ("efs_months", "efs_event"), "os": ("os_months", "os_event")}
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,7 @@ from lifelines.statistics import logrank_test
 from scipy import stats
 
 from model.burden import burden_groups, burden_subgroups
-
-SURVIVAL_COLUMNS = {"os": ("os_months", "os_event"), "efs": ("efs_months", "efs_event")}
+from model.outcomes import SURVIVAL_COLUMNS
 
 
 def load_published() -> dict:

@@ -19,12 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from model.cohort import OUTCOME_COLUMNS
 from model.features import design_matrix, required_fields
-
-#: Outcome columns of each model in a cohort that went through :func:`training.analyses.derive`.
-OUTCOMES = {"cr": ("cr",), "severe_crs": ("severe_crs",), "efs": ("efs_months", "efs_event"),
-            "os": ("os_months", "os_event")}
+from model.outcomes import BY_NAME
 
 
 @dataclass(frozen=True)
@@ -66,7 +62,7 @@ def baseline_hazard(spec: dict, month_grid) -> BaselineHazard:
 
 def unassessable_reason(name: str, spec: dict, cohort: pd.DataFrame) -> str | None:
     """Why ``cohort`` cannot assess model ``name`` (a missing column), or None."""
-    missing = [c for c in OUTCOME_COLUMNS[name] if c not in cohort.columns]
+    missing = [c for c in BY_NAME[name].cohort_columns if c not in cohort.columns]
     if missing:
         return f"the cohort has no {' / '.join(missing)} column (the {name} outcome)"
     fields = [f for f in required_fields(features_of(spec)) if f not in cohort.columns]
@@ -101,7 +97,7 @@ def probability(spec: dict, cohort: pd.DataFrame) -> np.ndarray:
 
 def outcome(name: str, cohort: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """``(y,)`` for a binary model, ``(time, event)`` for a survival model."""
-    columns = OUTCOMES[name]
+    columns = BY_NAME[name].model_columns
     if len(columns) == 1:
         return (cohort[columns[0]].to_numpy(dtype=int),)
     return cohort[columns[0]].to_numpy(dtype=float), cohort[columns[1]].to_numpy(dtype=int)

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy.special import expit
 
 from model.cohort import validate_cohort
+from model.outcomes import NAMES
 from training import bundle_models as bm
 
 #: Baseline columns resampled from the training cohort (outcome columns are simulated or dropped).
@@ -68,7 +69,7 @@ def _event_times(H_steps: np.ndarray, months: np.ndarray, draw: np.ndarray) -> n
 
 def simulate_center(params: dict, training_cohort: pd.DataFrame, n: int, seed: int,
                     truth: Miscalibration = Miscalibration(),
-                    models: tuple[str, ...] = ("cr", "severe_crs", "efs", "os"),
+                    models: tuple[str, ...] = NAMES,
                     follow_up: tuple[float, float] = (12.0, 36.0)) -> pd.DataFrame:
     """A synthetic center cohort of ``n`` patients drawn from a bundle's models under ``truth``.
 

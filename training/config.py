@@ -18,8 +18,8 @@ from importlib import resources
 from pathlib import Path
 
 from model.features import FEATURES
+from model.outcomes import NAMES
 
-MODEL_NAMES = ("cr", "severe_crs", "efs", "os")
 DEFAULT_CONFIG = "features.toml"
 
 
@@ -81,12 +81,12 @@ def parse_config(text: bytes, source: str) -> FeatureConfig:
     models = data.get("models")
     if not isinstance(models, dict) or not models:
         raise _fail(source, "models", "no [models.<name>] table; configure at least one of "
-                    + ", ".join(MODEL_NAMES))
+                    + ", ".join(NAMES))
     parsed: dict[str, tuple[str, ...]] = {}
     for name, table in models.items():
         key = f"models.{name}"
-        if name not in MODEL_NAMES:
-            raise _fail(source, key, f"unknown model (known: {', '.join(MODEL_NAMES)})")
+        if name not in NAMES:
+            raise _fail(source, key, f"unknown model (known: {', '.join(NAMES)})")
         if not isinstance(table, dict):
             raise _fail(source, key, "must be a table with a 'features' list")
         extra = [k for k in table if k != "features"]
@@ -105,7 +105,7 @@ def parse_config(text: bytes, source: str) -> FeatureConfig:
             if feature in features[:i]:
                 raise _fail(source, where, f"feature {feature!r} is listed twice")
         parsed[name] = tuple(features)
-    ordered = {name: parsed[name] for name in MODEL_NAMES if name in parsed}
+    ordered = {name: parsed[name] for name in NAMES if name in parsed}
     return FeatureConfig(ordered, source, hashlib.sha256(text).hexdigest())
 
 

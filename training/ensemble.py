@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from model.atomic import write_atomic
 from model.cohort import validate_cohort, write_cohort
 from training.assumptions import Assumptions, ImpossibleAssumption, sample_assumptions, subgroup_splits
 
@@ -106,7 +107,7 @@ def write_ensemble(out_dir: str | Path, members: list[Member], base_seed: int) -
              "note": "Synthetic cohorts reconstructed from the published aggregates of Li et al.; "
                      "not patient data.",
              "cohorts": records}
-    (out / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    write_atomic(out / INDEX_FILE, json.dumps(index, indent=2) + "\n")
     return index
 
 

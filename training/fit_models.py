@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from model.features import FEATURES, design_matrix, required_fields
+from model.outcomes import BY_NAME
 from model.patient import PATIENT_FIELDS
 from training import cox, logistic, ph_test
 from training.bootstrap import BootstrapResult, optimism_bootstrap
@@ -75,16 +76,6 @@ def parse_methods(specs) -> dict[str, str]:
         methods[kind] = method
     return methods
 
-#: name -> (kind, outcome column(s), outcome description, what the "events" count is)
-MODELS = {
-    "cr": ("logistic", ("cr",), "complete remission (MRD-negative or MRD-positive CR) vs no "
-           "response", "non-responders"),
-    "severe_crs": ("logistic", ("severe_crs",), "severe CRS, CTCAE v4.03 grade >= 3", "severe CRS"),
-    "efs": ("cox", ("efs_months", "efs_event"), "event-free survival (months; event = no "
-            "response, relapse or death)", "EFS events"),
-    "os": ("cox", ("os_months", "os_event"), "overall survival (months; event = death)",
-           "deaths"),
-}
 
 
 @dataclass(frozen=True)
@@ -224,7 +215,8 @@ def _sample_size(compute, r2: float, basis: str) -> dict:
 
 def _card(name: str, cohort: pd.DataFrame, features: tuple[str, ...], X: np.ndarray,
           result: BootstrapResult, events: int, B: int) -> dict:
-    kind, _, outcome, events_label = MODELS[name]
+    record = BY_NAME[name]
+    kind, outcome, events_label = record.kind, record.description, record.events_label
     summary = result.summary()
     return {
         "kind": kind, "outcome": outcome,
@@ -248,7 +240,7 @@ def _card(name: str, cohort: pd.DataFrame, features: tuple[str, ...], X: np.ndar
 
 def _logistic_model(name, cohort, features, X, B, seed, jobs, progress, backend,
                     method: str) -> FittedModel:
-    y = cohort[MODELS[name][1][0]].to_numpy(dtype=int)
+    y = cohort[BY_NAME[name].model_columns[0]].to_numpy(dtype=int)
     result = optimism_bootstrap(partial(_fit_logistic, method=method), _evaluate_logistic,
                                 {"X": X, "y": y}, B, seed, n_jobs=jobs, progress=progress,
                                 backend=backend)
@@ -278,7 +270,7 @@ def _logistic_model(name, cohort, features, X, B, seed, jobs, progress, backend,
 
 def _cox_model(name, cohort, features, X, B, seed, jobs, progress, backend, method: str,
                month_grid: np.ndarray) -> FittedModel:
-    time_col, event_col = MODELS[name][1]
+    time_col, event_col = BY_NAME[name].model_columns
     time = cohort[time_col].to_numpy(dtype=float)
     event = cohort[event_col].to_numpy(dtype=int)
     data = {"X": X, "time": time, "event": event}
@@ -343,7 +335,7 @@ def fit_model(name: str, cohort: pd.DataFrame, features: tuple[str, ...], *, B: 
     training.logistic.FitError
         The outcome cannot be modelled (one class, no events, no finite fit).
     """
-    kind = MODELS[name][0]
+    kind = BY_NAME[name].kind
     method = DEFAULT_METHODS[kind] if method is None else method
     if method not in METHODS_BY_KIND[kind]:
         raise ValueError(f"method must be one of {', '.join(METHODS_BY_KIND[kind])} for the "

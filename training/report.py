@@ -24,6 +24,7 @@ import pandas as pd
 from model.bundle import TRAINING_DATA, LoadedBundle, load_estimators, load_predictor
 from model.cohort import CohortError, validate_cohort
 from model.errors import BundleError
+from model.outcomes import labels as outcome_labels
 from model.predictor import predict
 from training import plots, report_ensemble, simulation_report
 from training.analyses import derive
@@ -47,8 +48,7 @@ pre{background:#f6f6f6;padding:.8em;overflow-x:auto;white-space:pre-wrap}
 code{background:#f2f2f2;padding:0 .2em}
 """
 
-MODEL_TITLES = {"cr": "Complete remission (CR)", "severe_crs": "Severe CRS (grade >= 3)",
-                "efs": "Event-free survival (EFS)", "os": "Overall survival (OS)"}
+MODEL_TITLES = outcome_labels("title")
 
 
 def esc(value) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from model.burden import burden_groups
+from model.outcomes import BY_NAME, SURVIVAL_NAMES
 from training import plots
 from training.metrics import METRICS
 
@@ -91,7 +92,7 @@ def cohort_section(cohort: pd.DataFrame) -> str:
         rows.append(["MRD-negative CR", _count(cohort["response"] == "mrd_neg_cr")])
     if "severe_crs" in cohort:
         rows.append(["severe CRS (grade >= 3)", _count(cohort["severe_crs"] == 1)])
-    for outcome, label in (("efs", "EFS events"), ("os", "deaths")):
+    for outcome, label in ((name, BY_NAME[name].events_label) for name in SURVIVAL_NAMES):
         if f"{outcome}_months" in cohort and f"{outcome}_event" in cohort:
             time = cohort[f"{outcome}_months"].to_numpy(float)
             event = cohort[f"{outcome}_event"].to_numpy(int)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from model.atomic import atomic_path
 from model.cohort import read_cohort
+from model.outcomes import SURVIVAL_COLUMNS
 from model.provenance import PROVENANCE_RECONSTRUCTED
 from training.analyses import Reproduced, as_records, derive, reproduce
 from training.provenance import default_cohort_path, provenance_of
@@ -99,17 +101,16 @@ def write_plots(cohort: pd.DataFrame, out_dir: str | Path, provenance: str) -> l
          "by time of burden assessment"),
     ]
     written = []
-    for outcome in ("os", "efs"):
-        if f"{outcome}_months" not in df or f"{outcome}_event" not in df:
+    for outcome, columns in SURVIVAL_COLUMNS.items():
+        if any(column not in df for column in columns):
             continue
         for by, labels, what in specs:
             if by not in df:
                 continue
             fig = _km_figure(df, outcome, by, labels, f"{outcome.upper()} {what}{tag}")
             path = out_dir / f"{outcome}_{by}.png"
-            tmp = path.with_name(f".{path.name}.tmp")
-            fig.savefig(tmp, format="png")
-            tmp.replace(path)
+            with atomic_path(path) as temporary:
+                fig.savefig(temporary, format="png")
             written.append(path)
     return written
 

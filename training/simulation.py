@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
+from model import outcomes
+from model.atomic import write_atomic
 from model.features import design_matrix
 from training import dgp
 from training.config import load_config
@@ -30,8 +32,9 @@ from training.metrics import auc, calibration_slope, cox_calibration_slope, harr
 VALIDATION_N = 10_000
 SIZES = (78, 200, 500)
 DEFAULT_SEED = 20170201
-OUTCOMES = {"cr": "logistic", "severe_crs": "logistic", "efs": "cox", "os": "cox"}
-KINDS = {"logistic": ("cr", "severe_crs"), "cox": ("efs", "os")}
+#: Model kind of every outcome, and the outcomes of each kind (model/outcomes.py).
+OUTCOMES = outcomes.KINDS
+KINDS = {kind: outcomes.of_kind(kind) for kind in (outcomes.LOGISTIC, outcomes.COX)}
 #: Selection-rule constants (docs/method-selection.md).
 MAX_FAILURE_SHARE = 0.01
 MAX_EDGE_SHARE = 0.01
@@ -233,19 +236,21 @@ def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int,
     summary = summarize(rows)
     selection = {kind: select_method(summary, kind) for kind in KINDS
                  if SELECTION_SIZE in set(summary["n"]) and set(KINDS[kind]) <= set(summary["outcome"])}
-    rows.to_csv(out / "rows.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False, float_format="%.6g")
     meta = {"command": command, "seed": seed, "validation_n": VALIDATION_N,
             "methods": {m: LABELS[m] for m in dict.fromkeys(rows["method"])}, "selection": selection,
             "true_risks": dgp.true_risks()}
-    (out / "selection.json").write_text(json.dumps(meta, indent=2, default=float) + "\n")
-    (out / "summary.md").write_text(summary_markdown(summary, selection, command))
-    (out / "calibration_slopes.png").write_bytes(slope_figure(summary))
+    files = {"rows.csv": rows.to_csv(index=False),
+             "summary.csv": summary.to_csv(index=False, float_format="%.6g"),
+             "selection.json": json.dumps(meta, indent=2, default=float) + "\n",
+             "summary.md": summary_markdown(summary, selection, command),
+             "calibration_slopes.png": slope_figure(summary)}
+    for name, content in files.items():
+        write_atomic(out / name, content)
     packaged = Path(__file__).with_name("data") / "simulation"
     if packaged_copy:
         packaged.mkdir(exist_ok=True)
-        summary.to_csv(packaged / "summary.csv", index=False, float_format="%.6g")
-        (packaged / "selection.json").write_text((out / "selection.json").read_text())
+        for name in ("summary.csv", "selection.json"):
+            write_atomic(packaged / name, files[name])
     return meta
 
 

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 
-OUTCOME_LABELS = {"cr": "CR", "severe_crs": "severe CRS", "efs": "EFS (12 months)",
-                  "os": "OS (12 months)"}
+from model.outcomes import labels as outcome_labels
+
+OUTCOME_LABELS = outcome_labels("study_label")
 
 
 def _f(value, digits: int = 3) -> str:

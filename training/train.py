@@ -25,10 +25,11 @@ from model.cohort import CohortError, available_models, read_cohort
 from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.errors import BundleError
 from model.features import BLASTS_FLOOR_PCT, required_fields
+from model.outcomes import BY_NAME, COX, NAMES
 from training.analyses import derive, load_published
 from training.bands import scrs_band_table
-from training.config import MODEL_NAMES, ConfigError, load_config
-from training.fit_models import DEFAULT_METHODS, HORIZON_MONTHS, MODELS, fit_model
+from training.config import ConfigError, load_config
+from training.fit_models import DEFAULT_METHODS, HORIZON_MONTHS, fit_model
 from training.methods import METHODS_BY_KIND
 from training.logistic import FitError
 from training.provenance import provenance_of, sha256_file
@@ -106,7 +107,7 @@ def _plan(cohort, config) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
     """Which models to fit (name -> features) and why the others are not."""
     outcome_reasons = available_models(cohort)
     plan, skipped = {}, {}
-    for name in MODEL_NAMES:
+    for name in NAMES:
         if name not in config.models:
             skipped[name] = f"not configured in {config.source}"
             continue
@@ -197,7 +198,7 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
     plan, skipped = _plan(df, config)
     if not plan:
         raise TrainingError(f"{cohort_path}: no model can be fitted: " + "; ".join(skipped.values()))
-    survival = [MODELS[name][1][0] for name in plan if MODELS[name][0] == "cox"]
+    survival = [BY_NAME[name].model_columns[0] for name in plan if BY_NAME[name].kind == COX]
     follow_up = max((float(df[c].max()) for c in survival), default=0.0)
     grid = month_grid(follow_up)
     show = sys.stderr.isatty() if progress is None else bool(progress)
@@ -209,13 +210,13 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
             try:
                 fitted[name] = fit_model(name, df, features, B=bootstrap, seed=seed, jobs=jobs,
                                          progress=show, backend=backend_name, month_grid=grid,
-                                         method=methods[MODELS[name][0]])
+                                         method=methods[BY_NAME[name].kind])
             except FitError as problem:
                 skipped[name] = f"{name} model could not be fitted: {problem}"
     if not fitted:
         raise TrainingError(f"{cohort_path}: no model can be fitted: " + "; ".join(skipped.values()))
     bands = scrs_band_table(df) if "crs_grade" in df.columns else []
-    models = {name: fitted[name].entry for name in MODEL_NAMES if name in fitted}
+    models = {name: fitted[name].entry for name in NAMES if name in fitted}
     manifest = {
         "format_version": 1,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -231,9 +232,9 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
         "horizon_months": HORIZON_MONTHS,
         "features_config": {"source": config.source, "sha256": config.sha256},
         "models": models,
-        "unavailable_models": {name: skipped[name] for name in MODEL_NAMES if name in skipped},
+        "unavailable_models": {name: skipped[name] for name in NAMES if name in skipped},
         "warnings": [f"{name}: {w}" for name, entry in models.items() for w in entry["warnings"]]
-                    + [skipped[name] for name in MODEL_NAMES if name in skipped],
+                    + [skipped[name] for name in NAMES if name in skipped],
         "scrs_bands": bands,
     }
     if provenance == PROVENANCE_RECONSTRUCTED:

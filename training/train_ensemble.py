@@ -20,13 +20,14 @@ import pandas as pd
 from model.bundle import write_bundle
 from model.cohort import read_cohort, write_cohort
 from model.features import BLASTS_FLOOR_PCT
+from model.outcomes import BY_NAME, COX, NAMES
 from model.predictor import compile_predictor, predict_points
 from model.provenance import PROVENANCE_RECONSTRUCTED
 from training.analyses import derive, load_published
 from training.bands import scrs_band_table, wilson_interval
-from training.config import MODEL_NAMES, load_config
+from training.config import load_config
 from training.ensemble import read_index
-from training.fit_models import DEFAULT_METHODS, HORIZON_MONTHS, MODELS, fit_model
+from training.fit_models import DEFAULT_METHODS, HORIZON_MONTHS, fit_model
 from training.methods import METHODS
 from training.logistic import FitError
 from training.pooling import POOLING_RULE, pool_cox, pool_logistic, pooled_coefficients, pooled_entry
@@ -170,7 +171,7 @@ def _pool(name, features, fitted, grid, per_member):
     fits = [f.result.fit for f in fitted]
     boots = [f.result.fits for f in fitted]
     center, scale = np.asarray(fits[0].center, float), np.asarray(fits[0].scale, float)
-    kind = MODELS[name][0]
+    kind = BY_NAME[name].kind
     parts = (pool_logistic(fits, boots, center, scale) if kind == "logistic"
              else pool_cox(fits, boots, center, scale, grid))
     member_coef = np.array(parts["members"]["coef"], float)
@@ -241,7 +242,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
     plan, skipped = _plan(cohorts[0], config)
     if not plan:
         raise TrainingError(f"{ensemble_dir}: no model can be fitted: " + "; ".join(skipped.values()))
-    survival = [MODELS[name][1][0] for name in plan if MODELS[name][0] == "cox"]
+    survival = [BY_NAME[name].model_columns[0] for name in plan if BY_NAME[name].kind == COX]
     follow_up = min(max((float(df[c].max()) for c in survival), default=0.0) for df in cohorts)
     grid = month_grid(follow_up)
     show = sys.stderr.isatty() if progress is None else bool(progress)
@@ -251,7 +252,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
             try:
                 fitted = _fit_members(name, features, cohorts, per_member, seed, jobs, show,
                                       backend_name, grid,
-                                      {"method": methods[MODELS[name][0]], **fit_keywords})
+                                      {"method": methods[BY_NAME[name].kind], **fit_keywords})
             except FitError as problem:
                 skipped[name] = f"{name} model could not be fitted on every reconstruction: {problem}"
                 continue
@@ -260,7 +261,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
     if not entries:
         raise TrainingError(f"{ensemble_dir}: no model can be fitted: " + "; ".join(skipped.values()))
     bands = ensemble_bands(cohorts)
-    models = {name: entries[name] for name in MODEL_NAMES if name in entries}
+    models = {name: entries[name] for name in NAMES if name in entries}
     predictor = {"format_version": 1, "blasts_floor_pct": BLASTS_FLOOR_PCT, "month_grid": grid.tolist(),
                  "models": {name: params[name] for name in models}, "scrs_bands": bands}
     manifest = {
@@ -279,9 +280,9 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
         "crs_scale": "CTCAE v4.03", "horizon_months": HORIZON_MONTHS,
         "features_config": {"source": config.source, "sha256": config.sha256},
         "models": models,
-        "unavailable_models": {name: skipped[name] for name in MODEL_NAMES if name in skipped},
+        "unavailable_models": {name: skipped[name] for name in NAMES if name in skipped},
         "warnings": [f"{name}: {w}" for name, entry in models.items() for w in entry["warnings"]]
-                    + [skipped[name] for name in MODEL_NAMES if name in skipped],
+                    + [skipped[name] for name in NAMES if name in skipped],
         "scrs_bands": bands,
     }
     if provenance == PROVENANCE_RECONSTRUCTED:

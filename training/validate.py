@@ -14,6 +14,7 @@ import math
 import sys
 from pathlib import Path
 
+from model.atomic import write_atomic
 from model.bundle import load_predictor
 from model.cohort import read_cohort
 from model.provenance import PROVENANCE_RECONSTRUCTED
@@ -75,12 +76,6 @@ def validation_report(bundle_dir, cohort_path, *, raw: bool = False) -> dict:
     return report if raw else rounded(report)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def summary_lines(report: dict) -> list[str]:
     """One line a model: the figures a reader looks at first."""
     lines = [f"bundle {report['bundle']['id'][:12]} ({report['bundle']['provenance']}) on "
@@ -132,7 +127,7 @@ def validate_command(bundle, cohort, out=None, as_json: bool = False) -> int:
         return 1
     if out is not None:
         try:
-            _write_atomic(Path(out), page)
+            write_atomic(out, page)
         except OSError as error:
             print(f"cart-risk validate: cannot write {out}: {error.strerror or error}",
                   file=sys.stderr)
