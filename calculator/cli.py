@@ -11,13 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from model.defaults import BACKENDS, DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from model.errors import EXIT_FAILURE, EXIT_USAGE, report_failure
 from model.patient import PATIENT_FIELDS
 
 BUNDLE_HELP = ("bundle directory (default: $CART_RISK_HOME/bundles/default, trained on the "
                "reconstructed cohort on first use)")
-EXIT_USAGE = 2
-EXIT_FAILURE = 1
 
 
 class CommandError(Exception):
@@ -85,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local worker processes for the bootstrap (with --backend dask every "
                         "worker of the cluster is used instead)")
     p.add_argument("--features", type=Path, metavar="TOML", help="feature configuration file")
-    p.add_argument("--backend", choices=["loky", "dask"], default=None,
+    p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="joblib backend for the bootstrap (default: local processes)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (with --backend dask)")
 
@@ -98,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cohorts per size: one count, or one per --sizes value")
     p.add_argument("--sizes", type=int, nargs="+", default=[78, 200, 500], metavar="N",
                    help="cohort sizes to draw (patients, >= 20)")
-    p.add_argument("--seed", type=int, default=20170201, metavar="S",
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
                    help="seed of every cohort and of the validation sample")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="local worker processes (results are identical for any value)")
@@ -171,21 +170,25 @@ def _reproduce(args) -> int:
     return 0
 
 
-def _train(args) -> int:
-    from training.train import train_command
+def _options(args, **more):
+    """The command's training options, checked by the one rule set of training/options.py."""
+    from training.options import OptionError, training_options
 
-    if args.bootstrap < 1:
-        raise UsageError("--bootstrap must be 1 or more: prediction intervals come from the bootstrap refits")
-    if args.jobs < 1:
-        raise UsageError("--jobs must be 1 or more")
-    if args.backend == "dask" and not args.scheduler:
-        raise UsageError("--backend dask needs --scheduler ADDRESS")
+    try:
+        return training_options(args.bootstrap, args.jobs, **more)
+    except OptionError as error:
+        raise UsageError(f"--{error.option} {error.problem}") from None
+
+
+def _train(args) -> int:
     from training.fit_models import parse_methods
+    from training.train import train_command
 
     try:
         methods = parse_methods(args.method)
     except ValueError as problem:
         raise UsageError(f"--method: {problem}") from None
+    _options(args, backend=args.backend, scheduler=args.scheduler, methods=methods)
     if args.ensemble is not None:
         from training.train_ensemble import ensemble_command
 
@@ -233,10 +236,7 @@ def _validate(args) -> int:
 def _update(args) -> int:
     from training.updating import update_command
 
-    if args.bootstrap < 1:
-        raise CommandError("--bootstrap must be 1 or more")
-    if args.jobs < 1:
-        raise CommandError("--jobs must be 1 or more")
+    _options(args)
     return update_command(_bundle_or_default(args), args.cohort, args.out, args.method,
                           args.bootstrap, args.seed, args.jobs)
 
@@ -271,23 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except InputError as error:
-        for problem in error.errors:
-            print(f"cart-risk {args.command}: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    except CohortError as error:
-        print(f"cart-risk {args.command}: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (BundleError, CommandError, ConfigurationError) as error:
-        print(f"cart-risk {args.command}: {error}", file=sys.stderr)
-        return getattr(error, "exit_code", EXIT_FAILURE)
-    except OSError as error:
-        where = f" ({error.filename})" if error.filename else ""
-        print(f"cart-risk {args.command}: {error.strerror or error}{where}", file=sys.stderr)
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        print(f"cart-risk {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except (InputError, CohortError, BundleError, CommandError, ConfigurationError, OSError,
+            KeyboardInterrupt) as error:
+        return report_failure(args.command, error)  # exit codes: model/errors.py, docs/cli.md
 
 
 if __name__ == "__main__":

@@ -1,8 +1,20 @@
-"""The model package's exceptions and warnings: bad patient input, bad bundles."""
+"""The model package's exceptions and warnings (bad patient input, bad bundles), and the exit code
+of docs/cli.md each error ends a command with.
+
+Every command maps errors to exit codes with :func:`exit_code` (and prints them with
+:func:`report_failure`): 2 for input the command cannot work with (an error class saying
+``exit_code = EXIT_USAGE``), 130 for Ctrl-C, 1 for everything else.
+"""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Iterable
+
+#: Exit codes of docs/cli.md.
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,7 @@ class InputError(ValueError):
 
     #: HTTP status an API answers with: the request was understood but its content is invalid.
     status_code = 422
+    exit_code = EXIT_USAGE
 
     def __init__(self, errors: Iterable[FieldError]):
         self.errors: list[FieldError] = list(errors)
@@ -73,6 +86,8 @@ class BundleVersionWarning(UserWarning):
 class CohortError(ValueError):
     """A cohort file that cannot be used, with one line a problem."""
 
+    exit_code = EXIT_USAGE
+
     def __init__(self, source: str, problems: list[str]):
         self.source = source
         self.problems = problems
@@ -89,3 +104,29 @@ class ConfigurationError(Exception):
 
     Raised at start-up, before anything is served; the message says what to change.
     """
+
+
+def exit_code(error: BaseException) -> int:
+    """The exit code a command ends with after ``error`` (docs/cli.md, "Exit codes")."""
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return getattr(error, "exit_code", EXIT_FAILURE)
+
+
+def failure_lines(error: BaseException) -> list[str]:
+    """What to tell the user about ``error``: one line a problem, no stack trace."""
+    if isinstance(error, KeyboardInterrupt):
+        return ["interrupted"]
+    if isinstance(error, InputError):
+        return [str(problem) for problem in error.errors]
+    if isinstance(error, OSError):
+        where = f" ({error.filename})" if error.filename else ""
+        return [f"{error.strerror or error}{where}"]
+    return [str(error)]
+
+
+def report_failure(command: str, error: BaseException) -> int:
+    """Print ``error`` to stderr prefixed ``cart-risk COMMAND:``; return its exit code."""
+    for line in failure_lines(error):
+        print(f"cart-risk {command}: {line}", file=sys.stderr)
+    return exit_code(error)

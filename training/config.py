@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from model.errors import EXIT_USAGE
 from model.features import FEATURES
 from model.outcomes import NAMES
 
@@ -25,6 +26,8 @@ DEFAULT_CONFIG = "features.toml"
 
 class ConfigError(ValueError):
     """A feature configuration file that cannot be used; the message names file and key."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)

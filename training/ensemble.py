@@ -26,6 +26,7 @@ import pandas as pd
 
 from model.atomic import write_atomic
 from model.cohort import validate_cohort, write_cohort
+from model.errors import EXIT_USAGE
 from training.assumptions import Assumptions, ImpossibleAssumption, sample_assumptions, subgroup_splits
 
 ENSEMBLE_SIZE = 20
@@ -35,6 +36,8 @@ INDEX_FILE = "ensemble.json"
 
 class EnsembleError(ValueError):
     """An ensemble directory or index that cannot be used (the message names the file)."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from scipy.special import expit, logit
 
 from model import outcomes
 from model.atomic import write_atomic
+from model.defaults import DEFAULT_SEED
 from model.features import design_matrix
 from training import dgp
 from training.config import load_config
@@ -31,7 +32,6 @@ from training.metrics import auc, calibration_slope, cox_calibration_slope, harr
 
 VALIDATION_N = 10_000
 SIZES = (78, 200, 500)
-DEFAULT_SEED = 20170201
 #: Model kind of every outcome, and the outcomes of each kind (model/outcomes.py).
 OUTCOMES = outcomes.KINDS
 KINDS = {kind: outcomes.of_kind(kind) for kind in (outcomes.LOGISTIC, outcomes.COX)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import operator
 import sys
 import time
 from datetime import datetime, timezone
@@ -23,28 +22,23 @@ import numpy as np
 from model.bundle import MANIFEST_DIGEST, write_bundle
 from model.cohort import CohortError, available_models, read_cohort
 from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from model.errors import BundleError
+from model.errors import BundleError, report_failure
 from model.features import BLASTS_FLOOR_PCT, required_fields
 from model.outcomes import BY_NAME, COX, NAMES
 from training.analyses import derive, load_published
 from training.bands import scrs_band_table
 from training.config import ConfigError, load_config
 from training.fit_models import DEFAULT_METHODS, HORIZON_MONTHS, fit_model
-from training.methods import METHODS_BY_KIND
+from training.options import TrainingError, training_options
 from training.logistic import FitError
 from training.provenance import provenance_of, sha256_file
 from model.provenance import PROVENANCE_CENTER, PROVENANCE_RECONSTRUCTED  # noqa: F401  (re-exported)
 
 #: Spacing (months) of the survival month grid, which runs from 0 to the last follow-up.
 GRID_STEP_MONTHS = 0.5
-BACKENDS = ("loky", "threading", "multiprocessing", "dask")
 DOSE_NOTE = ("Every patient in the training cohort received fludarabine-cyclophosphamide and "
              "ssCART-19 at 5 x 10^6 cells/kg (split 10 % / 30 % / 60 %): the models cannot "
              "estimate any effect of dose.")
-
-
-class TrainingError(ValueError):
-    """Training cannot produce a bundle (no model fittable, bad option, missing backend)."""
 
 
 def month_grid(max_follow_up: float) -> np.ndarray:
@@ -53,14 +47,14 @@ def month_grid(max_follow_up: float) -> np.ndarray:
     return np.arange(steps + 1) * GRID_STEP_MONTHS
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Plain Python containers and floats; NaN and infinities become None."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
+        return json_safe(value.tolist())
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -71,14 +65,11 @@ def _json_safe(value: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _parallel_backend(backend: str | None, scheduler: str | None):
-    """Yield the joblib backend name to use; for dask, hold a distributed client meanwhile."""
-    if backend is None and scheduler:
-        backend = "dask"
-    if backend is not None and backend not in BACKENDS:
-        raise TrainingError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
-    if scheduler and backend != "dask":
-        raise TrainingError(f"a scheduler address needs backend 'dask', not {backend!r}")
+def parallel_backend(backend: str | None, scheduler: str | None):
+    """Yield the joblib backend name to use; for dask, hold a distributed client meanwhile.
+
+    ``backend`` and ``scheduler`` are validated options (:func:`training.options.training_options`).
+    """
     if backend != "dask":
         yield backend
         return
@@ -87,23 +78,14 @@ def _parallel_backend(backend: str | None, scheduler: str | None):
     except ImportError:
         raise TrainingError("backend 'dask' needs dask.distributed, which is not installed "
                             "(pip install 'dask[distributed]')") from None
-    client = Client(scheduler) if scheduler else Client(processes=True)
+    client = Client(scheduler)
     try:
         yield "dask"  # optimism_bootstrap enters joblib.parallel_config(backend="dask")
     finally:
         client.close()
 
 
-def _whole(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise TrainingError(f"{name} must be a whole number (got {value!r})")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TrainingError(f"{name} must be a whole number (got {value!r})") from None
-
-
-def _plan(cohort, config) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+def plan_models(cohort, config) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
     """Which models to fit (name -> features) and why the others are not."""
     outcome_reasons = available_models(cohort)
     plan, skipped = {}, {}
@@ -122,6 +104,28 @@ def _plan(cohort, config) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
             continue
         plan[name] = features
     return plan, skipped
+
+
+def models_manifest(methods: dict[str, str], config, models: dict[str, dict],
+                    skipped: dict[str, str], bands: list, provenance: str) -> dict:
+    """The manifest's keys from ``methods`` on, as every training writes them (bundle-format.md):
+    methods, scales, feature configuration, model cards, unavailable models, warnings, bands."""
+    manifest = {
+        "methods": {kind: {"name": method, "default": DEFAULT_METHODS[kind],
+                           "selection": "docs/method-selection.md"}
+                    for kind, method in methods.items()},
+        "crs_scale": "CTCAE v4.03",
+        "horizon_months": HORIZON_MONTHS,
+        "features_config": {"source": config.source, "sha256": config.sha256},
+        "models": models,
+        "unavailable_models": {name: skipped[name] for name in NAMES if name in skipped},
+        "warnings": [f"{name}: {w}" for name, entry in models.items() for w in entry["warnings"]]
+                    + [skipped[name] for name in NAMES if name in skipped],
+        "scrs_bands": bands,
+    }
+    if provenance == PROVENANCE_RECONSTRUCTED:
+        manifest["dose_note"] = DOSE_NOTE
+    return manifest
 
 
 def _source(provenance: str, cohort_path: Path) -> str:
@@ -147,14 +151,15 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
     seed : int
         Seed of the bootstrap's ``SeedSequence``; every model uses the same resamples.
     jobs : int
-        Parallel local workers for the bootstrap (results are identical for any value); the
-        dask backend uses every worker of its cluster instead.
+        Parallel local workers for the bootstrap, >= 1 (results are identical for any value);
+        the dask backend uses every worker of its cluster instead.
     features_path : path, optional
         Feature configuration TOML (default: the packaged ``training/features.toml``).
     backend : str, optional
         joblib backend ("loky", "threading", "multiprocessing", "dask"); default loky.
     scheduler : str, optional
-        dask scheduler address (implies ``backend="dask"``); without it dask starts a local cluster.
+        dask scheduler address (implies ``backend="dask"``, which needs it). Every option is
+        checked by :func:`training.options.training_options`.
     progress : bool, optional
         Show a bootstrap progress bar; default: only when stderr is a terminal.
     methods : dict, optional
@@ -175,27 +180,15 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
     TrainingError
         No model can be fitted (the message gives each model's reason), or a bad option.
     """
-    bootstrap, jobs = _whole(bootstrap, "bootstrap"), _whole(jobs, "jobs")
-    methods = {**DEFAULT_METHODS, **(methods or {})}
-    unknown = {k: v for k, v in methods.items()
-               if k not in DEFAULT_METHODS or v not in METHODS_BY_KIND[k]}
-    if unknown:
-        raise TrainingError(f"unknown fitting method(s) {unknown}: kinds are logistic (methods "
-                            f"{', '.join(METHODS_BY_KIND['logistic'])}) and cox (methods "
-                            f"{', '.join(METHODS_BY_KIND['cox'])})")
-    if bootstrap < 1:
-        raise TrainingError(f"bootstrap must be >= 1 (got {bootstrap}): the predictor's 95 % "
-                            "intervals come from the bootstrap refits")
-    if jobs == 0:
-        raise TrainingError("jobs must be a positive number of workers, or negative for "
-                            "'all cores but |jobs| - 1' (joblib); not 0")
+    options = training_options(bootstrap, jobs, backend, scheduler, methods)
+    bootstrap, jobs, methods = options.bootstrap, options.jobs, options.methods
     config = load_config(features_path)
     cohort_path = Path(cohort_path)
     cohort = read_cohort(cohort_path)
     data_sha256 = sha256_file(cohort_path)
     provenance = provenance_of(cohort_path)
     df = derive(cohort)
-    plan, skipped = _plan(df, config)
+    plan, skipped = plan_models(df, config)
     if not plan:
         raise TrainingError(f"{cohort_path}: no model can be fitted: " + "; ".join(skipped.values()))
     survival = [BY_NAME[name].model_columns[0] for name in plan if BY_NAME[name].kind == COX]
@@ -203,7 +196,7 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
     grid = month_grid(follow_up)
     show = sys.stderr.isatty() if progress is None else bool(progress)
     fitted = {}
-    with _parallel_backend(backend, scheduler) as backend_name:
+    with parallel_backend(options.backend, options.scheduler) as backend_name:
         for name, features in plan.items():
             if show:
                 print(f"{name}: fitting and {bootstrap} bootstrap refits", file=sys.stderr)
@@ -225,20 +218,8 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
         "training_data": {"file": "training_cohort.csv", "sha256": data_sha256, "n": len(df),
                           "source_file": cohort_path.name},
         "seed": int(seed), "bootstrap": int(bootstrap),
-        "methods": {kind: {"name": method, "default": DEFAULT_METHODS[kind],
-                           "selection": "docs/method-selection.md"}
-                    for kind, method in methods.items()},
-        "crs_scale": "CTCAE v4.03",
-        "horizon_months": HORIZON_MONTHS,
-        "features_config": {"source": config.source, "sha256": config.sha256},
-        "models": models,
-        "unavailable_models": {name: skipped[name] for name in NAMES if name in skipped},
-        "warnings": [f"{name}: {w}" for name, entry in models.items() for w in entry["warnings"]]
-                    + [skipped[name] for name in NAMES if name in skipped],
-        "scrs_bands": bands,
+        **models_manifest(methods, config, models, skipped, bands, provenance),
     }
-    if provenance == PROVENANCE_RECONSTRUCTED:
-        manifest["dose_note"] = DOSE_NOTE
     predictor = {
         "format_version": 1,
         "blasts_floor_pct": BLASTS_FLOOR_PCT,
@@ -253,7 +234,7 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
                          "estimator": fitted[name].estimator,
                          "input": "standardized columns (x - center) / scale"}
                   for name in models}
-    return write_bundle(out_dir, _json_safe(manifest), _json_safe(predictor), estimators,
+    return write_bundle(out_dir, json_safe(manifest), json_safe(predictor), estimators,
                         cohort_path)
 
 
@@ -285,20 +266,16 @@ def train_command(cohort, out, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = D
     Returns
     -------
     int
-        0 on success; 2 for an invalid cohort or feature file; 1 for any other failure. Errors are
-        printed to stderr, prefixed ``cart-risk train:``.
+        0 on success; 2 for an invalid cohort, feature file or option; 1 for any other failure
+        (:func:`model.errors.exit_code`). Errors are printed to stderr, prefixed ``cart-risk train:``.
     """
     started = time.perf_counter()
     try:
         manifest = train(cohort, out, bootstrap=bootstrap, seed=seed, jobs=jobs,
                          features_path=features, backend=backend, scheduler=scheduler,
                          methods=methods)
-    except (CohortError, ConfigError) as error:
-        print(f"cart-risk train: {error}", file=sys.stderr)
-        return 2
-    except (TrainingError, BundleError) as error:
-        print(f"cart-risk train: {error}", file=sys.stderr)
-        return 1
+    except (CohortError, ConfigError, TrainingError, BundleError) as error:
+        return report_failure("train", error)
     elapsed = time.perf_counter() - started
     bundle_id = (Path(out) / MANIFEST_DIGEST).read_text(encoding="ascii").strip()
     for line in summary_lines(manifest):

@@ -19,6 +19,7 @@ import pandas as pd
 
 from model.bundle import write_bundle
 from model.cohort import read_cohort, write_cohort
+from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.features import BLASTS_FLOOR_PCT
 from model.outcomes import BY_NAME, COX, NAMES
 from model.predictor import compile_predictor, predict_points
@@ -27,12 +28,11 @@ from training.analyses import derive, load_published
 from training.bands import scrs_band_table, wilson_interval
 from training.config import load_config
 from training.ensemble import read_index
-from training.fit_models import DEFAULT_METHODS, HORIZON_MONTHS, fit_model
-from training.methods import METHODS
+from training.fit_models import fit_model
 from training.logistic import FitError
 from training.pooling import POOLING_RULE, pool_cox, pool_logistic, pooled_coefficients, pooled_entry
-from training.train import (DOSE_NOTE, TrainingError, _json_safe, _parallel_backend, _plan, _whole,
-                            month_grid)
+from training.options import TrainingError, training_options
+from training.train import json_safe, models_manifest, month_grid, parallel_backend, plan_models
 
 #: The reference panel of issue 9: age 30, Ph-negative, no prior HSCT, relapsed; blasts 0 % (MRD
 #: positive), 2, 12, 35, 70 and 90 %.
@@ -199,8 +199,9 @@ def _pool(name, features, fitted, grid, per_member):
     return entry, params, parts, estimators
 
 
-def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 20170201, jobs: int = 1,
-                   features_path=None, backend: str | None = None, scheduler: str | None = None,
+def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
+                   seed: int = DEFAULT_SEED, jobs: int = 1, features_path=None,
+                   backend: str | None = None, scheduler: str | None = None,
                    progress: bool | None = None, methods: dict[str, str] | None = None,
                    **fit_keywords) -> dict:
     """Fit every available model on each ensemble member, pool, and write one bundle.
@@ -223,23 +224,15 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
     dict
         The manifest as written.
     """
-    bootstrap, jobs = _whole(bootstrap, "bootstrap"), _whole(jobs, "jobs")
-    methods = {**DEFAULT_METHODS, **(methods or {})}
-    unknown = {k: v for k, v in methods.items() if k not in DEFAULT_METHODS or v not in METHODS}
-    if unknown:
-        raise TrainingError(f"unknown fitting method(s) {unknown}: kinds are logistic and cox, "
-                            f"methods {', '.join(METHODS)}")
-    if bootstrap < 1:
-        raise TrainingError(f"bootstrap must be >= 1 (got {bootstrap})")
-    if jobs == 0:
-        raise TrainingError("jobs must be a positive number of workers, or negative (joblib); not 0")
+    options = training_options(bootstrap, jobs, backend, scheduler, methods)
+    bootstrap, jobs, methods = options.bootstrap, options.jobs, options.methods
     index, paths = read_index(ensemble_dir)
     provenance = ensemble_provenance(paths)
     cohorts = [derive(read_cohort(p)) for p in paths]
     k = len(cohorts)
     per_member = max(1, math.ceil(bootstrap / k))
     config = load_config(features_path)
-    plan, skipped = _plan(cohorts[0], config)
+    plan, skipped = plan_models(cohorts[0], config)
     if not plan:
         raise TrainingError(f"{ensemble_dir}: no model can be fitted: " + "; ".join(skipped.values()))
     survival = [BY_NAME[name].model_columns[0] for name in plan if BY_NAME[name].kind == COX]
@@ -247,7 +240,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
     grid = month_grid(follow_up)
     show = sys.stderr.isatty() if progress is None else bool(progress)
     entries, params, parts, estimators = {}, {}, {}, {}
-    with _parallel_backend(backend, scheduler) as backend_name:
+    with parallel_backend(options.backend, options.scheduler) as backend_name:
         for name, features in plan.items():
             try:
                 fitted = _fit_members(name, features, cohorts, per_member, seed, jobs, show,
@@ -274,23 +267,12 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
         "training_data": {"file": "training_cohort.csv", "n": len(cohorts[0]), "members": k,
                           "source_file": f"{Path(ensemble_dir).name}/ensemble.json"},
         "seed": int(seed), "bootstrap": int(per_member * k),
-        "methods": {kind: {"name": method, "default": DEFAULT_METHODS[kind],
-                           "selection": "docs/method-selection.md"}
-                    for kind, method in methods.items()},
-        "crs_scale": "CTCAE v4.03", "horizon_months": HORIZON_MONTHS,
-        "features_config": {"source": config.source, "sha256": config.sha256},
-        "models": models,
-        "unavailable_models": {name: skipped[name] for name in NAMES if name in skipped},
-        "warnings": [f"{name}: {w}" for name, entry in models.items() for w in entry["warnings"]]
-                    + [skipped[name] for name in NAMES if name in skipped],
-        "scrs_bands": bands,
+        **models_manifest(methods, config, models, skipped, bands, provenance),
     }
-    if provenance == PROVENANCE_RECONSTRUCTED:
-        manifest["dose_note"] = DOSE_NOTE
     manifest["ensemble"] = {
         "members": k, "bootstrap_per_member": per_member, "pooling": POOLING_RULE,
         "index": index, "published_scrs": PUBLISHED_SCRS,
-        "outputs": outputs_across_members(_json_safe(predictor), parts, manifest, k),
+        "outputs": outputs_across_members(json_safe(predictor), parts, manifest, k),
     }
     with tempfile.TemporaryDirectory() as tmp:
         combined = Path(tmp) / "training_cohort.csv"
@@ -300,24 +282,26 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = 200, seed: int = 2017
             frame["patient_id"] = [f"M{member:02d}-{pid}" for pid in frame["patient_id"]]
             frames.append(frame)
         write_cohort(pd.concat(frames, ignore_index=True), combined)
-        return write_bundle(out_dir, _json_safe(manifest), _json_safe(predictor), estimators, combined)
+        return write_bundle(out_dir, json_safe(manifest), json_safe(predictor), estimators, combined)
 
 
-def ensemble_command(ensemble_dir, out, bootstrap: int = 200, seed: int = 20170201, jobs: int = 1,
-                     features=None, backend: str | None = None, scheduler: str | None = None,
+def ensemble_command(ensemble_dir, out, bootstrap: int = DEFAULT_BOOTSTRAP,
+                     seed: int = DEFAULT_SEED, jobs: int = 1, features=None,
+                     backend: str | None = None, scheduler: str | None = None,
                      methods: dict[str, str] | None = None) -> int:
     """``cart-risk train --ensemble [DIR]``: train, print a short summary, return the exit code.
 
     Returns
     -------
     int
-        0 on success; 2 for an unusable ensemble, cohort or feature file; 1 for other failures.
+        0 on success; 2 for an unusable ensemble, cohort, feature file or option; 1 for other
+        failures (:func:`model.errors.exit_code`).
     """
     import time
 
     from model.bundle import MANIFEST_DIGEST
     from model.cohort import CohortError
-    from model.errors import BundleError
+    from model.errors import BundleError, report_failure
     from training.config import ConfigError
     from training.ensemble import EnsembleError, default_ensemble_dir
     from training.train import summary_lines
@@ -328,12 +312,8 @@ def ensemble_command(ensemble_dir, out, bootstrap: int = 200, seed: int = 201702
         manifest = train_ensemble(directory, out, bootstrap=bootstrap, seed=seed, jobs=jobs,
                                   features_path=features, backend=backend, scheduler=scheduler,
                                   methods=methods)
-    except (EnsembleError, CohortError, ConfigError) as error:
-        print(f"cart-risk train: {error}", file=sys.stderr)
-        return 2
-    except (TrainingError, BundleError) as error:
-        print(f"cart-risk train: {error}", file=sys.stderr)
-        return 1
+    except (EnsembleError, CohortError, ConfigError, TrainingError, BundleError) as error:
+        return report_failure("train", error)
     bundle_id = (Path(out) / MANIFEST_DIGEST).read_text(encoding="ascii").strip()
     print(f"ensemble: {manifest['ensemble']['members']} reconstructions, "
           f"{manifest['ensemble']['bootstrap_per_member']} bootstrap refits each; {POOLING_RULE}")

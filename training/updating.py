@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -42,7 +41,8 @@ from training.bootstrap import optimism_bootstrap
 from training.fit_models import fit_model
 from training.logistic import FitError
 from training.provenance import sha256_file
-from training.train import _json_safe
+from training.options import OptionError, training_options
+from training.train import json_safe
 
 REQUESTABLE = ("auto", "intercept", "recalibrate", "refit")
 
@@ -236,16 +236,17 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
     Returns
     -------
     dict
-        The manifest as written.
+        The updated bundle's manifest as written, with its ``lineage``.
 
     Raises
     ------
-    model.errors.CohortError, model.errors.BundleError, UpdateError
+    model.errors.CohortError, model.errors.BundleError, UpdateError,
+    training.options.OptionError (a bad ``bootstrap`` or ``jobs``)
     """
     if method not in REQUESTABLE:
         raise UpdateError(f"method must be one of {', '.join(REQUESTABLE)} (got {method!r})")
-    if bootstrap < 1:
-        raise UpdateError(f"bootstrap must be >= 1 (got {bootstrap})")
+    options = training_options(bootstrap, jobs)
+    bootstrap, jobs = options.bootstrap, options.jobs
     parent = load_predictor(bundle_dir)
     cohort_path = Path(cohort_path)
     cohort = derive(read_cohort(cohort_path))
@@ -314,7 +315,7 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
                             for w in entry.get("warnings", [])]
     for key in ("files", "packages"):
         manifest.pop(key, None)
-    return write_bundle(out_dir, _json_safe(manifest), _json_safe(params), estimators, cohort_path)
+    return write_bundle(out_dir, json_safe(manifest), json_safe(params), estimators, cohort_path)
 
 
 def lineage_lines(manifest: dict) -> list[str]:
@@ -331,16 +332,12 @@ def lineage_lines(manifest: dict) -> list[str]:
 def update_command(bundle, cohort, out, method: str = "auto", bootstrap: int = DEFAULT_BOOTSTRAP,
                    seed: int = DEFAULT_SEED, jobs: int = 1) -> int:
     """``cart-risk update``: 0 on success; 2 for a bad cohort; 1 otherwise (message on stderr)."""
-    from model.errors import BundleError, CohortError
+    from model.errors import BundleError, CohortError, report_failure
 
     try:
         manifest = update_bundle(bundle, cohort, out, method, bootstrap, seed, jobs)
-    except CohortError as error:
-        print(f"cart-risk update: {error}", file=sys.stderr)
-        return 2
-    except (UpdateError, BundleError) as error:
-        print(f"cart-risk update: {error}", file=sys.stderr)
-        return 1
+    except (CohortError, UpdateError, OptionError, BundleError) as error:
+        return report_failure("update", error)
     for line in lineage_lines(manifest):
         print(line)
     print(f"updated bundle written to {out}")

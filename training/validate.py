@@ -113,18 +113,14 @@ def summary_lines(report: dict) -> list[str]:
 
 def validate_command(bundle, cohort, out=None, as_json: bool = False) -> int:
     """``cart-risk validate``: 0 on success; 2 for a bad cohort; 1 for a bad bundle or output."""
-    from model.errors import BundleError, CohortError
+    from model.errors import BundleError, CohortError, report_failure
     from training.validation_page import render_page
 
     try:
         report = validation_report(bundle, cohort)
         page = render_page(report, bundle, cohort) if out is not None else None
-    except CohortError as error:
-        print(f"cart-risk validate: {error}", file=sys.stderr)
-        return 2
-    except BundleError as error:
-        print(f"cart-risk validate: {error}", file=sys.stderr)
-        return 1
+    except (CohortError, BundleError) as error:
+        return report_failure("validate", error)
     if out is not None:
         try:
             write_atomic(out, page)
