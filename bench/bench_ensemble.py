@@ -34,7 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine import print_header  # noqa: E402
 
-OUTPUTS = ("cr", "severe_crs", "efs_6mo", "efs_12mo", "efs_24mo", "os_6mo", "os_12mo", "os_24mo")
+from model.outcomes import LOGISTIC_NAMES, SURVIVAL_HORIZONS_MONTHS, SURVIVAL_NAMES  # noqa: E402
+
+OUTPUTS = LOGISTIC_NAMES + tuple(f"{name}_{months}mo" for name in SURVIVAL_NAMES
+                                 for months in SURVIVAL_HORIZONS_MONTHS)
 
 
 def patients() -> dict[str, np.ndarray]:
@@ -100,7 +103,7 @@ def rubin_vs_mixture(bundle_dir: Path) -> None:
     # between-member variance from each member's block of refits (its mean is its centre).
     out = predict_points(bundle, panel, intervals=True)
     print("\nshipped mixture vs Rubin's rule on the linear-predictor scale, panel:")
-    for name in ("cr", "severe_crs"):
+    for name in LOGISTIC_NAMES:
         spec = params["models"][name]
         x = (np.column_stack([_feature(panel, f) for f in spec["features"]]) - spec["center"]) / spec["scale"]
         boot = np.asarray(spec["bootstrap"]["intercept"])[:, None] + np.asarray(spec["bootstrap"]["coef"]) @ x.T

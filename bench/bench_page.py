@@ -74,6 +74,7 @@ def describe(label: str, values: list[float]) -> str:
 def in_process(bundle_path: Path, forms: list[dict[str, str]]) -> float:
     from calculator import create_app, plots, results
     from calculator.extensions import calculator_state
+    from model.outcomes import SURVIVAL_NAMES
     from model.patient import parse_form
 
     app = create_app({"BUNDLE_PATH": str(bundle_path), "WTF_CSRF_ENABLED": False})
@@ -96,7 +97,7 @@ def in_process(bundle_path: Path, forms: list[dict[str, str]]) -> float:
 
             def draw():
                 answer = view["answer"]
-                for name in ("efs", "os"):
+                for name in SURVIVAL_NAMES:
                     plots.survival_figure(name, answer[name], state.cohort_curves.get(name, {}),
                                           state.bundle.follow_up.get(name))
                 plots.treatment_window_figure(results.treatment_window(state.bundle, patient),

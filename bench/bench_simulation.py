@@ -32,20 +32,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine import print_header  # noqa: E402
 
+from model.defaults import DEFAULT_SEED  # noqa: E402
+from model.outcomes import NAMES  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, nargs="+", default=[200, 100, 60])
     parser.add_argument("--sizes", type=int, nargs="+", default=[78, 200, 500])
-    parser.add_argument("--seed", type=int, default=20170201)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--validation-n", type=int, default=10_000,
                         help="size of the independent sample every fit is scored on")
     parser.add_argument("--out", type=Path, help="write the study here (default: a temporary directory)")
     parser.add_argument("--update-packaged", action="store_true",
                         help="also refresh training/data/simulation/ (what cart-risk report shows)")
-    parser.add_argument("--outcomes", nargs="+", default=["cr", "severe_crs", "efs", "os"],
-                        choices=["cr", "severe_crs", "efs", "os"], help="outcomes to run")
+    parser.add_argument("--outcomes", nargs="+", default=list(NAMES), choices=NAMES,
+                        help="outcomes to run")
     parser.add_argument("--keep-rows", type=Path,
                         help="rows.csv of an earlier study: its fits that this run does not repeat "
                              "are kept, and the repeated ones are checked against it")

@@ -60,6 +60,14 @@ class Outcome:
     horizons_months: tuple[int, ...] = ()
 
 
+def _survival(name: str, label: str, title: str, description: str, events_label: str) -> Outcome:
+    """A Cox outcome: cohort columns ``NAME_months`` / ``NAME_event``, answered at every horizon."""
+    columns = (f"{name}_months", f"{name}_event")
+    return Outcome(name, COX, columns, columns, label=label, short_label=label, title=title,
+                   description=description, events_label=events_label,
+                   study_label=f"{name.upper()} (12 months)", horizons_months=SURVIVAL_HORIZONS_MONTHS)
+
+
 OUTCOMES: tuple[Outcome, ...] = (
     Outcome("cr", LOGISTIC, ("response",), ("cr",),
             label="Complete remission", short_label="Complete remission",
@@ -71,18 +79,10 @@ OUTCOMES: tuple[Outcome, ...] = (
             title="Severe CRS (grade >= 3)",
             description="severe CRS, CTCAE v4.03 grade >= 3",
             events_label="severe CRS", study_label="severe CRS"),
-    Outcome("efs", COX, ("efs_months", "efs_event"), ("efs_months", "efs_event"),
-            label="Event-free survival", short_label="Event-free survival",
-            title="Event-free survival (EFS)",
-            description="event-free survival (months; event = no response, relapse or death)",
-            events_label="EFS events", study_label="EFS (12 months)",
-            horizons_months=SURVIVAL_HORIZONS_MONTHS),
-    Outcome("os", COX, ("os_months", "os_event"), ("os_months", "os_event"),
-            label="Overall survival", short_label="Overall survival",
-            title="Overall survival (OS)",
-            description="overall survival (months; event = death)",
-            events_label="deaths", study_label="OS (12 months)",
-            horizons_months=SURVIVAL_HORIZONS_MONTHS),
+    _survival("efs", "Event-free survival", "Event-free survival (EFS)",
+              "event-free survival (months; event = no response, relapse or death)", "EFS events"),
+    _survival("os", "Overall survival", "Overall survival (OS)",
+              "overall survival (months; event = death)", "deaths"),
 )
 
 #: Outcome record by name, in the order of :data:`OUTCOMES`.
