@@ -16,7 +16,7 @@ from flask import Blueprint, jsonify, request
 
 from calculator.extensions import calculator_state
 from model.errors import FieldError, InputError
-from model.outcomes import NAMES
+from model.outcomes import LOGISTIC, OUTCOMES
 from model.patient import PATIENT_FIELDS, parse_patient, patient_json_schema
 from model.predictor import HORIZONS_MONTHS, prediction_answer
 
@@ -202,14 +202,16 @@ def openapi_document() -> dict[str, Any]:
                                         "its sCRS rate in the training data (observed in a center's "
                                         "cohort; for reconstructed bundles an assumed split, see "
                                         "model.evidence)"}
+    answers = {outcome.name: _nullable(severe_crs if outcome.name == "severe_crs" else
+                                       _probability_schema(outcome.label.lower())
+                                       if outcome.kind == LOGISTIC else
+                                       _survival_schema(outcome.label.lower()))
+               for outcome in OUTCOMES}
     prediction = {
         "type": "object",
-        "required": [*NAMES, "warnings", "model"],
+        "required": [*answers, "warnings", "model"],
         "properties": {
-            "cr": _nullable(_probability_schema("complete remission")),
-            "severe_crs": _nullable(severe_crs),
-            "efs": _nullable(_survival_schema("event-free survival")),
-            "os": _nullable(_survival_schema("overall survival")),
+            **answers,
             "warnings": {"type": "array", "items": {"type": "string"},
                          "description": "inputs outside the training data, survival "
                                         "estimates resting on few patients at risk, missing "

@@ -20,11 +20,12 @@ from calculator.svg import (CR_COLOUR, GRID, HIGH_BURDEN_COLOUR, LOW_BURDEN_COLO
                             polyline_path, step_band_path, step_path, ticks)
 from model.burden import SUBGROUP_EDGES_PCT
 from model.features import BLASTS_FLOOR_PCT
+from model.outcomes import BY_NAME, SURVIVAL_NAMES
 from model.predictor import HORIZONS_MONTHS
 from model.survival import (FEW_AT_RISK_FRACTION, FEW_AT_RISK_PATIENTS, KaplanMeier, few_at_risk,
                             number_at_risk)
 
-SURVIVAL_TITLES = {"efs": "Event-free survival", "os": "Overall survival"}
+SURVIVAL_TITLES = {name: BY_NAME[name].label for name in SURVIVAL_NAMES}
 #: The cohort's groups drawn under the patient's curve: key, colour, label of the at-risk row.
 COHORT_GROUPS = (("low", LOW_BURDEN_COLOUR, "< 5 %"), ("high", HIGH_BURDEN_COLOUR, "\u2265 5 %"))
 TICK_MONTHS = 6
