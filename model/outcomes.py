@@ -1,8 +1,12 @@
 """The outcomes the calculator predicts: one record each, which every module iterates.
 
 Adding an outcome (say, relapse after CR) is one :class:`Outcome` entry in :data:`OUTCOMES` plus
-its fitting rule (how :func:`training.analyses.derive` builds its model column(s) from the cohort).
-The order of :data:`OUTCOMES` is the order of every answer, table and report section.
+its fitting rule (how :func:`training.analyses.derive` builds its model column(s) from the cohort);
+training, the bundle checks, the predictor, the API, the pages, the CLI and the reports iterate
+this registry. What stays per outcome elsewhere: its cohort CSV columns and their checks
+(:mod:`model.cohort`), its features (``training/features.toml``) and its FHIR code
+(:mod:`calculator.fhir_codes`). The order of :data:`OUTCOMES` is the order of every answer,
+table and report section.
 """
 from __future__ import annotations
 
