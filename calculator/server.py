@@ -98,19 +98,18 @@ class DeadlineSocket(socket.socket):
             raise ConnectionResetError(errno.ECONNRESET, "request not received in time")
         self.settimeout(remaining)
 
-    def recv(self, *args):
+    def _receive(self, read, *args):
         self._wait_for_read()
         try:
-            return super().recv(*args)
+            return read(*args)
         except TimeoutError:
             raise ConnectionResetError(errno.ECONNRESET, "request not received in time") from None
 
+    def recv(self, *args):
+        return self._receive(super().recv, *args)
+
     def recv_into(self, *args):
-        self._wait_for_read()
-        try:
-            return super().recv_into(*args)
-        except TimeoutError:
-            raise ConnectionResetError(errno.ECONNRESET, "request not received in time") from None
+        return self._receive(super().recv_into, *args)
 
     def _for_write(self) -> None:
         if self.deadline is not None:

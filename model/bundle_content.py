@@ -249,12 +249,17 @@ def _bands(value: Any, where: str) -> None:
 # --------------------------------------------------------------------------- manifest.json
 
 
+def _refuse_as_bundle_error(file: str, check, content: Any) -> None:
+    """Run ``check(content)``; a refusal becomes the :class:`BundleError` naming ``file``."""
+    try:
+        check(content)
+    except _Refusal as refusal:
+        raise BundleError(CHECKS[file], file, str(refusal)) from None
+
+
 def check_manifest(manifest: Any) -> None:
     """Check the manifest fields the calculator reads; :class:`BundleError` naming the field."""
-    try:
-        _check_manifest(manifest)
-    except _Refusal as refusal:
-        raise BundleError(CHECKS["manifest.json"], "manifest.json", str(refusal)) from None
+    _refuse_as_bundle_error("manifest.json", _check_manifest, manifest)
 
 
 def _check_manifest(manifest: Any) -> None:
@@ -321,10 +326,7 @@ def check_predictor(params: Any) -> None:
     the last grid value), sCRS band rates outside 0-1 or not events / n, more than
     :data:`MAX_BOOTSTRAP_SETS` bootstrap sets.
     """
-    try:
-        _check_predictor(params)
-    except _Refusal as refusal:
-        raise BundleError(CHECKS["predictor.json"], "predictor.json", str(refusal)) from None
+    _refuse_as_bundle_error("predictor.json", _check_predictor, params)
 
 
 def _check_predictor(params: Any) -> None:
