@@ -17,7 +17,7 @@ from pathlib import Path
 from model.atomic import write_atomic
 from model.bundle import load_predictor
 from model.cohort import read_cohort
-from model.provenance import PROVENANCE_RECONSTRUCTED
+from model.provenance import is_reconstructed
 from training.analyses import derive
 from training.external_validation import validate_models
 from training.provenance import sha256_file
@@ -67,8 +67,8 @@ def validation_report(bundle_dir, cohort_path, *, raw: bool = False) -> dict:
                    "provenance": manifest.get("provenance"), "source": manifest.get("source"),
                    "trained_on_n": manifest.get("training_data", {}).get("n"),
                    "lineage": lineage.get("summary") if lineage else None},
-        "notice": RECONSTRUCTED_NOTICE if manifest.get("provenance") == PROVENANCE_RECONSTRUCTED
-        or (lineage or {}).get("parent", {}).get("provenance") == PROVENANCE_RECONSTRUCTED else None,
+        "notice": RECONSTRUCTED_NOTICE if is_reconstructed(manifest)
+        or is_reconstructed((lineage or {}).get("parent", {})) else None,
         "cohort": {"file": cohort_path.name, "sha256": sha256_file(cohort_path),
                    "n": int(len(cohort))},
         "models": validate_models(bundle.params, manifest, cohort),
