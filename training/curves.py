@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_curve
 
 from model.burden import burden_groups
 from training.bands import wilson_interval
@@ -54,13 +55,19 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, groups: int = 5) -> dict:
 
 
 def roc_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(false positive rate, true positive rate) at every distinct threshold, from (0, 0) to (1, 1)."""
+    """(false positive rate, true positive rate) at every distinct threshold, from (0, 0) to (1, 1).
+
+    scikit-learn's ``roc_curve`` (every threshold kept); with one outcome class only, where it is
+    undefined, the rate of the missing class is 0 throughout.
+    """
     y = np.asarray(y).astype(bool)
     p = np.asarray(p, dtype=float)
-    thresholds = np.unique(p)[::-1]
-    tpr = [0.0] + [float((p[y] >= t).sum() / max(y.sum(), 1)) for t in thresholds]
-    fpr = [0.0] + [float((p[~y] >= t).sum() / max((~y).sum(), 1)) for t in thresholds]
-    return np.array(fpr), np.array(tpr)
+    if y.all() or not y.any():
+        share = np.r_[0.0, [(p >= t).mean() for t in np.unique(p)[::-1]]]
+        zeros = np.zeros_like(share)
+        return (zeros, share) if y.all() else (share, zeros)
+    fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
+    return fpr, tpr
 
 
 def net_benefit(y: np.ndarray, risk: np.ndarray, thresholds: np.ndarray) -> dict[str, np.ndarray]:
