@@ -1,4 +1,4 @@
-"""The report's curve numbers: library computations equal the definitions they replace."""
+"""The report's curve numbers and templates: library computations equal the definitions they replace."""
 from __future__ import annotations
 
 import numpy as np
@@ -53,3 +53,19 @@ def test_wilson_interval_agrees_with_scipy_binomtest_but_is_kept():
             low, high = wilson_interval(events, n)
             worst = max(worst, abs(low - ci.low), abs(high - ci.high))
     assert worst <= 1e-12
+
+
+def test_every_report_template_is_package_data():
+    """An installed package renders its reports from training/templates/: each file must ship."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))[
+        "tool"]["setuptools"]["package-data"]["training"]
+    templates = sorted((root / "training" / "templates").iterdir())
+    assert templates
+    for path in templates:
+        relative = path.relative_to(root / "training").as_posix()
+        assert any(fnmatch.fnmatch(relative, p) for p in patterns), relative
