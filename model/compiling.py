@@ -157,7 +157,7 @@ def _compile_model(name: str, spec: Mapping, grid: np.ndarray) -> CompiledModel:
     with np.errstate(divide="ignore"):  # log(0) = -inf is right: S0 = 0 gives S = 0
         log_baseline = np.log(baseline[keep])
         boot_log_baseline = np.log(boot_baseline[:, keep])
-        # H0 = 0 at t = 0: log H0 = -inf, and S = 1 there (see _survival_bands)
+        # H0 = 0 at t = 0: log H0 = -inf, and S = 1 there (model.evaluation)
         log_hazard = np.log(-boot_log_baseline).T  # (T, B)
     distinct, column = np.unique(log_hazard, axis=0, return_inverse=True)
     return CompiledModel(name, "cox", features, weights, offset, boot_weights, boot_offset,
