@@ -30,17 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.logistic import (
-    DIVERGENCE_BOUND, LAMBDA_GRID, FitError, _wald, effective_df, penalized_covariance, select_lambda,
-    standardize,
-)
-from training.tuning import search_grid
+from training.newton import maximize
+from training.ridge import DIVERGENCE_BOUND, LAMBDA_GRID, FitError, ridge_path, standardize, wald_table
 
 _TOL = 1e-10
 _MAX_ITER = 200
 
 
-class _RiskSets:
+class RiskSets:
     """Sorted data and tie structure, computed once per data set.
 
     The risk-set sums of w, w z and w z z' at each event time are reverse cumulative sums over
@@ -110,31 +107,39 @@ class _RiskSets:
         return np.bincount(g, weights=terms, minlength=self.d.size) * np.exp(-shift)
 
 
-def _newton(rs: _RiskSets, lam: float, beta0: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Maximize l(b) - lam/2 ||b||^2 by Newton-Raphson with step halving."""
-    beta = beta0.copy()
-    p = beta.size
-    loglik, score, info = rs.evaluate(beta)
-    current = loglik - 0.5 * lam * beta @ beta
-    for _ in range(_MAX_ITER):
+#: Former private name, still used by modules outside the fitting code.
+_RiskSets = RiskSets
+
+
+def newton_fit(rs: RiskSets, lam: float, beta0: np.ndarray, *, tol: float = _TOL,
+               max_iter: int = _MAX_ITER, bound: float = DIVERGENCE_BOUND) -> tuple[np.ndarray, bool]:
+    """Maximize l(b) - lam/2 ||b||^2 by Newton-Raphson with step halving.
+
+    Parameters
+    ----------
+    rs : the data's risk sets
+    lam : penalty, >= 0
+    beta0 : (q,) starting coefficients
+    tol, max_iter, bound : see :func:`training.newton.maximize`
+
+    Returns
+    -------
+    (beta, converged)
+    """
+    p = beta0.size
+
+    def objective(b: np.ndarray):
+        ll, score, info = rs.evaluate(b)
+        return ll - 0.5 * lam * b @ b, (score, info)
+
+    def direction(b: np.ndarray, state) -> np.ndarray | None:
+        score, info = state
         try:
-            step = np.linalg.solve(info + lam * np.eye(p), score - lam * beta)
+            return np.linalg.solve(info + lam * np.eye(p), score - lam * b)
         except np.linalg.LinAlgError:
-            return beta, False
-        t = 1.0
-        while True:
-            candidate = beta + t * step
-            ll_c, score_c, info_c = rs.evaluate(candidate)
-            value = ll_c - 0.5 * lam * candidate @ candidate
-            if value >= current - 1e-12 * max(1.0, abs(current)) or t < 1e-8:
-                break
-            t *= 0.5
-        beta, current, score, info = candidate, value, score_c, info_c
-        if np.max(np.abs(beta), initial=0.0) > DIVERGENCE_BOUND:
-            return beta, False
-        if np.max(np.abs(t * step), initial=0.0) < _TOL:
-            return beta, True
-    return beta, False
+            return None
+
+    return maximize(objective, direction, beta0, tol=tol, max_iter=max_iter, bound=bound)
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,7 @@ class CoxFit:
         return np.r_[0.0, self.cumhaz0][idx]
 
 
-def _check_survival(time: np.ndarray, event: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def check_survival(time: np.ndarray, event: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     time = np.asarray(time, dtype=float).ravel()
     event = np.asarray(event).ravel()
     if time.shape[0] != n or event.shape[0] != n:
@@ -241,42 +246,28 @@ def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
     """
     center, scale, Z, active = standardize(X)
     n, p = Z.shape
-    time, event = _check_survival(time, event, n)
-    rs = _RiskSets(Z[:, active], time, event, ties)
-    grid_arr = np.asarray(grid, dtype=float)
-    if grid_arr.ndim != 1 or grid_arr.size == 0 or np.any(grid_arr < 0):
-        raise ValueError("grid must be a non-empty sequence of penalties >= 0")
+    time, event = check_survival(time, event, n)
+    rs = RiskSets(Z[:, active], time, event, ties)
     q = int(active.sum())
     loglik_null = rs.evaluate(np.zeros(q), hessian=False)[0]
-    penalized = np.ones(q, dtype=bool)
-    warm = {"beta": np.zeros(q)}
 
-    def evaluate(lam: float):
-        est, ok = _newton(rs, lam, warm["beta"])
+    def measure(est: np.ndarray) -> tuple[float, np.ndarray]:
         ll, _, info = rs.evaluate(est)
-        cov_i = penalized_covariance(info, lam, penalized) if ok else None
-        if cov_i is None:
-            return None
-        warm["beta"] = est  # warm starts from the largest penalty down
-        df = effective_df(info, lam, penalized)
-        return -2.0 * ll + 2.0 * df, (est, ll, cov_i, df)
+        return ll, info
 
-    search = search_grid(grid_arr, evaluate, extend=extend and grid_arr.size > 1)
-    if search.best < 0:
-        raise FitError("no penalty on the grid gives a finite fit")
-    est, ll, cov_active, df_best = search.results[search.best]
-    lam = float(search.grid[search.best])
+    path = ridge_path(grid, lambda lam, beta: newton_fit(rs, lam, beta), measure, np.zeros(q),
+                      np.ones(q, dtype=bool), extend)
+    search, est, ll, cov_active, df_best = path.search, path.estimate, path.loglik, path.cov, path.df
     if search.null_limit:  # the criterion's infimum is lambda -> infinity: no covariate effects
         est, ll, df_best = np.zeros(q), loglik_null, 0.0
-    df_grid = np.array([search.results[i][3] if i in search.results else np.nan
-                        for i in range(search.grid.size)])
     cov = np.full((p, p), np.nan)
     cov[np.ix_(active, active)] = cov_active
     coef = np.zeros(p)
     coef[active] = est
     return CoxFit(
-        center=center, scale=scale, coef=coef, lam=lam, df=float(df_best), loglik=ll,
-        loglik_null=loglik_null, cov=cov, grid=search.grid, aic=search.criterion, df_grid=df_grid,
+        center=center, scale=scale, coef=coef, lam=path.lam, df=float(df_best), loglik=ll,
+        loglik_null=loglik_null, cov=cov, grid=search.grid, aic=search.criterion,
+        df_grid=path.df_grid,
         event_times=rs.event_times, cumhaz0=np.cumsum(rs.baseline_jumps(est)),
         max_follow_up=float(time.max()), n=n, n_events=int(event.sum()), ties=ties, active=active,
         edge=search.edge, null_limit=search.null_limit,
@@ -325,7 +316,7 @@ def hazard_ratios(fit: CoxFit, level: float = 0.95, scale: str = "original") -> 
     if scale not in ("original", "standardized"):
         raise ValueError("scale must be 'original' or 'standardized'")
     divisor = fit.scale if scale == "original" else np.ones_like(fit.scale)
-    return _wald(fit.coef / divisor, np.sqrt(np.diag(fit.cov)) / divisor, level, "hazard_ratio")
+    return wald_table(fit.coef / divisor, np.sqrt(np.diag(fit.cov)) / divisor, level, "hazard_ratio")
 
 
 def _lifelines_frame(fit: CoxFit, X: np.ndarray, time: np.ndarray, event: np.ndarray,
