@@ -31,7 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from training.newton import maximize
-from training.ridge import DIVERGENCE_BOUND, LAMBDA_GRID, FitError, ridge_path, standardize, wald_table
+from training.ridge import (
+    DIVERGENCE_BOUND, LAMBDA_GRID, FitError, RidgeFit, ridge_path, standardize, wald_table,
+)
 
 _TOL = 1e-10
 _MAX_ITER = 200
@@ -143,57 +145,25 @@ def newton_fit(rs: RiskSets, lam: float, beta0: np.ndarray, *, tol: float = _TOL
 
 
 @dataclass(frozen=True)
-class CoxFit:
-    """A fitted ridge Cox model.
+class CoxFit(RidgeFit):
+    """A fitted ridge Cox model: the :class:`training.ridge.RidgeFit` attributes and
 
     Attributes
     ----------
-    center, scale : (p,) standardization (scale 1.0 where the column is constant)
-    coef : (p,) log hazard ratios per SD of each column (0 for constant columns)
-    lam : chosen penalty (lifelines ``penalizer = lam / n``)
-    df : effective degrees of freedom at ``lam``
-    loglik, loglik_null : log partial likelihood at the estimate / at b = 0
-    cov : (p, p) inverse penalized Hessian, standardized scale (NaN rows for constant columns)
-    grid, aic, df_grid : the penalty grid with AIC (+inf where no fit) and effective df
     event_times : (K,) distinct event times, ascending (same unit as ``time``, here months)
     cumhaz0 : (K,) Breslow cumulative baseline hazard at z = 0 just after each event time
     max_follow_up : largest observed time
-    n, n_events : sample size and number of events
     ties : "efron" or "breslow"
-    active : (p,) bool, False for columns that were constant in the training data
-    edge : the chosen penalty is an end point of the (extended) grid: the criterion never turned
-    null_limit : the criterion fell to the grid's cap: the chosen model has no predictor effects
-    method : fitting method (see :mod:`training.methods`)
-    shrinkage : uniform shrinkage factor applied after fitting (1.0 = none)
+
+    Here ``coef`` are log hazard ratios per SD, ``lam`` is lifelines' ``penalizer * n``,
+    ``loglik`` / ``loglik_null`` are log partial likelihoods (at the estimate / at b = 0),
+    ``cov`` is (p, p) and ``n_events`` counts events.
     """
 
-    center: np.ndarray
-    scale: np.ndarray
-    coef: np.ndarray
-    lam: float
-    df: float
-    loglik: float
-    loglik_null: float
-    cov: np.ndarray
-    grid: np.ndarray
-    aic: np.ndarray
-    df_grid: np.ndarray
     event_times: np.ndarray
     cumhaz0: np.ndarray
     max_follow_up: float
-    n: int
-    n_events: int
     ties: str
-    active: np.ndarray
-    edge: bool = False
-    null_limit: bool = False
-    method: str = "aic_ridge"
-    shrinkage: float = 1.0
-
-    @property
-    def coef_original(self) -> np.ndarray:
-        """Log hazard ratios per unit of each original column."""
-        return self.coef / self.scale
 
     def linear_predictor(self, X: np.ndarray) -> np.ndarray:
         """z @ coef for each row of ``X`` (0 for the mean training patient)."""
@@ -230,14 +200,9 @@ def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
     X : (n, p) predictor columns, original scale
     time : (n,) follow-up time, >= 0 (months in this project)
     event : (n,) 1 = event observed, 0 = censored
-    grid : penalties to try (>= 0); a single value fits that penalty
     ties : "efron" (default, = lifelines) or "breslow"
-    extend : extend the grid past a best end point until AIC turns
-        (:func:`training.tuning.search_grid`); the fit's ``edge`` says whether it never did
-
-    Returns
-    -------
-    CoxFit
+    grid, extend : the penalties and their extension, as for :func:`training.ridge.ridge_path`
+        (a single value fits that penalty; the fit's ``edge`` says whether AIC never turned)
 
     Raises
     ------

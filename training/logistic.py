@@ -32,59 +32,28 @@ from scipy.special import expit
 
 from training.newton import maximize
 from training.ridge import (  # noqa: F401 -- re-exported: the shared helpers' historical home
-    DIVERGENCE_BOUND, LAMBDA_GRID, MAX_VARIANCE, FitError, effective_df, penalized_covariance,
-    ridge_path, select_lambda, standardize, wald_table,
+    DIVERGENCE_BOUND, LAMBDA_GRID, MAX_VARIANCE, FitError, RidgeFit, effective_df,
+    penalized_covariance, ridge_path, select_lambda, standardize, wald_table,
 )
 
 _TOL = 1e-10
 _MAX_ITER = 200
 
 @dataclass(frozen=True)
-class LogisticFit:
-    """A fitted ridge logistic model.
+class LogisticFit(RidgeFit):
+    """A fitted ridge logistic model: the :class:`training.ridge.RidgeFit` attributes and
 
     Attributes
     ----------
-    center, scale : (p,) standardization (scale 1.0 where the column is constant)
     intercept : float, standardized scale (log-odds at the mean patient)
-    coef : (p,) log odds ratios per SD of each column (0 for constant columns)
-    lam : chosen penalty (summed log-likelihood scale; sklearn ``C = 1 / lam``)
-    df : effective degrees of freedom at ``lam`` (intercept included)
-    loglik, loglik_null : unpenalized log-likelihood at the estimate / intercept-only
-    cov : (p+1, p+1) inverse penalized Hessian, standardized scale, order [intercept, coef...]
-    grid, aic, df_grid : the penalty grid with AIC (+inf where no fit) and effective df
-    n, n_events : sample size and number of y == 1
-    active : (p,) bool, False for columns that were constant in the training data
-    edge : the chosen penalty is an end point of the (extended) grid: the criterion never turned
-    null_limit : the criterion fell to the grid's cap: the chosen model has no predictor effects
-    method : fitting method (see :mod:`training.methods`)
-    shrinkage : uniform shrinkage factor applied after fitting (1.0 = none)
+
+    Here ``coef`` are log odds ratios per SD, ``lam`` is on the summed log-likelihood scale
+    (sklearn ``C = 1 / lam``), ``df`` includes the intercept, ``loglik_null`` is the
+    intercept-only log-likelihood, ``cov`` is (p+1, p+1) in the order [intercept, coef...] and
+    ``n_events`` counts y == 1.
     """
 
-    center: np.ndarray
-    scale: np.ndarray
     intercept: float
-    coef: np.ndarray
-    lam: float
-    df: float
-    loglik: float
-    loglik_null: float
-    cov: np.ndarray
-    grid: np.ndarray
-    aic: np.ndarray
-    df_grid: np.ndarray
-    n: int
-    n_events: int
-    active: np.ndarray
-    edge: bool = False
-    null_limit: bool = False
-    method: str = "aic_ridge"
-    shrinkage: float = 1.0
-
-    @property
-    def coef_original(self) -> np.ndarray:
-        """Log odds ratios per unit of each original column."""
-        return self.coef / self.scale
 
     @property
     def intercept_original(self) -> float:
@@ -174,13 +143,8 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = LAMBDA_
     ----------
     X : (n, p) predictor columns, original scale
     y : (n,) outcome, 0/1
-    grid : penalties to try (>= 0); a single value fits that penalty
-    extend : extend the grid past a best end point until AIC turns
-        (:func:`training.tuning.search_grid`); the fit's ``edge`` says whether it never did
-
-    Returns
-    -------
-    LogisticFit
+    grid, extend : the penalties and their extension, as for :func:`training.ridge.ridge_path`
+        (a single value fits that penalty; the fit's ``edge`` says whether AIC never turned)
 
     Raises
     ------

@@ -120,6 +120,53 @@ def wald_table(estimate: np.ndarray, se: np.ndarray, level: float, ratio: str) -
     }
 
 
+@dataclass(frozen=True, kw_only=True)
+class RidgeFit:
+    """What every fitted model of training/ carries (:class:`training.logistic.LogisticFit`,
+    :class:`training.cox.CoxFit` add their own parts).
+
+    Attributes
+    ----------
+    center, scale : (p,) standardization (scale 1.0 where the column is constant)
+    coef : (p,) log odds / hazard ratios per SD of each column (0 for constant columns)
+    lam : chosen penalty
+    df : effective degrees of freedom at ``lam``
+    loglik, loglik_null : unpenalized (partial) log-likelihood at the estimate / the null model
+    cov : inverse penalized Hessian, standardized scale (NaN rows for constant columns)
+    grid, aic, df_grid : the penalty grid with AIC (+inf where no fit) and effective df
+    n, n_events : sample size and number of events (y == 1 for a binary outcome)
+    active : (p,) bool, False for columns that were constant in the training data
+    edge : the chosen penalty is an end point of the (extended) grid: the criterion never turned
+    null_limit : the criterion fell to the grid's cap: the chosen model has no predictor effects
+    method : fitting method (see :mod:`training.methods`)
+    shrinkage : uniform shrinkage factor applied after fitting (1.0 = none)
+    """
+
+    center: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    lam: float
+    df: float
+    loglik: float
+    loglik_null: float
+    cov: np.ndarray
+    grid: np.ndarray
+    aic: np.ndarray
+    df_grid: np.ndarray
+    n: int
+    n_events: int
+    active: np.ndarray
+    edge: bool = False
+    null_limit: bool = False
+    method: str = "aic_ridge"
+    shrinkage: float = 1.0
+
+    @property
+    def coef_original(self) -> np.ndarray:
+        """Log odds / hazard ratios per unit of each original column."""
+        return self.coef / self.scale
+
+
 @dataclass(frozen=True)
 class RidgePath:
     """The chosen point of a :func:`ridge_path`.
