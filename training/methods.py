@@ -46,14 +46,9 @@ from dataclasses import replace
 import numpy as np
 
 from training import cox, logistic
-from training.firth import (  # noqa: F401 -- firth_loglik, firth_lr: part of this module's API
-    firth_cox, firth_logistic, firth_loglik, firth_lr, intercept_with_offset, shrinkage_factor,
-)
+from training.firth import firth_cox, firth_logistic, firth_lr, intercept_with_offset, shrinkage_factor
 from training.logistic import FitError
 from training.tuning import search_grid
-
-#: Former private name, kept for callers outside the fitting code.
-_intercept_with_offset = intercept_with_offset
 
 #: Methods for both model kinds.
 METHODS = ("aic_ridge", "cv_ridge", "firth", "heuristic_shrinkage", "mle")

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy import stats
 
-from training.tuning import GridSearch, search_grid
+from training.tuning import GridSearch, best_index, search_grid
 
 #: Penalty grid: 0 (unpenalized) plus 16 points evenly spaced on log10 from 1e-3 to 1e2
 #: (three per decade). lambda is on the scale of the summed (not averaged) log-likelihood.
@@ -93,12 +93,10 @@ def penalized_covariance(info: np.ndarray, lam: float, penalized: np.ndarray) ->
 
 def select_lambda(grid: np.ndarray, aic: np.ndarray) -> int:
     """Index of the grid point with the smallest AIC; ties (within 1e-9) go to the larger lambda."""
-    finite = np.isfinite(aic)
-    if not finite.any():
+    best = best_index(grid, aic)
+    if best < 0:
         raise FitError("no penalty on the grid gives a finite fit")
-    best = np.min(aic[finite])
-    candidates = np.flatnonzero(finite & (aic <= best + 1e-9))
-    return int(candidates[np.argmax(grid[candidates])])
+    return best
 
 
 def wald_table(estimate: np.ndarray, se: np.ndarray, level: float, ratio: str) -> dict[str, np.ndarray]:
