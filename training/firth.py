@@ -28,12 +28,8 @@ def firth_logistic(D: np.ndarray, y: np.ndarray, free: np.ndarray | None = None
     free = np.ones(D.shape[1], dtype=bool) if free is None else np.asarray(free, dtype=bool)
 
     def objective(t):
-        mu = expit(D @ t)
-        info = (D * (mu * (1 - mu))[:, None]).T @ D
-        sign, logdet = np.linalg.slogdet(info)
-        eta = D @ t
-        value = float(np.sum(y * eta - np.logaddexp(0.0, eta)) + 0.5 * logdet) if sign > 0 else -np.inf
-        return value, None
+        value = _firth_value(D, y, t)
+        return (-np.inf if value is None else value), None
 
     def direction(theta, _state):
         mu = expit(D @ theta)
@@ -54,14 +50,22 @@ def firth_logistic(D: np.ndarray, y: np.ndarray, free: np.ndarray | None = None
     return theta, np.linalg.inv((D * (mu * (1 - mu))[:, None]).T @ D)
 
 
-def firth_loglik(D: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float:
-    """Firth's penalized log-likelihood l(theta) + 1/2 log det I(theta) of design ``D``."""
+def _firth_value(D: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float | None:
+    """l(theta) + 1/2 log det I(theta), or None where I(theta) is not positive definite."""
     eta = D @ theta
     mu = expit(eta)
     sign, logdet = np.linalg.slogdet((D * (mu * (1 - mu))[:, None]).T @ D)
     if sign <= 0:
-        raise FitError("Firth's penalized likelihood: singular information")
+        return None
     return float(np.sum(y * eta - np.logaddexp(0.0, eta)) + 0.5 * logdet)
+
+
+def firth_loglik(D: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float:
+    """Firth's penalized log-likelihood l(theta) + 1/2 log det I(theta) of design ``D``."""
+    value = _firth_value(D, y, theta)
+    if value is None:
+        raise FitError("Firth's penalized likelihood: singular information")
+    return value
 
 
 def firth_lr(D: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float:

@@ -80,6 +80,12 @@ def loglik(D: np.ndarray, y: np.ndarray, theta: np.ndarray, offset: np.ndarray |
     return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
 
 
+def null_loglik(y: np.ndarray) -> float:
+    """Log-likelihood of the intercept-only model, n [phi log phi + (1 - phi) log(1 - phi)]."""
+    phi = y.mean()
+    return float(y.size * (phi * np.log(phi) + (1 - phi) * np.log1p(-phi)))
+
+
 def information(D: np.ndarray, theta: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
     """Fisher information D' W D, W = diag(mu (1 - mu)), of the logistic model at ``theta``."""
     mu = expit(_linear(D, theta, offset))
@@ -156,7 +162,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = LAMBDA_
     n, p = Z.shape
     D = np.column_stack([np.ones(n), Z[:, active]])
     phi = y.mean()
-    loglik_null = float(n * (phi * np.log(phi) + (1 - phi) * np.log1p(-phi)))
+    loglik_null = null_loglik(y)
     start = np.zeros(D.shape[1])
     start[0] = np.log(phi / (1 - phi))
     penalized = np.r_[False, np.ones(D.shape[1] - 1, dtype=bool)]

@@ -103,8 +103,6 @@ def _logistic_fit_from(X, y, est, cov, method, shrinkage=1.0, grid=None, criteri
     center, scale, Z, active, D = _logistic_design(X)
     n, p = Z.shape
     y = np.asarray(y, dtype=float)
-    phi = y.mean()
-    eta = D @ est
     coef = np.zeros(p)
     coef[active] = est[1:]
     keep = np.r_[0, 1 + np.flatnonzero(active)]
@@ -113,8 +111,7 @@ def _logistic_fit_from(X, y, est, cov, method, shrinkage=1.0, grid=None, criteri
     return logistic.LogisticFit(
         center=center, scale=scale, intercept=float(est[0]), coef=coef, lam=float(lam),
         df=float(active.sum() + 1) * shrinkage if "firth" not in method else float(active.sum() + 1),
-        loglik=float(np.sum(y * eta - np.logaddexp(0.0, eta))),
-        loglik_null=float(n * (phi * np.log(phi) + (1 - phi) * np.log1p(-phi))), cov=full,
+        loglik=logistic.loglik(D, y, est), loglik_null=logistic.null_loglik(y), cov=full,
         grid=np.asarray(grid if grid is not None else [lam], dtype=float),
         aic=np.asarray(criterion if criterion is not None else [np.nan], dtype=float),
         df_grid=np.full(1 if grid is None else len(grid), np.nan), n=n, n_events=int(y.sum()),
@@ -140,8 +137,7 @@ def _cv_logistic(X, y, grid):
             if not ok:
                 return None
             warm[k] = est
-            eta = D[test] @ est
-            deviance -= 2.0 * float(np.sum(y[test] * eta - np.logaddexp(0.0, eta)))
+            deviance -= 2.0 * logistic.loglik(D[test], y[test], est)
         return deviance, None
 
     return search_grid(logistic.LAMBDA_GRID, evaluate)
