@@ -32,7 +32,8 @@ import numpy as np
 
 from training.newton import maximize
 from training.ridge import (
-    DIVERGENCE_BOUND, LAMBDA_GRID, FitError, RidgeFit, ridge_path, standardize, wald_table,
+    DIVERGENCE_BOUND, LAMBDA_GRID, FitError, RidgeFit, ridge_path, standardize, to_all_columns,
+    wald_table,
 )
 
 _TOL = 1e-10
@@ -210,7 +211,7 @@ def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
         No events, or no grid point gives a finite fit (lambda = 0 with monotone likelihood).
     """
     center, scale, Z, active = standardize(X)
-    n, p = Z.shape
+    n = Z.shape[0]
     time, event = check_survival(time, event, n)
     rs = RiskSets(Z[:, active], time, event, ties)
     q = int(active.sum())
@@ -225,10 +226,7 @@ def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
     search, est, ll, cov_active, df_best = path.search, path.estimate, path.loglik, path.cov, path.df
     if search.null_limit:  # the criterion's infimum is lambda -> infinity: no covariate effects
         est, ll, df_best = np.zeros(q), loglik_null, 0.0
-    cov = np.full((p, p), np.nan)
-    cov[np.ix_(active, active)] = cov_active
-    coef = np.zeros(p)
-    coef[active] = est
+    coef, cov = to_all_columns(est, cov_active, active, intercept=False)
     return CoxFit(
         center=center, scale=scale, coef=coef, lam=path.lam, df=float(df_best), loglik=ll,
         loglik_null=loglik_null, cov=cov, grid=search.grid, aic=search.criterion,

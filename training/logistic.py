@@ -33,7 +33,7 @@ from scipy.special import expit
 from training.newton import maximize
 from training.ridge import (  # noqa: F401 -- re-exported: the shared helpers' historical home
     DIVERGENCE_BOUND, LAMBDA_GRID, MAX_VARIANCE, FitError, RidgeFit, effective_df,
-    penalized_covariance, ridge_path, select_lambda, standardize, wald_table,
+    penalized_covariance, ridge_path, select_lambda, standardize, to_all_columns, wald_table,
 )
 
 _TOL = 1e-10
@@ -159,7 +159,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = LAMBDA_
     """
     center, scale, Z, active = standardize(X)
     y = _check_outcome(y, Z.shape[0])
-    n, p = Z.shape
+    n = Z.shape[0]
     D = np.column_stack([np.ones(n), Z[:, active]])
     phi = y.mean()
     loglik_null = null_loglik(y)
@@ -172,11 +172,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = LAMBDA_
     if search.null_limit:  # the criterion's infimum is lambda -> infinity: the intercept-only model
         est = np.r_[np.log(phi / (1 - phi)), np.zeros(D.shape[1] - 1)]
         df_best = 1.0
-    keep = np.r_[0, 1 + np.flatnonzero(active)]
-    cov = np.full((p + 1, p + 1), np.nan)
-    cov[np.ix_(keep, keep)] = cov_active
-    coef = np.zeros(p)
-    coef[active] = est[1:]
+    coef, cov = to_all_columns(est[1:], cov_active, active, intercept=True)
     return LogisticFit(
         center=center, scale=scale, intercept=float(est[0]), coef=coef, lam=path.lam,
         df=float(df_best), loglik=loglik(D, y, est), loglik_null=loglik_null, cov=cov,

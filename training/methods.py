@@ -48,6 +48,7 @@ import numpy as np
 from training import cox, logistic
 from training.firth import firth_cox, firth_logistic, firth_lr, intercept_with_offset, shrinkage_factor
 from training.logistic import FitError
+from training.ridge import to_all_columns
 from training.tuning import search_grid
 
 #: Methods for both model kinds.
@@ -101,13 +102,9 @@ def _logistic_design(X):
 def _logistic_fit_from(X, y, est, cov, method, shrinkage=1.0, grid=None, criterion=None,
                        lam=0.0, edge=False) -> logistic.LogisticFit:
     center, scale, Z, active, D = _logistic_design(X)
-    n, p = Z.shape
+    n = Z.shape[0]
     y = np.asarray(y, dtype=float)
-    coef = np.zeros(p)
-    coef[active] = est[1:]
-    keep = np.r_[0, 1 + np.flatnonzero(active)]
-    full = np.full((p + 1, p + 1), np.nan)
-    full[np.ix_(keep, keep)] = cov
+    coef, full = to_all_columns(est[1:], cov, active, intercept=True)
     return logistic.LogisticFit(
         center=center, scale=scale, intercept=float(est[0]), coef=coef, lam=float(lam),
         df=float(active.sum() + 1) * shrinkage if "firth" not in method else float(active.sum() + 1),
@@ -208,11 +205,7 @@ def _cox_fit_from(X, time, event, beta, cov, method, ties="efron", shrinkage=1.0
     center, scale, Z, active = logistic.standardize(X)
     time, event = cox.check_survival(time, event, Z.shape[0])
     rs = cox.RiskSets(Z[:, active], time, event, ties)
-    p = Z.shape[1]
-    coef = np.zeros(p)
-    coef[active] = beta
-    full = np.full((p, p), np.nan)
-    full[np.ix_(active, active)] = cov
+    coef, full = to_all_columns(beta, cov, active, intercept=False)
     return cox.CoxFit(
         center=center, scale=scale, coef=coef, lam=float(lam), df=float(active.sum()),
         loglik=rs.evaluate(beta, hessian=False)[0],

@@ -118,6 +118,32 @@ def wald_table(estimate: np.ndarray, se: np.ndarray, level: float, ratio: str) -
     }
 
 
+def to_all_columns(coef_active: np.ndarray, cov_active: np.ndarray, active: np.ndarray,
+                   intercept: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients and covariance of the fitted (non-constant) columns placed among all columns.
+
+    Parameters
+    ----------
+    coef_active : (q,) coefficients of the active columns (no intercept)
+    cov_active : covariance of [intercept,] active coefficients
+    active : (p,) bool, the columns that were fitted
+    intercept : whether ``cov_active`` starts with an intercept row / column
+
+    Returns
+    -------
+    coef : (p,) with 0 for constant columns
+    cov : (p+1, p+1) or (p, p) with NaN rows / columns for constant columns
+    """
+    p = active.size
+    coef = np.zeros(p)
+    coef[active] = coef_active
+    keep = np.r_[0, 1 + np.flatnonzero(active)] if intercept else active
+    size = p + 1 if intercept else p
+    cov = np.full((size, size), np.nan)
+    cov[np.ix_(keep, keep)] = cov_active
+    return coef, cov
+
+
 @dataclass(frozen=True, kw_only=True)
 class RidgeFit:
     """What every fitted model of training/ carries (:class:`training.logistic.LogisticFit`,
