@@ -41,7 +41,7 @@ from training import bundle_models as bm
 from training import metrics
 from training.bands import wilson_interval
 from training.cox import _RiskSets
-from training.plots import calibration_bins, net_benefit
+from training.curves import calibration_bins, net_benefit
 
 Z95 = float(stats.norm.ppf(0.975))
 #: Months at which survival models are compared with the Kaplan-Meier estimate.

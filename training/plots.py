@@ -14,9 +14,6 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from training.bands import wilson_interval
-from training.metrics import loess
-
 _SIZE = (5.0, 4.0)  # inches
 _SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "cart-risk-report"}
 
@@ -39,40 +36,17 @@ def _figure(title: str, xlabel: str, ylabel: str):
     return figure, axes
 
 
-def calibration_bins(y: np.ndarray, p: np.ndarray, groups: int) -> list[dict]:
-    """Equal-size groups of patients sorted by predicted probability.
-
-    Returns
-    -------
-    list of dict with ``n``, ``events``, ``mean_predicted``, ``observed`` and Wilson ``ci95``.
-    """
-    y = np.asarray(y, dtype=int)
-    p = np.asarray(p, dtype=float)
-    order = np.argsort(p, kind="stable")
-    rows = []
-    for chunk in np.array_split(order, max(1, min(groups, p.size))):
-        if chunk.size == 0:
-            continue
-        events = int(y[chunk].sum())
-        rows.append({"n": int(chunk.size), "events": events,
-                     "mean_predicted": float(p[chunk].mean()), "observed": events / chunk.size,
-                     "ci95": wilson_interval(events, int(chunk.size))})
-    return rows
-
-
-def calibration_figure(y: np.ndarray, p: np.ndarray, title: str, groups: int = 5) -> Figure:
+def calibration_figure(calibration: dict, title: str) -> Figure:
     """Observed vs predicted probability: grouped observed rates with Wilson 95 % CIs and a loess curve.
 
     Parameters
     ----------
-    y : (n,) 0/1 outcomes
-    p : (n,) predicted probabilities of y = 1
+    calibration : the ``bins`` and ``smooth`` of :func:`training.curves.calibration_curve`
     title : figure title
-    groups : number of equal-size groups of patients ordered by ``p``
     """
     figure, axes = _figure(title, "predicted probability", "observed proportion")
     axes.plot([0, 1], [0, 1], color="0.6", linestyle=":", label="ideal")
-    bins = calibration_bins(y, p, groups)
+    bins = calibration["bins"]
     x = np.array([b["mean_predicted"] for b in bins])
     observed = np.array([b["observed"] for b in bins])
     low = np.array([b["ci95"][0] for b in bins])
@@ -81,30 +55,17 @@ def calibration_figure(y: np.ndarray, p: np.ndarray, title: str, groups: int = 5
     yerr = np.maximum([observed - low, high - observed], 0.0)
     axes.errorbar(x, observed, yerr=yerr, fmt="o", color="C0",
                   capsize=3, label=f"{len(bins)} groups, Wilson 95 % CI")
-    order = np.argsort(p, kind="stable")
-    if np.ptp(p) > 0 and p.size >= 10:
-        smooth = np.clip(loess(np.asarray(p, float)[order], np.asarray(y, float)[order]), 0, 1)
-        axes.plot(np.asarray(p)[order], smooth, color="C1", label="loess smooth")
+    if calibration["smooth"] is not None:
+        axes.plot(*calibration["smooth"], color="C1", label="loess smooth")
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
     axes.legend(fontsize=8, loc="upper left")
     return figure
 
 
-def roc_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(false positive rate, true positive rate) at every distinct threshold, from (0, 0) to (1, 1)."""
-    y = np.asarray(y).astype(bool)
-    p = np.asarray(p, dtype=float)
-    thresholds = np.unique(p)[::-1]
-    tpr = [0.0] + [float((p[y] >= t).sum() / max(y.sum(), 1)) for t in thresholds]
-    fpr = [0.0] + [float((p[~y] >= t).sum() / max((~y).sum(), 1)) for t in thresholds]
-    return np.array(fpr), np.array(tpr)
-
-
-def roc_figure(y: np.ndarray, p: np.ndarray, title: str, auc: float | None) -> Figure:
-    """ROC curve of predicted probability ``p`` for outcome ``y`` (apparent, training data)."""
+def roc_figure(fpr: np.ndarray, tpr: np.ndarray, title: str, auc: float | None) -> Figure:
+    """ROC curve from its points (:func:`training.curves.roc_points`; apparent, training data)."""
     figure, axes = _figure(title, "1 - specificity", "sensitivity")
-    fpr, tpr = roc_points(y, p)
     label = "model" if auc is None else f"model (C = {auc:.3f})"
     axes.plot(fpr, tpr, color="C0", label=label)
     axes.plot([0, 1], [0, 1], color="0.6", linestyle=":", label="chance")
@@ -114,32 +75,14 @@ def roc_figure(y: np.ndarray, p: np.ndarray, title: str, auc: float | None) -> F
     return figure
 
 
-def net_benefit(y: np.ndarray, risk: np.ndarray, thresholds: np.ndarray) -> dict[str, np.ndarray]:
-    """Net benefit of acting when ``risk >= t``, of acting for all, and of acting for none.
-
-    NB(t) = TP / n - FP / n * t / (1 - t) (Vickers & Elkin, Med Decis Making 2006;26:565).
-    """
-    y = np.asarray(y).astype(bool)
-    risk = np.asarray(risk, dtype=float)
-    t = np.asarray(thresholds, dtype=float)
-    act = risk[None, :] >= t[:, None]
-    n = y.size
-    odds = t / (1.0 - t)
-    model = (act & y).sum(axis=1) / n - (act & ~y).sum(axis=1) / n * odds
-    prevalence = y.mean()
-    return {"model": model, "all": prevalence - (1.0 - prevalence) * odds, "none": np.zeros_like(t)}
-
-
-def decision_curve_figure(y: np.ndarray, risk: np.ndarray, title: str,
-                          thresholds: np.ndarray | None = None) -> Figure:
-    """Decision curve: net benefit against threshold probability, with act-for-all and act-for-none."""
-    t = np.linspace(0.01, 0.80, 80) if thresholds is None else np.asarray(thresholds, float)
-    curves = net_benefit(y, risk, t)
+def decision_curve_figure(curve: dict, title: str) -> Figure:
+    """Decision curve (:func:`training.curves.decision_curve`): net benefit against threshold
+    probability, with act-for-all and act-for-none."""
+    t, prevalence = curve["thresholds"], curve["prevalence"]
     figure, axes = _figure(title, "threshold probability", "net benefit")
-    axes.plot(t, curves["model"], color="C0", label="model")
-    axes.plot(t, curves["all"], color="C2", linestyle="--", label="act for all")
-    axes.plot(t, curves["none"], color="0.3", linestyle=":", label="act for none")
-    prevalence = float(np.mean(y))
+    axes.plot(t, curve["model"], color="C0", label="model")
+    axes.plot(t, curve["all"], color="C2", linestyle="--", label="act for all")
+    axes.plot(t, curve["none"], color="0.3", linestyle=":", label="act for none")
     axes.set_ylim(min(-0.05, -0.1 * prevalence), max(0.05, 1.1 * prevalence))
     axes.set_xlim(float(t[0]), float(t[-1]))
     axes.legend(fontsize=8, loc="upper right")
@@ -170,4 +113,43 @@ def km_vs_predicted_figure(curves: list[dict], title: str, max_months: float) ->
     axes.set_xlim(0, max_months)
     axes.set_ylim(0, 1.02)
     axes.legend(fontsize=7, loc="lower left")
+    return figure
+
+
+def observed_and_predicted_figure(km, predicted: tuple, at_months: list[dict], title: str) -> Figure:
+    """Kaplan-Meier step (with 95 % CIs at the report's landmark months) against the mean predicted
+    survival.
+
+    Parameters
+    ----------
+    km : Kaplan-Meier with ``months`` and ``survival`` arrays
+    predicted : (months, mean predicted survival), :func:`training.curves.mean_predicted_survival`
+    at_months : rows with ``months``, ``observed_survival`` and ``observed_ci95`` (or None)
+    title : figure title
+    """
+    figure, axes = _figure(title, "months since infusion", "survival probability")
+    axes.step(km.months, km.survival, where="post", color="C0", label="observed (Kaplan-Meier)")
+    axes.step(*predicted, where="post", color="C1", linestyle="--", label="mean predicted")
+    for row in at_months:
+        if row["observed_ci95"]:
+            low, high = row["observed_ci95"]
+            axes.errorbar([row["months"]], [row["observed_survival"]],
+                          yerr=[[row["observed_survival"] - low], [high - row["observed_survival"]]],
+                          fmt="o", color="C0", capsize=3)
+    axes.set_ylim(0, 1.02)
+    axes.legend(fontsize=8, loc="lower left")
+    return figure
+
+
+def horizon_calibration_figure(curve: dict | None, horizon: float, name: str) -> Figure:
+    """Observed against predicted risk at the horizon (``curve``: ``predicted``, ``observed``)."""
+    figure, axes = _figure(f"Calibration at {horizon:g} months: {name}", "predicted risk",
+                           "observed risk (hazard regression)")
+    axes.plot([0, 1], [0, 1], color="0.6", linestyle=":", label="ideal")
+    if curve:
+        axes.plot(curve["predicted"], curve["observed"], color="C1",
+                  label="Austin, Harrell & van Klaveren 2020")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.legend(fontsize=8, loc="upper left")
     return figure

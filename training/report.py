@@ -5,14 +5,14 @@ cohort summary, model cards with coefficients, sample-size criteria and warnings
 table, calibration / ROC / decision curves for the binary models, observed Kaplan-Meier against
 mean predicted survival for the time-to-event models, proportional-hazards tests, the sCRS band
 table, an audit of the stored estimators, and -- for the reconstructed cohort -- every assumption of
-the reconstruction. Everything is computed from the verified bundle alone; all text is escaped.
+the reconstruction. Everything is computed from the verified bundle alone: the numbers by
+:mod:`training.curves` and :mod:`training.report_sections`, the page by the autoescaping templates
+of ``training/templates/`` (``report.html``).
 """
 from __future__ import annotations
 
 import hashlib
-import html
 import io
-import re
 import sys
 import warnings
 from importlib import resources
@@ -25,79 +25,20 @@ from model.bundle import TRAINING_DATA, LoadedBundle, load_estimators, load_pred
 from model.cohort import CohortError, validate_cohort
 from model.errors import BundleError
 from model.predictor import predict
-from training import plots, report_ensemble, simulation_report
-from training.analyses import derive
-from training.report_sections import (audit_section, cohort_section, model_section,
-                                      survival_figures, validation_section)
 from model.provenance import is_reconstructed
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.4}
-h1{font-size:1.6em}h2{border-bottom:2px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.notice{border:3px solid #b00;background:#fff3f3;padding:1em;margin:1em 0;font-size:1.05em}
-.info{border:2px solid #36c;background:#f3f7ff;padding:.8em;margin:1em 0}
-.warn{color:#8a4b00}.fail{color:#b00;font-weight:bold}.pass{color:#060}
-figure{display:inline-block;margin:.5em;vertical-align:top}
-figure img{width:440px;border:1px solid #ddd}figcaption{font-size:.85em;max-width:440px}
-pre{background:#f6f6f6;padding:.8em;overflow-x:auto;white-space:pre-wrap}
-code{background:#f2f2f2;padding:0 .2em}
-"""
+from training import curves, plots, report_ensemble, simulation_report
+from training.analyses import derive
+from training.markdown_blocks import markdown_blocks
+from training.report_sections import audit_rows, cohort_rows, model_card, validation_rows
+from training.templating import render
 
 MODEL_TITLES = {"cr": "Complete remission (CR)", "severe_crs": "Severe CRS (grade >= 3)",
                 "efs": "Event-free survival (EFS)", "os": "Overall survival (OS)"}
 
 
-def esc(value) -> str:
-    """HTML-escaped text of any value."""
-    return html.escape(str(value), quote=True)
-
-
-# --------------------------------------------------------------------------- minimal markdown
-
-
-def _inline(text: str) -> str:
-    text = esc(text)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
-
-
 def markdown_to_html(markdown: str) -> str:
     """Headings, bullet lists (with indented continuation lines) and paragraphs; text escaped."""
-    out, paragraph, items = [], [], []
-
-    def flush():
-        if paragraph:
-            out.append(f"<p>{_inline(' '.join(paragraph))}</p>")
-            paragraph.clear()
-        if items:
-            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
-            items.clear()
-
-    for line in markdown.splitlines():
-        stripped = line.strip()
-        heading = re.match(r"(#{1,4})\s+(.*)", stripped)
-        if not stripped:
-            flush()
-        elif heading:
-            flush()
-            level = min(len(heading.group(1)) + 2, 6)  # the report's own h1/h2 stay above
-            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
-        elif re.match(r"[-*]\s+", stripped):
-            if paragraph:
-                flush()
-            items.append(re.sub(r"^[-*]\s+", "", stripped))
-        elif items and line[:1].isspace():
-            items[-1] += " " + stripped
-        else:
-            if items:
-                flush()
-            paragraph.append(stripped)
-    flush()
-    return "\n".join(out)
+    return render("markdown.html", blocks=markdown_blocks(markdown))
 
 
 def assumptions_markdown() -> str | None:
@@ -131,102 +72,71 @@ def _estimators(bundle_dir) -> tuple[dict | None, list[str]]:
     return estimators, [str(w.message) for w in caught]
 
 
-# --------------------------------------------------------------------------- page sections
+# --------------------------------------------------------------------------- page data
 
 
-def _provenance(manifest: dict) -> str:
+def _provenance(manifest: dict) -> dict:
     n = manifest.get("training_data", {}).get("n")
     if manifest.get("lineage"):  # an updated bundle: the synthetic cohort is its parent's
         n = manifest["lineage"]["parent"]["training_data"].get("n")
-    if is_reconstructed(manifest):
-        return (f'<div class="notice" id="provenance"><strong>Synthetic data.</strong> This bundle was '
-                f"trained on a cohort of {esc(n)} patients <strong>reconstructed from the published "
-                "aggregates</strong> of the source paper (counts, percentages and P values). It is "
-                "<strong>not patient data</strong>: every pattern the paper does not report is an "
-                "assumption (listed at the end of this report), and nothing here is evidence about "
-                "real patients beyond the published aggregates. Provenance: "
-                f"<code>{esc(manifest.get('provenance'))}</code>.</div>")
-    return (f'<div class="info" id="provenance">Trained on a center cohort of {esc(n)} patients '
-            f"(<code>{esc(manifest.get('training_data', {}).get('source_file', ''))}</code>). "
-            f"Provenance: <code>{esc(manifest.get('provenance'))}</code>.</div>")
+    return {"reconstructed": is_reconstructed(manifest), "n": n,
+            "provenance": manifest.get("provenance"),
+            "source_file": manifest.get("training_data", {}).get("source_file", "")}
 
 
-def _header(bundle: LoadedBundle) -> str:
+def _header_rows(bundle: LoadedBundle) -> list[tuple[str, object]]:
     m = bundle.manifest
-    rows = [("bundle id (SHA-256 of manifest.json)", bundle.id), ("created", m.get("created")),
+    return [("bundle id (SHA-256 of manifest.json)", bundle.id), ("created", m.get("created")),
             ("source", m.get("source")),
             ("training data SHA-256", m.get("training_data", {}).get("sha256")),
             ("bootstrap repetitions / seed", f"{m.get('bootstrap')} / {m.get('seed')}"),
             ("feature configuration", m.get("features_config", {}).get("source")),
             ("CRS grading", m.get("crs_scale")),
             ("packages", ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items()))]
-    table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
-    dose = f'<p class="info">{esc(m["dose_note"])}</p>' if m.get("dose_note") else ""
-    missing = "".join(f"<li>{esc(r)}</li>" for r in m.get("unavailable_models", {}).values())
-    missing = f"<p>Models not in this bundle:</p><ul>{missing}</ul>" if missing else ""
-    return f"<table>{table}</table>{dose}{missing}"
 
 
-def _lineage(lineage: dict | None) -> str:
-    """Parent bundle, update cohort and each model's update (``cart-risk update``); '' if none."""
-    if not lineage:
-        return ""
-    parent, cohort = lineage["parent"], lineage["update_cohort"]
-    rows = "".join(f"<tr><td>{esc(name)}</td><td>{esc(r['method'])}</td>"
-                   f"<td>{esc(r.get('decided_by') or r.get('reason', ''))}</td></tr>"
-                   for name, r in lineage["models"].items())
-    return (f'<div class="info" id="lineage"><strong>Updated bundle.</strong> Parent bundle '
-            f"<code>{esc(parent['id'])}</code> ({esc(parent.get('provenance'))}), updated on "
-            f"{esc(cohort['n'])} patients of <code>{esc(cohort['file'])}</code> (SHA-256 "
-            f"<code>{esc(cohort['sha256'])}</code>), method requested: {esc(lineage['method'])}."
-            f"<table><tr><th>model</th><th>update</th><th>why</th></tr>{rows}</table></div>")
-
-
-def _bands(bands: list[dict], reconstructed: bool = False) -> str:
-    rate_header = "rate (reconstruction: assumed split A1)" if reconstructed else "observed rate"
-    if not bands:
-        return "<p>No sCRS band table: the training cohort has no crs_grade column.</p>"
-
-    def f(v):
-        return "-" if v is None else f"{v:.3f}"
-
-    rows = "".join(
-        f"<tr><td>{esc(b['subgroup'])}</td><td>{esc(b['label'])}</td>"
-        f"<td class=num>{b['events']}/{b['n']}</td><td class=num>{f(b['rate'])}</td>"
-        f"<td class=num>{'-' if not b['ci95'] else f(b['ci95'][0]) + ' - ' + f(b['ci95'][1])}</td>"
-        f"<td class=num>{f(b['smoothed_rate'])}</td></tr>" for b in bands)
-    return ('<table id="scrs-bands">' "<tr><th>subgroup</th><th>marrow blasts</th><th>sCRS / n</th>"
-            f"<th>{rate_header}</th><th>Wilson 95 % CI</th><th>isotonic smoothed rate</th></tr>"
-            f"{rows}</table><p>Smoothed rates: isotonic (non-decreasing from a to e) regression of "
-            "the subgroup rates weighted by n."
-            + (" The five-subgroup split of the reconstruction is assumption A1; only the two-group "
-               "counts (4/33 and 19/45) are published.</p>" if reconstructed else "</p>"))
-
-
-def _figure(uri: str, ident: str, caption: str) -> str:
-    return (f'<figure id="{esc(ident)}"><img src="{uri}" alt="{esc(caption)}">'
-            f"<figcaption>{esc(caption)}</figcaption></figure>")
-
-
-def _binary_figures(name: str, y: np.ndarray, p: np.ndarray, entry: dict) -> str:
+def _binary_figures(name: str, y: np.ndarray, p: np.ndarray, entry: dict) -> list[tuple]:
+    """(id, data URI, caption) of the calibration, ROC and decision curves of a binary model."""
     label = "P(CR)" if name == "cr" else "P(severe CRS)"
     # The decision for CR is acting on the risk of no response (e.g. debulking or another
     # therapy), so the decision curve uses 1 - P(CR) with no response as the event.
     risk, event, what = ((1 - p, 1 - y, "risk of no response (1 - P(CR))") if name == "cr"
                          else (p, y, "risk of severe CRS"))
     auc = entry.get("apparent", {}).get("c_index")
-    parts = [
-        _figure(plots.figure_data_uri(plots.calibration_figure(y, p, f"Calibration: {label}")),
-                f"fig-calibration-{name}", f"Calibration of {label} (apparent, training data): "
-                "quintile groups with Wilson 95 % CIs and a loess smooth."),
-        _figure(plots.figure_data_uri(plots.roc_figure(y, p, f"ROC: {label}", auc)),
-                f"fig-roc-{name}", f"ROC curve of {label} (apparent)."),
-        _figure(plots.figure_data_uri(plots.decision_curve_figure(event, risk,
-                                                                   f"Decision curve: {what}")),
-                f"fig-decision-{name}", f"Net benefit of acting when the {what} exceeds the "
-                "threshold, against acting for all and for none (apparent)."),
-    ]
-    return "".join(parts)
+    calibration = plots.calibration_figure(curves.calibration_curve(y, p), f"Calibration: {label}")
+    roc = plots.roc_figure(*curves.roc_points(y, p), f"ROC: {label}", auc)
+    decision = plots.decision_curve_figure(curves.decision_curve(event, risk), f"Decision curve: {what}")
+    return [(f"fig-calibration-{name}", plots.figure_data_uri(calibration),
+             f"Calibration of {label} (apparent, training data): quintile groups with Wilson 95 % "
+             "CIs and a loess smooth."),
+            (f"fig-roc-{name}", plots.figure_data_uri(roc), f"ROC curve of {label} (apparent)."),
+            (f"fig-decision-{name}", plots.figure_data_uri(decision),
+             f"Net benefit of acting when the {what} exceeds the threshold, against acting for all "
+             "and for none (apparent).")]
+
+
+def _survival_figures(name: str, cohort: pd.DataFrame, result, entry: dict) -> list[tuple]:
+    """(id, data URI, caption) of the observed-vs-predicted survival figure by burden group."""
+    figure = plots.km_vs_predicted_figure(
+        curves.survival_by_burden_group(name, cohort, result),
+        f"{name.upper()}: observed vs predicted by burden group", float(entry["max_follow_up_months"]))
+    caption = (f"{name.upper()}: Kaplan-Meier with 95 % CI (solid, shaded) and the mean of the "
+               "model's predicted survival curves over the same patients (dashed).")
+    return [(f"fig-km-{name}", plots.figure_data_uri(figure), caption)]
+
+
+def _models(manifest: dict, cohort: pd.DataFrame, predictions) -> list[dict]:
+    models = []
+    for name, entry in manifest["models"].items():
+        result = getattr(predictions, name)
+        if entry["kind"] == "logistic":
+            y = cohort["cr" if name == "cr" else "severe_crs"].to_numpy(int)
+            figures = _binary_figures(name, y, result.probability, entry)
+        else:
+            figures = _survival_figures(name, cohort, result, entry)
+        models.append({"title": MODEL_TITLES.get(name, name), "card": model_card(name, entry),
+                       "figures": figures})
+    return models
 
 
 def render_report(bundle_dir) -> str:
@@ -242,45 +152,26 @@ def render_report(bundle_dir) -> str:
     estimators, estimator_notes = _estimators(bundle_dir)
     cohort = derive(_training_cohort(bundle))
     predictions = predict(bundle, cohort)
-    body = [f"<h1>cart-risk model report</h1>{_provenance(manifest)}",
-            _lineage(manifest.get("lineage")), _header(bundle),
-            '<h2 id="cohort">Training cohort</h2>', cohort_section(cohort),
-            '<h2 id="validation">Validation: apparent, optimism and optimism-corrected</h2>',
-            validation_section(manifest),
-            '<h2 id="method-choice">Fitting method: the simulation study</h2>',
-            simulation_report.report_section(manifest)]
-    for name, entry in manifest["models"].items():
-        body.append(f'<h2 id="model-{esc(name)}">{esc(MODEL_TITLES.get(name, name))}</h2>')
-        body.append(model_section(name, entry))
-        result = getattr(predictions, name)
-        if entry["kind"] == "logistic":
-            y = cohort["cr" if name == "cr" else "severe_crs"].to_numpy(int)
-            body.append(_binary_figures(name, y, result.probability, entry))
-        else:
-            for ident, uri, caption in survival_figures(name, cohort, result, entry):
-                body.append(_figure(uri, ident, caption))
+    reconstructed = is_reconstructed(manifest)
     ensemble = manifest.get("ensemble")
-    if ensemble:
-        body += ['<h2 id="ensemble">Across the reconstructions: how much each output moves</h2>',
-                 report_ensemble.outputs_section(ensemble),
-                 '<h2 id="informative-inputs">Which inputs carry information in the reconstruction</h2>',
-                 report_ensemble.informative_inputs_section(manifest["models"])]
-    bands = manifest.get("scrs_bands", [])
-    body += ['<h2 id="scrs-band-table">Severe CRS by burden subgroup</h2>',
-             report_ensemble.bands_section(bands) if ensemble and bands else
-             _bands(bands, is_reconstructed(manifest)),
-             '<h2 id="audit">Audit of the stored estimators</h2>',
-             audit_section(manifest, bundle.params, estimators, estimator_notes)]
-    if is_reconstructed(manifest):
-        text = assumptions_markdown()
-        body.append('<h2 id="assumptions">Assumptions of the reconstructed cohort</h2>')
-        body.append(markdown_to_html(text) if text is not None else
-                    '<p class="fail">training/data/ASSUMPTIONS.md is not installed; the '
-                    "reconstruction's assumptions cannot be shown.</p>")
-    title = f"cart-risk report {bundle.id[:12]}"
-    return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-            f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    assumptions = assumptions_markdown() if reconstructed else None
+    return render(
+        "report.html", title=f"cart-risk report {bundle.id[:12]}",
+        provenance=_provenance(manifest), lineage=manifest.get("lineage"),
+        header_rows=_header_rows(bundle), dose_note=manifest.get("dose_note"),
+        unavailable=list(manifest.get("unavailable_models", {}).values()),
+        cohort_rows=cohort_rows(cohort), validation_rows=validation_rows(manifest),
+        horizon=manifest.get("horizon_months", 12),
+        methods_used={name: entry.get("method", {}).get("name", "aic_ridge")
+                      for name, entry in manifest.get("models", {}).items()},
+        study=simulation_report.report_study(), models=_models(manifest, cohort, predictions),
+        ensemble=ensemble,
+        ensemble_rows=report_ensemble.output_rows(ensemble) if ensemble else [],
+        informative_rows=report_ensemble.informative_rows(manifest["models"]) if ensemble else [],
+        bands=manifest.get("scrs_bands", []), reconstructed=reconstructed,
+        audit_rows=audit_rows(manifest, bundle.params, estimators) if estimators is not None else [],
+        audit_loaded=estimators is not None, estimator_notes=estimator_notes,
+        assumptions=markdown_blocks(assumptions) if assumptions is not None else None)
 
 
 def write_report(bundle_dir, out_file) -> Path:

@@ -1,4 +1,5 @@
-"""Tables and the figure of the simulation study (Markdown for docs/, HTML for the report)."""
+"""Tables and the figure of the simulation study (Markdown for docs/, data for the report's
+``templates/simulation.html``)."""
 from __future__ import annotations
 
 import io
@@ -107,36 +108,15 @@ def load_packaged_study() -> tuple[pd.DataFrame, dict] | None:
     return summary, meta
 
 
-def report_section(manifest: dict) -> str:
-    """HTML for ``cart-risk report``: the methods this bundle uses and the study that chose them."""
-    import html
-
-    esc = lambda v: html.escape(str(v), quote=True)  # noqa: E731
-    used = {name: entry.get("method", {}).get("name", "aic_ridge")
-            for name, entry in manifest.get("models", {}).items()}
-    parts = ["<p>Methods of this bundle: "
-             + ", ".join(f"{esc(name)} <code>{esc(m)}</code>" for name, m in used.items()) + ".</p>"]
-    study = load_packaged_study()
-    if study is None:
-        return "".join(parts) + ('<p class="fail">The simulation study is not installed '
-                                 "(training/data/simulation/); run cart-risk simulate.</p>")
-    summary, meta = study
-    parts.append("<p>The default method of each model kind is the winner of a simulation study on "
-                 "the reconstruction's own data-generating process (synthetic patients whose true "
-                 "risks are known), by the rule stated before it ran (docs/method-selection.md). "
-                 f"Reproduce: <code>{esc(meta.get('command', ''))}</code>.</p><ul>")
-    for kind, sel in meta.get("selection", {}).items():
-        parts.append(f"<li><strong>{esc(kind)}</strong>: <code>{esc(sel['winner'])}</code> -- "
-                     f"{esc(sel['reason'])}.</li>")
-    parts.append("</ul>")
-    head = "".join(f"<th>{esc(h)}</th>" for h in HEADER)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
-                   for row in table_rows(summary))
-    parts.append(f'<table id="simulation-table"><tr>{head}</tr>{body}</table>')
+def report_study() -> dict | None:
+    """The packaged study as the report shows it: ``command``, ``selection``, table ``header`` and
+    ``rows``, and the slope ``figure`` as a PNG data URI; None when the study is not installed."""
     import base64
 
-    uri = "data:image/png;base64," + base64.b64encode(slope_figure(summary)).decode("ascii")
-    parts.append(f'<figure id="fig-simulation-slopes"><img src="{uri}" alt="calibration slopes by '
-                 'method"><figcaption>Calibration slope on independent data by method and cohort '
-                 "size: median (dot), IQR (bar), 5-95 % (line); grey band 0.9-1.1.</figcaption></figure>")
-    return "".join(parts)
+    study = load_packaged_study()
+    if study is None:
+        return None
+    summary, meta = study
+    return {"command": meta.get("command", ""), "selection": meta.get("selection", {}),
+            "header": HEADER, "rows": table_rows(summary),
+            "figure": "data:image/png;base64," + base64.b64encode(slope_figure(summary)).decode("ascii")}
