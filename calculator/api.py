@@ -16,7 +16,8 @@ from flask import Blueprint, jsonify, request
 
 from calculator.extensions import calculator_state
 from model.errors import FieldError, InputError
-from model.patient import PATIENT_FIELDS, parse_patient, patient_json_schema
+from model.patient import PATIENT_FIELDS, parse_patient
+from model.patient_schema import patient_json_schema
 from model.predictor import HORIZONS_MONTHS, prediction_answer
 
 blueprint = Blueprint("api", __name__)

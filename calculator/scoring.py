@@ -14,7 +14,8 @@ and no predictions; the other rows are scored.
 Output columns: the input's columns, ``burden_subgroup``, the columns of
 :func:`model.predictor.predict_points` with intervals (``cr``, ``cr_lower``, ``cr_upper``, ...,
 ``efs_6mo``, ...), ``scrs_band_rate``, ``warnings``, ``error``, ``model_id`` (bundle id) and
-``model_provenance``. Numbers are rounded to 3 decimals, as in the API. A copied input cell
+``model_provenance``. Numbers are rounded to 3 decimals, as in the API
+(:func:`model.rounding.format_values`). A copied input cell
 (an identifier, say) that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
 gets a leading ``'`` so that a spreadsheet shows it as text instead of running it as a formula
 (OWASP's CSV-injection rule). The input is read as strict CSV: a stray quote is an error naming
@@ -37,6 +38,7 @@ from model.errors import FieldError, InputError
 from model.patient import (ALWAYS_REQUIRED, PATIENT_FIELDS, in_modelled_population, parse_form,
                            parse_text_value, population_refusal)
 from model.predictor import input_warnings, predict_points
+from model.rounding import format_values
 
 #: At most this many header problems (unknown, repeated, missing columns) are listed.
 MAX_REPORTED_HEADER_PROBLEMS = 20
@@ -316,7 +318,7 @@ def _score_chunk(bundle, header: list[str], keys: list[str],
         points = predict_points(bundle, typed, intervals=True)
         subgroup[index] = points["burden_subgroup"].astype(object)
         warnings[index] = ["; ".join(found) for found in input_warnings(bundle, typed)]
-        rates = {letter: format_numbers(np.array([row.get("rate", np.nan)], dtype=float))[0]
+        rates = {letter: format_values(np.array([row.get("rate", np.nan)], dtype=float))[0]
                  for letter, row in predictor.scrs_bands.items()}
         band_rate[index] = [rates.get(letter, "") for letter in points["burden_subgroup"]]
     table.append(subgroup.tolist())
@@ -324,7 +326,7 @@ def _score_chunk(bundle, header: list[str], keys: list[str],
         values = np.full(n, np.nan)
         if index.size:
             values[index] = points[key]
-        table.append(format_numbers(values))
+        table.append(format_values(values))
     table += [band_rate.tolist(), warnings.tolist(), [m or "" for m in messages],
               [bundle.id] * n, [bundle.manifest.get("provenance", "")] * n]
     ident = header.index("patient_id") if "patient_id" in header else None
@@ -336,29 +338,6 @@ def _score_chunk(bundle, header: list[str], keys: list[str],
 def _neutralized(cell: str) -> str:
     """A copied input cell, with a leading apostrophe if a spreadsheet would run it as a formula."""
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
-
-
-def format_numbers(values: np.ndarray) -> list[str]:
-    """``f"{round(v, 3):g}"`` of each value, ``""`` where not finite; vectorized.
-
-    ``rint(v * 1000)`` is Python's correctly rounded ``round(v, 3)`` except where ``v * 1000``
-    lies within rounding error of a half; those few values (and negative or huge ones) are
-    rounded by Python itself.
-    """
-    values = np.asarray(values, dtype=float)
-    scaled = values * 1000.0
-    finite = np.isfinite(values)
-    with np.errstate(invalid="ignore"):
-        simple = finite & (values >= 0) & (values < 1e6) & (
-            np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6)
-    out = np.full(values.shape, "", dtype=object)
-    if simple.any():
-        thousandths, inverse = np.unique(np.rint(scaled[simple]), return_inverse=True)
-        texts = np.array([f"{float(k) / 1000.0:g}" for k in thousandths], dtype=object)
-        out[simple] = texts[inverse.ravel()]
-    for i in np.flatnonzero(finite & ~simple):
-        out[i] = f"{round(float(values[i]), 3):g}"
-    return out.tolist()
 
 
 # --------------------------------------------------------------------------- writing

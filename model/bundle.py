@@ -7,19 +7,17 @@ Writing builds the new bundle in a hidden sibling directory and swaps it in with
 ``out -> .out.previous``, ``new -> out``, then ``.out.previous`` is discarded. If the process dies
 between the two renames, ``out`` is missing and ``.out.previous`` holds the earlier bundle, which
 the next write or load renames back. On POSIX the swap holds an exclusive ``flock`` on the parent
-directory and loads hold a shared one, so a load never sees half a swap.
+directory and loads hold a shared one, so a load never sees half a swap (the renames, locks and
+recovery: :mod:`model.bundle_swap`; the recorded package versions: :mod:`model.versions`).
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import hashlib
 import io
 import json
 import os
-import platform
-import secrets
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -29,8 +27,12 @@ from typing import Any
 
 from model.bundle_content import check_manifest, check_predictor, parse_json
 from model.errors import BundleError, BundleVersionWarning
-from model.predictor import CompiledPredictor, compile_predictor
+from model.bundle_swap import (backup_path, directory_lock, fsync_directory,
+                               recover_interrupted_swap, remove_abandoned, sibling_path)
+from model.compiling import CompiledPredictor, compile_predictor
 from model.survival import cohort_follow_up
+from model.versions import (installed_version, installed_versions, major_minor,
+                            version_differences)
 
 #: Newest bundle format this code reads and the one it writes.
 FORMAT_VERSION = 1
@@ -42,7 +44,6 @@ TRAINING_DATA = "training_cohort.csv"
 BUNDLE_FILES = (PREDICTOR, ESTIMATORS, TRAINING_DATA)
 #: Packages whose pickles are unsafe to load across a major.minor version change.
 PICKLE_CRITICAL = ("scikit-learn", "lifelines")
-REPORTED_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "lifelines", "joblib")
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,33 +109,33 @@ def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, es
     # checked as it will be read back: the JSON round trip makes numpy scalars plain numbers
     check_predictor(json.loads(json.dumps(predictor, allow_nan=True)))
     compile_predictor(predictor, manifest)
-    _recover_interrupted_swap(out)
-    _remove_abandoned(out)
-    staging = out.parent / f".{out.name}.writing-{os.getpid()}-{secrets.token_hex(4)}"
+    recover_interrupted_swap(out)
+    remove_abandoned(out)
+    staging = sibling_path(out, "writing")
     staging.mkdir()
     try:
         written = _fill_staging(staging, manifest, predictor, estimators, Path(training_csv_path))
         _verify(staging)
         discards = []
-        with _directory_lock(out.parent, exclusive=True):
+        with directory_lock(out.parent, exclusive=True):
             _refuse_foreign_directory(out)
-            _recover_interrupted_swap(out, locked=True)
+            recover_interrupted_swap(out, locked=True)
             backup = backup_path(out)
             if backup.exists():  # stale: its writer died after putting its own bundle in place
-                discards.append(_discard_path(out))
+                discards.append(sibling_path(out, "discard"))
                 os.rename(backup, discards[-1])
             if out.exists():
                 os.rename(out, backup)
             os.rename(staging, out)
-            _fsync_directory(out.parent)
+            fsync_directory(out.parent)
             if backup.exists():
-                discards.append(_discard_path(out))
+                discards.append(sibling_path(out, "discard"))
                 os.rename(backup, discards[-1])
         for discard in discards:
             shutil.rmtree(discard, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        _recover_interrupted_swap(out)  # a rename that failed between the two leaves out missing
+        recover_interrupted_swap(out)  # a rename that failed between the two leaves out missing
         raise
     return written
 
@@ -160,7 +161,7 @@ def _fill_staging(staging: Path, manifest: dict, predictor: dict, estimators: An
     manifest_bytes = json.dumps(written, indent=2, allow_nan=False).encode()
     _write_file(staging / MANIFEST, manifest_bytes)
     _write_file(staging / MANIFEST_DIGEST, (_sha256(manifest_bytes) + "\n").encode())
-    _fsync_directory(staging)
+    fsync_directory(staging)
     return written
 
 
@@ -184,84 +185,6 @@ def _refuse_foreign_directory(out: Path) -> None:
                           "is a non-empty directory without manifest.json; refusing to replace it")
 
 
-# --------------------------------------------------------------------------- interrupted swaps
-
-
-def backup_path(out: Path) -> Path:
-    """Where a bundle write keeps the earlier bundle during its swap (``.NAME.previous``)."""
-    return out.parent / f".{out.name}.previous"
-
-
-def _discard_path(out: Path) -> Path:
-    return out.parent / f".{out.name}.discard-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def _recover_interrupted_swap(out: Path, *, locked: bool = False) -> bool:
-    """Put the earlier bundle back if a write died between its two renames; True if it did."""
-    backup = backup_path(out)
-    if out.exists() or not backup.is_dir():
-        return False
-    with contextlib.nullcontext() if locked else _directory_lock(out.parent, exclusive=True):
-        if out.exists() or not backup.is_dir():  # another process recovered meanwhile
-            return False
-        try:
-            os.rename(backup, out)
-        except OSError:
-            return False  # read-only location: loads read the backup in place
-        _fsync_directory(out.parent)
-        return True
-
-
-def _remove_abandoned(out: Path) -> None:
-    """Delete staging / discard directories of writers that no longer run (killed mid-write)."""
-    if os.name != "posix":
-        return
-    for kind in ("writing", "discard"):
-        for path in out.parent.glob(f".{out.name}.{kind}-*-*"):
-            pid = path.name[len(f".{out.name}.{kind}-"):].split("-")[0]
-            if pid.isdigit() and not _process_alive(int(pid)):
-                shutil.rmtree(path, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextlib.contextmanager
-def _directory_lock(directory: Path, *, exclusive: bool):
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: renames stay atomic, only the reader/writer exclusion is lost
-        yield
-        return
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:  # missing or unreadable parent: the checks that follow report it
-        yield
-        return
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(descriptor)  # closing releases the lock
-
-
-def _fsync_directory(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 # --------------------------------------------------------------------------- verifying and loading
 
 
@@ -277,7 +200,7 @@ def _sha256_file(path: Path) -> str:
 def _readable_path(path: str | os.PathLike) -> Path:
     """The bundle directory to read, after recovering an interrupted swap if there was one."""
     bundle = Path(os.path.abspath(path))
-    _recover_interrupted_swap(bundle)
+    recover_interrupted_swap(bundle)
     if not bundle.exists() and backup_path(bundle).is_dir():
         return backup_path(bundle)
     return bundle
@@ -349,7 +272,7 @@ def verify_bundle(path: str | os.PathLike) -> dict:
         Naming the failed check (``error.check``) and the file (``error.file``).
     """
     bundle = _readable_path(path)
-    with _directory_lock(bundle.parent, exclusive=False):
+    with directory_lock(bundle.parent, exclusive=False):
         return _verify(bundle)[0]
 
 
@@ -363,7 +286,7 @@ def load_predictor(path: str | os.PathLike) -> LoadedBundle:
         evaluated (check ``predictor-structure``).
     """
     bundle = _readable_path(path)
-    with _directory_lock(bundle.parent, exclusive=False):
+    with directory_lock(bundle.parent, exclusive=False):
         manifest, manifest_bytes = _verify(bundle)
         content = _read_verified(bundle, manifest, PREDICTOR)
         _refuse_oversized(bundle, TRAINING_DATA)
@@ -441,14 +364,14 @@ def load_estimators(path: str | os.PathLike, *, allow_version_mismatch: bool = F
         For any other package version difference.
     """
     bundle = _readable_path(path)
-    with _directory_lock(bundle.parent, exclusive=False):
+    with directory_lock(bundle.parent, exclusive=False):
         manifest = _verify(bundle)[0]
         content = _read_verified(bundle, manifest, ESTIMATORS)
     differences = version_differences(manifest)
     recorded = manifest.get("packages", {})
     unsafe = [package for package in PICKLE_CRITICAL
-              if recorded.get(package) and _major_minor(recorded[package])
-              != _major_minor(_installed(package))]
+              if recorded.get(package) and major_minor(recorded[package])
+              != major_minor(installed_version(package))]
     if unsafe and not allow_version_mismatch:
         raise BundleError("package-versions", ESTIMATORS,
                           "estimators were pickled with " + "; ".join(
@@ -461,36 +384,3 @@ def load_estimators(path: str | os.PathLike, *, allow_version_mismatch: bool = F
     import joblib
 
     return joblib.load(io.BytesIO(content))
-
-
-# --------------------------------------------------------------------------- versions
-
-
-def _installed(package: str) -> str | None:
-    from importlib import metadata  # ~20 ms; only writers and estimator loads need it
-
-    if package == "python":
-        return platform.python_version()
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _major_minor(version: str | None) -> tuple[str, ...] | None:
-    return None if version is None else tuple(version.split(".")[:2])
-
-
-def installed_versions() -> dict[str, str | None]:
-    """Versions of Python and of the packages a bundle records (None when not installed)."""
-    return {package: _installed(package) for package in ("python", *REPORTED_PACKAGES)}
-
-
-def version_differences(manifest: dict) -> list[str]:
-    """One line per package whose installed version differs from the bundle's record.
-
-    E.g. ``"scikit-learn: bundle 1.5.2, installed 1.6.0"``; ``"installed none"`` when missing.
-    """
-    return [f"{package}: bundle {version}, installed {_installed(package) or 'none'}"
-            for package, version in manifest.get("packages", {}).items()
-            if version is not None and _installed(package) != version]

@@ -136,42 +136,6 @@ def required_patient_fields(features: Iterable[str]) -> list[str]:
     return needed
 
 
-def patient_json_schema(required: Collection[str] = (), *,
-                        null_for_absent: bool = False) -> dict[str, Any]:
-    """JSON Schema (2020-12, as OpenAPI 3.1 uses) of a patient as :func:`parse_patient` reads it.
-
-    Unknown fields are refused, and blasts below the MRD threshold with negative MRD are excluded,
-    as by
-    :func:`~model.burden.population_refusal` (outside the modelled population).
-
-    Parameters
-    ----------
-    required : collection of str
-        As for :func:`parse_patient`.
-    null_for_absent : bool
-        Also allow ``null`` for the optional fields (the parser reads it as absent), so that a
-        document of the API describes every body the API accepts.
-    """
-    needed = _required_set(required)
-    properties = {}
-    for name, spec in PATIENT_FIELDS.items():
-        value = spec.json_schema()
-        if null_for_absent and name not in needed:
-            value = {"anyOf": [value, {"type": "null"}], "description": value["description"]}
-        properties[name] = value
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": [name for name in PATIENT_FIELDS if name in needed],
-        "additionalProperties": False,
-        "not": {"properties": {"marrow_blasts_pct": {"exclusiveMaximum": MRD_THRESHOLD_PCT},
-                               "mrd_positive": {"const": False}},
-                "required": ["marrow_blasts_pct", "mrd_positive"],
-                "description": f"marrow blasts below {MRD_THRESHOLD_PCT:g} % (the MRD threshold) "
-                               "with negative MRD: outside the modelled population"},
-    }
-
-
 # --------------------------------------------------------------------------- parsing
 
 
@@ -263,7 +227,8 @@ def parse_text_value(name: str, text: str | None) -> Any:
         raise InputError([FieldError(name, str(problem))]) from None
 
 
-def _required_set(required: Collection[str]) -> set[str]:
+def needed_fields(required: Collection[str]) -> set[str]:
+    """:data:`ALWAYS_REQUIRED` plus ``required``; an unknown field name is a ValueError."""
     unknown = [name for name in required if name not in PATIENT_FIELDS]
     if unknown:
         raise ValueError(f"unknown required field(s): {', '.join(map(str, unknown))}")
@@ -271,7 +236,7 @@ def _required_set(required: Collection[str]) -> set[str]:
 
 
 def _parse(raw: Any, required: Collection[str], read_value, *, ignore: Collection[str]) -> dict:
-    needed = _required_set(required)
+    needed = needed_fields(required)
     if not isinstance(raw, Mapping):
         raise InputError([FieldError(
             "body", f"must be an object of patient fields (got {type(raw).__name__})")])

@@ -209,7 +209,7 @@ def test_vectorized_rounding_is_pythons_round(values, digits):
     """The answer's curves are rounded in bulk; every number equals ``round(x, digits)``."""
     import numpy as np
 
-    from model.predictor import _num, _nums
+    from model.rounding import round_value as _num, round_values as _nums
 
     bulk = _nums(np.asarray(values, dtype=float), digits)
     one_by_one = [_num(value, digits) for value in values]

@@ -12,7 +12,8 @@ from model.errors import FieldError, InputError
 from model.patient import (ALWAYS_REQUIRED, MAX_TEXT_LENGTH, PATIENT_FIELDS, SUBGROUP_LABELS,
                            burden_group, burden_groups, burden_subgroup, burden_subgroups,
                            in_modelled_population, parse_form, parse_patient,
-                           patient_json_schema, population_refusal, required_patient_fields)
+                           population_refusal, required_patient_fields)
+from model.patient_schema import patient_json_schema
 
 ALL_FIELDS = list(PATIENT_FIELDS)
 FULL = {"marrow_blasts_pct": 12.0, "mrd_positive": True, "age_years": 30, "sex": "M",

@@ -13,7 +13,7 @@ import pytest
 
 from calculator.cli import main
 from calculator.scoring import score_csv
-from model.patient import patient_json_schema
+from model.patient_schema import patient_json_schema
 
 #: Below the threshold, MRD negative: each was answered 200 (CR 0.92, band b) before.
 BELOW_THRESHOLD = [1e-300, 0.001, 0.0099]

@@ -6,9 +6,10 @@ import csv
 import numpy as np
 import pytest
 
-from calculator.scoring import TOO_MANY_CELLS, format_numbers, score_csv
+from calculator.scoring import TOO_MANY_CELLS, score_csv
 from model.errors import InputError
 from model.patient import parse_form
+from model.rounding import format_values as format_numbers
 
 #: Cells that parse_form refuses, each with a different message.
 BAD_CELLS = {"marrow_blasts_pct": ["12,5", "abc", "150", "-1", "inf", "1e400", "x" * 70],

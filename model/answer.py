@@ -1,0 +1,193 @@
+"""The JSON API's answer for one patient (shape: docs/api.md), shared by the page, CLI and FHIR.
+
+Probabilities and survival are rounded to 3 decimals, months to 2 (:mod:`model.rounding`); the
+answer also says what each number rests on (:func:`evidence_labels`), where an updated bundle comes
+from (:func:`lineage_summary`) and which estimates rest on few patients
+(:func:`few_at_risk_warnings`).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from model.compiling import MODEL_KINDS
+from model.errors import FieldError, InputError
+from model.evaluation import SurvivalCurves, predict
+from model.patient import SUBGROUP_LABELS, population_refusal
+from model.provenance import is_reconstructed
+from model.rounding import MONTH_DECIMALS, round_value, round_values
+from model.survival import FEW_AT_RISK_FRACTION, FEW_AT_RISK_PATIENTS, few_at_risk, number_at_risk
+
+if TYPE_CHECKING:
+    from model.bundle import LoadedBundle
+
+
+def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[str, Any]:
+    """The API answer for one parsed patient (shape: docs/api.md).
+
+    Probabilities and survival are rounded to 3 decimals, months to 2; every number is finite
+    (``None`` where there is no value). A model the bundle lacks answers ``None`` with a warning.
+
+    Raises
+    ------
+    InputError
+        For a patient outside the modelled population (field ``marrow_blasts_pct``).
+    """
+    refusal = population_refusal(patient)
+    if refusal:
+        raise InputError([FieldError("marrow_blasts_pct", refusal)])
+    predictions = predict(bundle, [patient])
+    answer: dict[str, Any] = {}
+    for name in ("cr", "severe_crs"):
+        result = getattr(predictions, name)
+        answer[name] = None if result is None else {
+            "probability": round_value(result.probability[0]),
+            "ci95": [round_value(result.lower[0]), round_value(result.upper[0])]}
+    if answer["severe_crs"] is not None:
+        answer["severe_crs"]["band"] = _band(str(predictions.burden_subgroup[0]),
+                                             predictions.scrs_band[0])
+    cohort_notes = []
+    for name in ("efs", "os"):
+        curves = getattr(predictions, name)
+        if curves is None:
+            answer[name] = None
+            continue
+        answer[name] = _survival_answer(curves, bundle.follow_up.get(name))
+        cohort_notes += few_at_risk_warnings(name, answer[name]["at_risk"],
+                                             bundle.follow_up.get(name))
+    missing = [name for name in MODEL_KINDS if answer[name] is None]
+    answer["warnings"] = predictions.warnings[0] + cohort_notes + [
+        f"{name}: this bundle has no {name} model (its training cohort lacked the outcome)"
+        for name in missing]
+    manifest = bundle.manifest
+    n = manifest.get("training_data", {}).get("n")
+    trained_on = f"{n} patients" if n is not None else None
+    parent_n = ((manifest.get("lineage") or {}).get("parent") or {}).get("training_data", {}).get("n")
+    if trained_on and parent_n is not None:  # an updated bundle: say both
+        trained_on = f"{parent_n} patients, updated on {n}"
+    answer["model"] = {"id": bundle.id, "provenance": manifest.get("provenance"),
+                       "trained_on": trained_on,
+                       "created": manifest.get("created"),
+                       "lineage": lineage_summary(manifest)}
+    members = (manifest.get("ensemble") or {}).get("members")
+    if members:
+        answer["model"]["reconstructions"] = int(members)
+        answer["model"]["trained_on"] = f"{n} patients in each of {members} reconstructed cohorts"
+    answer["model"]["evidence"] = evidence_labels(manifest)
+    return answer
+
+
+#: Evidence labels: what each number shown rests on.
+EVIDENCE_PUBLISHED = "published"
+EVIDENCE_DERIVED = "derived from published numbers"
+EVIDENCE_ASSUMED = "assumed"
+EVIDENCE_MODEL = "model output"
+
+
+def evidence_labels(manifest: Mapping) -> dict[str, str]:
+    """What the answer's numbers rest on, by key (for the API, page, CLI and report)."""
+    reconstructed = is_reconstructed(manifest)
+    ensemble = bool((manifest.get("ensemble") or {}).get("members"))
+    trained = ("trained on cohorts reconstructed from published aggregates; the 95 % interval "
+               "covers sampling and reconstruction uncertainty" if ensemble else
+               "trained on one cohort reconstructed from published aggregates" if reconstructed
+               else "trained on the center's cohort")
+    out = {name: f"{EVIDENCE_MODEL} ({trained})" for name in ("cr", "severe_crs", "efs", "os")}
+    if reconstructed:
+        out["severe_crs.band"] = (f"{EVIDENCE_ASSUMED}: the five-subgroup split is assumption A1 "
+                                  "(a reconstruction, not observed)")
+        out["severe_crs.band.published"] = (f"{EVIDENCE_PUBLISHED}: two burden groups (4/33 vs 19/45, "
+                                            f"{EVIDENCE_DERIVED} from the printed Fisher P)")
+    else:
+        out["severe_crs.band"] = "observed in the center's cohort"
+    return out
+
+
+def _survival_answer(curves: SurvivalCurves, follow_up: np.ndarray | None) -> dict[str, Any]:
+    """One patient's survival answer: the curve and band, and the values at 6 / 12 / 24 months.
+
+    ``at`` keeps its shape (month -> survival); ``at_ci95`` (month -> [lower, upper]) and
+    ``at_risk`` (month -> training patients still followed then) sit beside it, each ``None``
+    past the last follow-up (``at_risk`` also when the bundle's cohort has no follow-up times).
+    """
+    horizons = list(curves.at)
+    columns = np.searchsorted(curves.months, horizons, side="right") - 1
+    reported = [curves.at[h] is not None for h in horizons]
+    counts = (number_at_risk(follow_up, horizons).tolist() if follow_up is not None
+              else [None] * len(horizons))
+    # one rounding pass over the three curves (one call costs more than its numbers)
+    size = curves.months.size
+    rounded = round_values(np.concatenate([curves.survival[0], curves.lower[0], curves.upper[0]]))
+    survival, lower, upper = (rounded[k * size:(k + 1) * size] for k in range(3))
+    return {"months": round_values(curves.months, MONTH_DECIMALS), "survival": survival,
+            "lower": lower, "upper": upper,
+            "at": {str(h): survival[i] if shown else None
+                   for h, i, shown in zip(horizons, columns, reported)},
+            "at_ci95": {str(h): [lower[i], upper[i]] if shown else None
+                        for h, i, shown in zip(horizons, columns, reported)},
+            "at_risk": {str(h): count if shown else None
+                        for h, count, shown in zip(horizons, counts, reported)}}
+
+
+def few_at_risk_warnings(name: str, at_risk: Mapping[str, int | None],
+                          follow_up: np.ndarray | None) -> list[str]:
+    """A warning for each horizon whose estimate rests on few patients.
+
+    Parameters
+    ----------
+    name : str
+        ``"efs"`` or ``"os"``.
+    at_risk : mapping
+        The survival answer's ``at_risk`` (month -> training patients at risk, or None).
+    follow_up : numpy.ndarray, optional
+        The training cohort's follow-up times (its size is the cohort's n).
+    """
+    if follow_up is None:
+        return []
+    n = int(follow_up.size)
+    return [f"{name} at {months} months: only {count} of the {n} training patients remained "
+            f"at risk (fewer than {FEW_AT_RISK_FRACTION * 100:g} % of the cohort or "
+            f"{FEW_AT_RISK_PATIENTS} patients); this estimate rests on few patients"
+            for months, count in at_risk.items()
+            if count is not None and few_at_risk(count, n)]
+
+
+def lineage_summary(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Where an updated bundle comes from (``manifest["lineage"]``, see docs/bundle-format.md).
+
+    Returns
+    -------
+    None for a bundle trained from scratch; else the parent bundle's id and provenance, the update
+    cohort's SHA-256 and patient count, and each model's update method.
+    """
+    lineage = manifest.get("lineage")
+    if not lineage:
+        return None
+    parent = lineage.get("parent", {})
+    cohort = lineage.get("update_cohort", {})
+    return {"parent_id": parent.get("id"), "parent_provenance": parent.get("provenance"),
+            "update_cohort_sha256": cohort.get("sha256"), "update_cohort_n": cohort.get("n"),
+            "methods": {name: record.get("method")
+                        for name, record in lineage.get("models", {}).items()}}
+
+
+def _band(subgroup: str, row: Mapping | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    ci = row.get("ci95") or [None, None]
+    band = {"subgroup": subgroup, "label": row.get("label") or SUBGROUP_LABELS[subgroup],
+            "observed": {"events": row.get("events"), "n": row.get("n"),
+                         "rate": (round_value(row["rate"]) if row.get("rate") is not None
+                                  else None),
+                         "ci95": [None if c is None else round_value(c) for c in ci]}}
+    if row.get("rate_range") is not None:
+        # An ensemble bundle: "observed" holds the mean over the reconstructions (kept for
+        # compatibility); the range and the published groups say what is known.
+        band["reconstructed"] = {"rate_range": [round_value(v) for v in row["rate_range"]],
+                                 "n_range": list(row.get("n_range") or []),
+                                 "reconstructions": row.get("members"), "evidence": row.get("evidence")}
+    if row.get("published_group") is not None:
+        band["published"] = dict(row["published_group"])
+    return band
+
