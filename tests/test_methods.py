@@ -65,7 +65,7 @@ def test_firth_cox_maximizes_the_penalized_partial_likelihood():
     X, time, event = survival(3)
     fit = fit_cox_method("firth", X, time, event)
     _, _, Z, active = logistic.standardize(X)
-    rs = cox._RiskSets(Z, time, event.astype(bool), "efron")
+    rs = cox.RiskSets(Z, time, event.astype(bool), "efron")
 
     def objective(b):
         ll, _, info = rs.evaluate(b)

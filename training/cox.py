@@ -30,17 +30,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.logistic import (
-    DIVERGENCE_BOUND, LAMBDA_GRID, FitError, _wald, effective_df, penalized_covariance, select_lambda,
-    standardize,
+from training.newton import maximize
+from training.ridge import (
+    DIVERGENCE_BOUND, LAMBDA_GRID, FitError, RidgeFit, ridge_path, standardize, to_all_columns,
+    wald_table,
 )
-from training.tuning import search_grid
 
 _TOL = 1e-10
 _MAX_ITER = 200
 
 
-class _RiskSets:
+class RiskSets:
     """Sorted data and tie structure, computed once per data set.
 
     The risk-set sums of w, w z and w z z' at each event time are reverse cumulative sums over
@@ -110,85 +110,61 @@ class _RiskSets:
         return np.bincount(g, weights=terms, minlength=self.d.size) * np.exp(-shift)
 
 
-def _newton(rs: _RiskSets, lam: float, beta0: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Maximize l(b) - lam/2 ||b||^2 by Newton-Raphson with step halving."""
-    beta = beta0.copy()
-    p = beta.size
-    loglik, score, info = rs.evaluate(beta)
-    current = loglik - 0.5 * lam * beta @ beta
-    for _ in range(_MAX_ITER):
+#: Former private name, still used by modules outside the fitting code.
+_RiskSets = RiskSets
+
+
+def newton_fit(rs: RiskSets, lam: float, beta0: np.ndarray, *, tol: float = _TOL,
+               max_iter: int = _MAX_ITER, bound: float = DIVERGENCE_BOUND) -> tuple[np.ndarray, bool]:
+    """Maximize l(b) - lam/2 ||b||^2 by Newton-Raphson with step halving.
+
+    Parameters
+    ----------
+    rs : the data's risk sets
+    lam : penalty, >= 0
+    beta0 : (q,) starting coefficients
+    tol, max_iter, bound : see :func:`training.newton.maximize`
+
+    Returns
+    -------
+    (beta, converged)
+    """
+    p = beta0.size
+
+    def objective(b: np.ndarray):
+        ll, score, info = rs.evaluate(b)
+        return ll - 0.5 * lam * b @ b, (score, info)
+
+    def direction(b: np.ndarray, state) -> np.ndarray | None:
+        score, info = state
         try:
-            step = np.linalg.solve(info + lam * np.eye(p), score - lam * beta)
+            return np.linalg.solve(info + lam * np.eye(p), score - lam * b)
         except np.linalg.LinAlgError:
-            return beta, False
-        t = 1.0
-        while True:
-            candidate = beta + t * step
-            ll_c, score_c, info_c = rs.evaluate(candidate)
-            value = ll_c - 0.5 * lam * candidate @ candidate
-            if value >= current - 1e-12 * max(1.0, abs(current)) or t < 1e-8:
-                break
-            t *= 0.5
-        beta, current, score, info = candidate, value, score_c, info_c
-        if np.max(np.abs(beta), initial=0.0) > DIVERGENCE_BOUND:
-            return beta, False
-        if np.max(np.abs(t * step), initial=0.0) < _TOL:
-            return beta, True
-    return beta, False
+            return None
+
+    return maximize(objective, direction, beta0, tol=tol, max_iter=max_iter, bound=bound)
 
 
 @dataclass(frozen=True)
-class CoxFit:
-    """A fitted ridge Cox model.
+class CoxFit(RidgeFit):
+    """A fitted ridge Cox model: the :class:`training.ridge.RidgeFit` attributes and
 
     Attributes
     ----------
-    center, scale : (p,) standardization (scale 1.0 where the column is constant)
-    coef : (p,) log hazard ratios per SD of each column (0 for constant columns)
-    lam : chosen penalty (lifelines ``penalizer = lam / n``)
-    df : effective degrees of freedom at ``lam``
-    loglik, loglik_null : log partial likelihood at the estimate / at b = 0
-    cov : (p, p) inverse penalized Hessian, standardized scale (NaN rows for constant columns)
-    grid, aic, df_grid : the penalty grid with AIC (+inf where no fit) and effective df
     event_times : (K,) distinct event times, ascending (same unit as ``time``, here months)
     cumhaz0 : (K,) Breslow cumulative baseline hazard at z = 0 just after each event time
     max_follow_up : largest observed time
-    n, n_events : sample size and number of events
     ties : "efron" or "breslow"
-    active : (p,) bool, False for columns that were constant in the training data
-    edge : the chosen penalty is an end point of the (extended) grid: the criterion never turned
-    null_limit : the criterion fell to the grid's cap: the chosen model has no predictor effects
-    method : fitting method (see :mod:`training.methods`)
-    shrinkage : uniform shrinkage factor applied after fitting (1.0 = none)
+
+    Here ``coef`` are log hazard ratios per SD, ``lam`` is lifelines' ``penalizer * n``,
+    ``loglik`` / ``loglik_null`` are log partial likelihoods (at the estimate / at b = 0),
+    ``cov`` is (p, p) and ``n_events`` counts events.
     """
 
-    center: np.ndarray
-    scale: np.ndarray
-    coef: np.ndarray
-    lam: float
-    df: float
-    loglik: float
-    loglik_null: float
-    cov: np.ndarray
-    grid: np.ndarray
-    aic: np.ndarray
-    df_grid: np.ndarray
     event_times: np.ndarray
     cumhaz0: np.ndarray
     max_follow_up: float
-    n: int
-    n_events: int
     ties: str
-    active: np.ndarray
-    edge: bool = False
-    null_limit: bool = False
-    method: str = "aic_ridge"
-    shrinkage: float = 1.0
-
-    @property
-    def coef_original(self) -> np.ndarray:
-        """Log hazard ratios per unit of each original column."""
-        return self.coef / self.scale
 
     def linear_predictor(self, X: np.ndarray) -> np.ndarray:
         """z @ coef for each row of ``X`` (0 for the mean training patient)."""
@@ -201,7 +177,7 @@ class CoxFit:
         return np.r_[0.0, self.cumhaz0][idx]
 
 
-def _check_survival(time: np.ndarray, event: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def check_survival(time: np.ndarray, event: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     time = np.asarray(time, dtype=float).ravel()
     event = np.asarray(event).ravel()
     if time.shape[0] != n or event.shape[0] != n:
@@ -225,14 +201,9 @@ def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
     X : (n, p) predictor columns, original scale
     time : (n,) follow-up time, >= 0 (months in this project)
     event : (n,) 1 = event observed, 0 = censored
-    grid : penalties to try (>= 0); a single value fits that penalty
     ties : "efron" (default, = lifelines) or "breslow"
-    extend : extend the grid past a best end point until AIC turns
-        (:func:`training.tuning.search_grid`); the fit's ``edge`` says whether it never did
-
-    Returns
-    -------
-    CoxFit
+    grid, extend : the penalties and their extension, as for :func:`training.ridge.ridge_path`
+        (a single value fits that penalty; the fit's ``edge`` says whether AIC never turned)
 
     Raises
     ------
@@ -240,43 +211,26 @@ def fit_cox(X: np.ndarray, time: np.ndarray, event: np.ndarray,
         No events, or no grid point gives a finite fit (lambda = 0 with monotone likelihood).
     """
     center, scale, Z, active = standardize(X)
-    n, p = Z.shape
-    time, event = _check_survival(time, event, n)
-    rs = _RiskSets(Z[:, active], time, event, ties)
-    grid_arr = np.asarray(grid, dtype=float)
-    if grid_arr.ndim != 1 or grid_arr.size == 0 or np.any(grid_arr < 0):
-        raise ValueError("grid must be a non-empty sequence of penalties >= 0")
+    n = Z.shape[0]
+    time, event = check_survival(time, event, n)
+    rs = RiskSets(Z[:, active], time, event, ties)
     q = int(active.sum())
     loglik_null = rs.evaluate(np.zeros(q), hessian=False)[0]
-    penalized = np.ones(q, dtype=bool)
-    warm = {"beta": np.zeros(q)}
 
-    def evaluate(lam: float):
-        est, ok = _newton(rs, lam, warm["beta"])
+    def measure(est: np.ndarray) -> tuple[float, np.ndarray]:
         ll, _, info = rs.evaluate(est)
-        cov_i = penalized_covariance(info, lam, penalized) if ok else None
-        if cov_i is None:
-            return None
-        warm["beta"] = est  # warm starts from the largest penalty down
-        df = effective_df(info, lam, penalized)
-        return -2.0 * ll + 2.0 * df, (est, ll, cov_i, df)
+        return ll, info
 
-    search = search_grid(grid_arr, evaluate, extend=extend and grid_arr.size > 1)
-    if search.best < 0:
-        raise FitError("no penalty on the grid gives a finite fit")
-    est, ll, cov_active, df_best = search.results[search.best]
-    lam = float(search.grid[search.best])
+    path = ridge_path(grid, lambda lam, beta: newton_fit(rs, lam, beta), measure, np.zeros(q),
+                      np.ones(q, dtype=bool), extend)
+    search, est, ll, cov_active, df_best = path.search, path.estimate, path.loglik, path.cov, path.df
     if search.null_limit:  # the criterion's infimum is lambda -> infinity: no covariate effects
         est, ll, df_best = np.zeros(q), loglik_null, 0.0
-    df_grid = np.array([search.results[i][3] if i in search.results else np.nan
-                        for i in range(search.grid.size)])
-    cov = np.full((p, p), np.nan)
-    cov[np.ix_(active, active)] = cov_active
-    coef = np.zeros(p)
-    coef[active] = est
+    coef, cov = to_all_columns(est, cov_active, active, intercept=False)
     return CoxFit(
-        center=center, scale=scale, coef=coef, lam=lam, df=float(df_best), loglik=ll,
-        loglik_null=loglik_null, cov=cov, grid=search.grid, aic=search.criterion, df_grid=df_grid,
+        center=center, scale=scale, coef=coef, lam=path.lam, df=float(df_best), loglik=ll,
+        loglik_null=loglik_null, cov=cov, grid=search.grid, aic=search.criterion,
+        df_grid=path.df_grid,
         event_times=rs.event_times, cumhaz0=np.cumsum(rs.baseline_jumps(est)),
         max_follow_up=float(time.max()), n=n, n_events=int(event.sum()), ties=ties, active=active,
         edge=search.edge, null_limit=search.null_limit,
@@ -325,7 +279,7 @@ def hazard_ratios(fit: CoxFit, level: float = 0.95, scale: str = "original") -> 
     if scale not in ("original", "standardized"):
         raise ValueError("scale must be 'original' or 'standardized'")
     divisor = fit.scale if scale == "original" else np.ones_like(fit.scale)
-    return _wald(fit.coef / divisor, np.sqrt(np.diag(fit.cov)) / divisor, level, "hazard_ratio")
+    return wald_table(fit.coef / divisor, np.sqrt(np.diag(fit.cov)) / divisor, level, "hazard_ratio")
 
 
 def _lifelines_frame(fit: CoxFit, X: np.ndarray, time: np.ndarray, event: np.ndarray,

@@ -44,10 +44,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from scipy.special import expit
 
 from training import cox, logistic
+from training.firth import firth_cox, firth_logistic, firth_lr, intercept_with_offset, shrinkage_factor
 from training.logistic import FitError
+from training.ridge import to_all_columns
 from training.tuning import search_grid
 
 #: Methods for both model kinds.
@@ -58,8 +59,6 @@ LOGISTIC_ONLY = ("heuristic_shrinkage_fallback", "firth_heuristic_shrinkage")
 METHODS_BY_KIND = {"logistic": METHODS + LOGISTIC_ONLY, "cox": METHODS}
 CV_FOLDS = 10
 CV_SEED = 20170201
-_TOL = 1e-9
-_MAX_ITER = 100
 
 LABELS = {
     "aic_ridge": "ridge, penalty by AIC (effective df), extended grid",
@@ -103,118 +102,17 @@ def _logistic_design(X):
 def _logistic_fit_from(X, y, est, cov, method, shrinkage=1.0, grid=None, criterion=None,
                        lam=0.0, edge=False) -> logistic.LogisticFit:
     center, scale, Z, active, D = _logistic_design(X)
-    n, p = Z.shape
+    n = Z.shape[0]
     y = np.asarray(y, dtype=float)
-    phi = y.mean()
-    eta = D @ est
-    coef = np.zeros(p)
-    coef[active] = est[1:]
-    keep = np.r_[0, 1 + np.flatnonzero(active)]
-    full = np.full((p + 1, p + 1), np.nan)
-    full[np.ix_(keep, keep)] = cov
+    coef, full = to_all_columns(est[1:], cov, active, intercept=True)
     return logistic.LogisticFit(
         center=center, scale=scale, intercept=float(est[0]), coef=coef, lam=float(lam),
         df=float(active.sum() + 1) * shrinkage if "firth" not in method else float(active.sum() + 1),
-        loglik=float(np.sum(y * eta - np.logaddexp(0.0, eta))),
-        loglik_null=float(n * (phi * np.log(phi) + (1 - phi) * np.log1p(-phi))), cov=full,
+        loglik=logistic.loglik(D, y, est), loglik_null=logistic.null_loglik(y), cov=full,
         grid=np.asarray(grid if grid is not None else [lam], dtype=float),
         aic=np.asarray(criterion if criterion is not None else [np.nan], dtype=float),
         df_grid=np.full(1 if grid is None else len(grid), np.nan), n=n, n_events=int(y.sum()),
         active=active, edge=edge, method=method, shrinkage=float(shrinkage))
-
-
-def _firth_logistic(D: np.ndarray, y: np.ndarray, free: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Firth estimate and inverse information (Heinze & Schemper 2002's modified score).
-
-    ``free`` (boolean mask) maximizes over those coefficients only, the others held at 0, with
-    the full design's information in the penalty (logistf.fit's ``col.fit``).
-    """
-    theta = np.zeros(D.shape[1])
-    free = np.ones(D.shape[1], dtype=bool) if free is None else np.asarray(free, dtype=bool)
-
-    def objective(t):
-        mu = expit(D @ t)
-        info = (D * (mu * (1 - mu))[:, None]).T @ D
-        sign, logdet = np.linalg.slogdet(info)
-        eta = D @ t
-        return float(np.sum(y * eta - np.logaddexp(0.0, eta)) + 0.5 * logdet) if sign > 0 else -np.inf
-
-    current = objective(theta)
-    for _ in range(_MAX_ITER):
-        mu = expit(D @ theta)
-        w = mu * (1 - mu)
-        info = (D * w[:, None]).T @ D
-        inv = np.linalg.inv(info)
-        h = w * np.einsum("ij,jk,ik->i", D, inv, D)
-        score = D.T @ (y - mu + h * (0.5 - mu))
-        step = np.zeros_like(theta)
-        step[free] = np.linalg.solve(info[np.ix_(free, free)], score[free])
-        t = 1.0
-        while True:
-            value = objective(theta + t * step)
-            if value >= current - 1e-12 * max(1.0, abs(current)) or t < 1e-8:
-                break
-            t *= 0.5
-        theta, current = theta + t * step, value
-        if np.max(np.abs(t * step)) < _TOL:
-            mu = expit(D @ theta)
-            return theta, np.linalg.inv((D * (mu * (1 - mu))[:, None]).T @ D)
-    raise FitError("Firth's logistic fit did not converge")
-
-
-def firth_loglik(D: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float:
-    """Firth's penalized log-likelihood l(theta) + 1/2 log det I(theta) of design ``D``."""
-    eta = D @ theta
-    mu = expit(eta)
-    sign, logdet = np.linalg.slogdet((D * (mu * (1 - mu))[:, None]).T @ D)
-    if sign <= 0:
-        raise FitError("Firth's penalized likelihood: singular information")
-    return float(np.sum(y * eta - np.logaddexp(0.0, eta)) + 0.5 * logdet)
-
-
-def firth_lr(D: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float:
-    """Penalized likelihood-ratio statistic 2 [l*(theta) - l*(theta_0)] of the model.
-
-    theta_0 maximizes the same l* (the full design's information in the penalty) over the
-    intercept alone, every other coefficient 0: R logistf's null model (``col.fit`` = intercept)
-    and model test (Heinze & Schemper 2002). Unlike a separately penalized intercept-only model,
-    this statistic does not depend on the units of the columns.
-    """
-    free = np.zeros(D.shape[1], dtype=bool)
-    free[0] = True
-    null, _ = _firth_logistic(D, y, free=free)
-    return 2.0 * (firth_loglik(D, y, theta) - firth_loglik(D, y, null))
-
-
-def shrinkage_factor(lr: float, df: int) -> float:
-    """Van Houwelingen & Le Cessie's heuristic factor max(0, (LR - df) / LR); 0 when LR <= 0."""
-    return max(0.0, (lr - df) / lr) if lr > 0 else 0.0
-
-
-def _intercept_with_offset(y: np.ndarray, offset: np.ndarray) -> float:
-    """Maximum likelihood intercept with ``offset`` fixed: mean prediction = outcome rate.
-
-    Newton's method with step halving on the (strictly concave) log-likelihood: an undamped
-    step from 0 diverges when the offset spans a wide range (docs/method-selection.md,
-    Amendment 1, addendum).
-    """
-    def loglik(a):
-        eta = a + offset
-        return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
-
-    a, current = 0.0, loglik(0.0)
-    for _ in range(_MAX_ITER):
-        mu = expit(a + offset)
-        step = np.sum(y - mu) / max(np.sum(mu * (1 - mu)), 1e-300)
-        if abs(step) < _TOL:
-            return float(a + step)
-        t = 1.0  # halve only a step that lowers the log-likelihood beyond rounding
-        while loglik(a + t * step) < current - 1e-12 * max(1.0, abs(current)) and t > 1e-10:
-            t *= 0.5
-        a += t * step
-        current = loglik(a)
-    raise FitError("intercept re-estimation did not converge")
 
 
 def _cv_logistic(X, y, grid):
@@ -232,12 +130,11 @@ def _cv_logistic(X, y, grid):
             if y[train].min() == y[train].max():
                 return None
             start = warm.get(k, np.r_[np.log(phi / (1 - phi)), np.zeros(D.shape[1] - 1)])
-            est, ok = logistic._newton(D[train], y[train], lam, start)
+            est, ok = logistic.newton_fit(D[train], y[train], lam, start)
             if not ok:
                 return None
             warm[k] = est
-            eta = D[test] @ est
-            deviance -= 2.0 * float(np.sum(y[test] * eta - np.logaddexp(0.0, eta)))
+            deviance -= 2.0 * logistic.loglik(D[test], y[test], est)
         return deviance, None
 
     return search_grid(logistic.LAMBDA_GRID, evaluate)
@@ -248,7 +145,7 @@ def _shrunken_logistic(X, y, coef_active, cov, lr, method) -> logistic.LogisticF
     _, _, Z, active, _ = _logistic_design(X)
     s = shrinkage_factor(lr, int(active.sum()))
     offset = Z[:, active] @ (s * coef_active)
-    est = np.r_[_intercept_with_offset(y, offset), s * coef_active]
+    est = np.r_[intercept_with_offset(y, offset), s * coef_active]
     intercept_variance = cov[0, 0]
     cov = cov * s * s
     cov[0, 0] = intercept_variance
@@ -257,7 +154,7 @@ def _shrunken_logistic(X, y, coef_active, cov, lr, method) -> logistic.LogisticF
 
 def _shrunken_firth(X, y, method) -> logistic.LogisticFit:
     _, _, _, _, D = _logistic_design(X)
-    est, cov = _firth_logistic(D, y)
+    est, cov = firth_logistic(D, y)
     return _shrunken_logistic(X, y, est[1:], cov, firth_lr(D, y, est), method)
 
 
@@ -283,7 +180,7 @@ def fit_logistic_method(method: str, X: np.ndarray, y: np.ndarray) -> logistic.L
                        null_limit=search.null_limit, method="cv_ridge")
     if method == "firth":
         _, _, _, _, D = _logistic_design(X)
-        est, cov = _firth_logistic(D, y)
+        est, cov = firth_logistic(D, y)
         return _logistic_fit_from(X, y, est, cov, "firth")
     if method == "firth_heuristic_shrinkage":
         return _shrunken_firth(X, y, method)
@@ -306,13 +203,9 @@ def fit_logistic_method(method: str, X: np.ndarray, y: np.ndarray) -> logistic.L
 def _cox_fit_from(X, time, event, beta, cov, method, ties="efron", shrinkage=1.0, grid=None,
                   criterion=None, lam=0.0, edge=False) -> cox.CoxFit:
     center, scale, Z, active = logistic.standardize(X)
-    time, event = cox._check_survival(time, event, Z.shape[0])
-    rs = cox._RiskSets(Z[:, active], time, event, ties)
-    p = Z.shape[1]
-    coef = np.zeros(p)
-    coef[active] = beta
-    full = np.full((p, p), np.nan)
-    full[np.ix_(active, active)] = cov
+    time, event = cox.check_survival(time, event, Z.shape[0])
+    rs = cox.RiskSets(Z[:, active], time, event, ties)
+    coef, full = to_all_columns(beta, cov, active, intercept=False)
     return cox.CoxFit(
         center=center, scale=scale, coef=coef, lam=float(lam), df=float(active.sum()),
         loglik=rs.evaluate(beta, hessian=False)[0],
@@ -325,55 +218,21 @@ def _cox_fit_from(X, time, event, beta, cov, method, ties="efron", shrinkage=1.0
         active=active, edge=edge, method=method, shrinkage=float(shrinkage))
 
 
-def _firth_cox(rs: "cox._RiskSets", q: int) -> tuple[np.ndarray, np.ndarray]:
-    """Firth estimate l(b) + 1/2 log det I(b), by Newton steps I^-1 U* (numerical d log det)."""
-    beta = np.zeros(q)
-
-    def objective(b):
-        ll, _, info = rs.evaluate(b)
-        sign, logdet = np.linalg.slogdet(info)
-        return ll + 0.5 * logdet if sign > 0 else -np.inf
-
-    current = objective(beta)
-    h = 1e-5
-    for _ in range(_MAX_ITER):
-        _, score, info = rs.evaluate(beta)
-        grad = np.array([(np.linalg.slogdet(rs.evaluate(beta + h * e)[2])[1]
-                          - np.linalg.slogdet(rs.evaluate(beta - h * e)[2])[1]) / (4 * h)
-                         for e in np.eye(q)])
-        try:
-            step = np.linalg.solve(info, score + grad)
-        except np.linalg.LinAlgError as problem:
-            raise FitError("Firth's Cox fit: singular information") from problem
-        t = 1.0
-        while True:
-            value = objective(beta + t * step)
-            if value >= current - 1e-12 * max(1.0, abs(current)) or t < 1e-8:
-                break
-            t *= 0.5
-        beta, current = beta + t * step, value
-        if np.max(np.abs(beta), initial=0.0) > logistic.DIVERGENCE_BOUND:
-            break
-        if np.max(np.abs(t * step), initial=0.0) < 1e-7:
-            return beta, np.linalg.inv(rs.evaluate(beta)[2])
-    raise FitError("Firth's Cox fit did not converge")
-
-
 def _cv_cox(Z, time, event, ties):
-    full = cox._RiskSets(Z, time, event, ties)
+    full = cox.RiskSets(Z, time, event, ties)
     fold = _folds(event.astype(int))
     parts = []
     for k in range(CV_FOLDS):
         train = fold != k
         if not event[train].any():
             return None
-        parts.append(cox._RiskSets(Z[train], time[train], event[train], ties))
+        parts.append(cox.RiskSets(Z[train], time[train], event[train], ties))
     warm: dict[int, np.ndarray] = {}
 
     def evaluate(lam):
         cvl = 0.0
         for k, rs in enumerate(parts):
-            est, ok = cox._newton(rs, lam, warm.get(k, np.zeros(Z.shape[1])))
+            est, ok = cox.newton_fit(rs, lam, warm.get(k, np.zeros(Z.shape[1])))
             if not ok:
                 return None
             warm[k] = est
@@ -390,7 +249,7 @@ def fit_cox_method(method: str, X: np.ndarray, time: np.ndarray, event: np.ndarr
     if method == "aic_ridge":
         return cox.fit_cox(X, time, event, ties=ties)
     center, scale, Z, active = logistic.standardize(X)
-    time_arr, event_arr = cox._check_survival(time, event, Z.shape[0])
+    time_arr, event_arr = cox.check_survival(time, event, Z.shape[0])
     if method == "cv_ridge":
         search = _cv_cox(Z[:, active], time_arr, event_arr, ties)
         if search is None or search.best < 0:
@@ -406,15 +265,15 @@ def fit_cox_method(method: str, X: np.ndarray, time: np.ndarray, event: np.ndarr
                        df_grid=np.full(search.grid.size, np.nan), edge=search.edge,
                        null_limit=search.null_limit, method="cv_ridge")
     if method == "firth":
-        rs = cox._RiskSets(Z[:, active], time_arr, event_arr, ties)
-        beta, cov = _firth_cox(rs, int(active.sum()))
+        rs = cox.RiskSets(Z[:, active], time_arr, event_arr, ties)
+        beta, cov = firth_cox(rs, int(active.sum()))
         return _cox_fit_from(X, time, event, beta, cov, "firth", ties)
     mle = cox.fit_unpenalized(X, time, event, ties=ties)
     if method == "mle":
         return replace(mle, method="mle")
     lr = 2.0 * (mle.loglik - mle.loglik_null)
     df = int(mle.active.sum())
-    s = max(0.0, (lr - df) / lr) if lr > 0 else 0.0
+    s = shrinkage_factor(lr, df)
     cov = mle.cov[np.ix_(active, active)] * s * s
     return _cox_fit_from(X, time, event, s * mle.coef[active], cov, "heuristic_shrinkage", ties,
                          shrinkage=s)

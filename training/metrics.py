@@ -43,12 +43,14 @@ count and skip it.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, logit
-from scipy.stats import rankdata
+from scipy.special import logit
 
-from training.cox import _newton as _cox_newton
-from training.cox import _RiskSets
-from training.logistic import penalized_covariance
+from training.concordance import auc, harrell_c  # noqa: F401 -- part of this module's API
+from training.cox import RiskSets
+from training.recalibration import cox_mle, logistic_mle
+
+#: Former private name of :func:`training.recalibration.logistic_mle`, used outside the fitting code.
+_logistic_mle = logistic_mle
 
 METRICS = ("c_index", "calibration_slope", "calibration_intercept", "brier", "ici", "e50", "e90")
 #: Most points at which the calibration loess is fitted exactly (see the module docstring).
@@ -56,126 +58,9 @@ LOESS_POINTS = 200
 _EPS = 1e-12
 
 
-def auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve (concordance for a binary outcome), in [0, 1]; NaN if one class."""
-    y = np.asarray(y).astype(bool)
-    p = np.asarray(p, dtype=float)
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    ranks = rankdata(p)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
-
-
-def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
-    """Harrell's concordance index; higher ``risk`` should mean earlier events.
-
-    A pair (i, j) is usable when T_i < T_j and i had the event, or T_i == T_j with i an event and j
-    censored. Concordant if risk_i > risk_j; risk ties count 1/2. Returns NaN without usable pairs.
-
-    The pairs are counted, not enumerated: O(n log^2 n) time and O(n) memory (see
-    :func:`_smaller_before`), so a registry of 10,000 patients costs milliseconds.
-    """
-    time = np.asarray(time, dtype=float)
-    event = np.asarray(event).astype(bool)
-    risk = np.asarray(risk, dtype=float)
-    # Order: later times first; at a tied time censorings before events, and tied events by
-    # decreasing risk. Then the subjects placed before an event i are exactly its usable partners,
-    # plus the events tied with i placed before it, none of which has a smaller risk than i.
-    rank = np.unique(risk, return_inverse=True)[1].ravel()
-    order = np.lexsort((-rank, event, -time))
-    rank_sorted, event_sorted = rank[order], event[order]
-    smaller, smaller_or_equal = _smaller_before(rank_sorted)
-    time_sorted = time[order]
-    later = np.searchsorted(-time_sorted, -time_sorted, side="left")  # subjects with T_j > T_i
-    tied_censored = (np.searchsorted(-time_sorted, -time_sorted, side="right") - later
-                     - _count_by_key(time_sorted, event_sorted))  # T_j == T_i, j censored
-    n_pairs = int(np.sum((later + tied_censored)[event_sorted]))
-    if n_pairs == 0:
-        return float("nan")
-    concordant = int(smaller[event_sorted].sum())
-    # Events with the same time and risk, placed before i, are counted by smaller_or_equal
-    # but are not usable partners: c of them in a group give c (c - 1) / 2 such pairs.
-    _, counts = np.unique(np.column_stack([time_sorted, rank_sorted])[event_sorted], axis=0,
-                          return_counts=True)
-    tied_risk = int((smaller_or_equal - smaller)[event_sorted].sum()
-                    - np.sum(counts * (counts - 1) // 2))
-    return float((concordant + 0.5 * tied_risk) / n_pairs)
-
-
-def _count_by_key(keys: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """For each i, how many j with ``keys[j] == keys[i]`` have ``flags[j]`` (keys sorted)."""
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    totals = np.add.reduceat(flags.astype(np.int64), starts) if keys.size else np.zeros(0, int)
-    return np.repeat(totals, np.diff(np.r_[starts, keys.size]))
-
-
-def _smaller_before(rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each position i, #{j < i: rank[j] < rank[i]} and #{j < i: rank[j] <= rank[i]}.
-
-    Bottom-up merge counting: at block size s every position is compared with the sibling block
-    of size s to its left, so each pair j < i is counted exactly once, at the level where the two
-    first share a block of size 2s. Each level is one sort and two binary searches.
-
-    Parameters
-    ----------
-    rank : (n,) non-negative integers
-
-    Returns
-    -------
-    smaller, smaller_or_equal : (n,) int64 arrays
-    """
-    n = rank.size
-    position = np.arange(n)
-    width = np.int64(rank.max(initial=0)) + 2
-    smaller = np.zeros(n, dtype=np.int64)
-    smaller_or_equal = np.zeros(n, dtype=np.int64)
-    size = 1
-    while size < n:
-        pair = position // (2 * size)
-        right = (position // size) % 2 == 1
-        base = pair * width
-        left_keys = np.sort(base[~right] + rank[~right])
-        keys, start = base[right] + rank[right], np.searchsorted(left_keys, base[right])
-        smaller[right] += np.searchsorted(left_keys, keys, side="left") - start
-        smaller_or_equal[right] += np.searchsorted(left_keys, keys, side="right") - start
-        size *= 2
-    return smaller, smaller_or_equal
-
-
 def brier(y: np.ndarray, p: np.ndarray) -> float:
     """Mean squared difference between 0/1 outcome and predicted probability, in [0, 1]."""
     return float(np.mean((np.asarray(y, dtype=float) - np.asarray(p, dtype=float)) ** 2))
-
-
-def _logistic_mle(D: np.ndarray, y: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Unpenalized logistic MLE with offset; NaNs when it does not converge (separation)."""
-    theta = np.zeros(D.shape[1])
-    for _ in range(100):
-        eta = offset + D @ theta
-        mu = expit(eta)
-        info = (D * (mu * (1 - mu))[:, None]).T @ D
-        try:
-            step = np.linalg.solve(info, D.T @ (y - mu))
-        except np.linalg.LinAlgError:
-            break
-        ll = np.sum(y * eta - np.logaddexp(0.0, eta))
-        t = 1.0
-        while t > 1e-8:
-            eta_c = offset + D @ (theta + t * step)
-            if np.sum(y * eta_c - np.logaddexp(0.0, eta_c)) >= ll - 1e-12 * max(1.0, abs(ll)):
-                break
-            t *= 0.5
-        theta = theta + t * step
-        if np.max(np.abs(theta)) > 1e3:
-            break
-        if np.max(np.abs(t * step)) < 1e-10:
-            mu = expit(offset + D @ theta)
-            info = (D * (mu * (1 - mu))[:, None]).T @ D
-            if penalized_covariance(info, 0.0, np.zeros(D.shape[1], dtype=bool)) is not None:
-                return theta
-            break
-    return np.full(D.shape[1], np.nan)
 
 
 def calibration_slope(y: np.ndarray, p: np.ndarray) -> float:
@@ -187,7 +72,7 @@ def calibration_slope(y: np.ndarray, p: np.ndarray) -> float:
         return float("nan")
     # Fitted on the standardized logit so that the identifiability check is scale-free.
     z = (lp - lp.mean()) / sd
-    return float(_logistic_mle(np.column_stack([np.ones_like(z), z]), y, np.zeros_like(z))[1] / sd)
+    return float(logistic_mle(np.column_stack([np.ones_like(z), z]), y, np.zeros_like(z))[1] / sd)
 
 
 def calibration_intercept(y: np.ndarray, p: np.ndarray) -> float:
@@ -196,7 +81,7 @@ def calibration_intercept(y: np.ndarray, p: np.ndarray) -> float:
     if y.min() == y.max():
         return float("nan")
     lp = logit(np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS))
-    return float(_logistic_mle(np.ones((lp.size, 1)), y, lp)[0])
+    return float(logistic_mle(np.ones((lp.size, 1)), y, lp)[0])
 
 
 def loess(x: np.ndarray, y: np.ndarray, span: float = 0.75, degree: int = 2,
@@ -290,24 +175,10 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 # --- time to event -------------------------------------------------------------------------
 
 
-def _cox_slope(time: np.ndarray, event: np.ndarray, F: np.ndarray, ties: str) -> np.ndarray:
-    """Unpenalized Cox coefficients of the columns of ``F`` (NaN if no finite MLE)."""
-    event = np.asarray(event).astype(bool)
-    sd = F.std(axis=0)
-    if not event.any() or np.any(np.ptp(F, axis=0) == 0):
-        return np.full(F.shape[1], np.nan)
-    Z = (F - F.mean(axis=0)) / sd  # standardized: the identifiability check is scale-free
-    rs = _RiskSets(Z, time, event, ties)
-    beta, ok = _cox_newton(rs, 0.0, np.zeros(F.shape[1]))
-    if ok and penalized_covariance(rs.evaluate(beta)[2], 0.0, np.zeros(F.shape[1], dtype=bool)) is not None:
-        return beta / sd
-    return np.full(F.shape[1], np.nan)
-
-
 def cox_calibration_slope(time: np.ndarray, event: np.ndarray, lp: np.ndarray, ties: str = "efron") -> float:
     """Coefficient of the linear predictor in a Cox model of the outcome; 1 = ideal."""
     lp = np.asarray(lp, dtype=float)
-    return float(_cox_slope(np.asarray(time, dtype=float), event, lp[:, None], ties)[0])
+    return float(cox_mle(np.asarray(time, dtype=float), event, lp[:, None], ties)[0])
 
 
 def cox_calibration_intercept(time: np.ndarray, event: np.ndarray, cumhaz_followup: np.ndarray,
@@ -402,10 +273,10 @@ def survival_calibration_curve(time: np.ndarray, event: np.ndarray, risk_at_hori
     if basis is None:
         basis = cll[:, None]
     basis = basis - basis.mean(axis=0)
-    beta = _cox_slope(time, event, basis, ties)
+    beta = cox_mle(time, event, basis, ties)
     if not np.all(np.isfinite(beta)):
         return None
-    rs = _RiskSets(basis, time, event, ties)
+    rs = RiskSets(basis, time, event, ties)
     H0 = np.sum(rs.baseline_jumps(beta)[rs.event_times <= horizon])
     return -np.expm1(-H0 * np.exp(basis @ beta))
 

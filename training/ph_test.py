@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 from scipy.stats import rankdata
 
-from training.cox import _RiskSets, fit_unpenalized
+from training.cox import RiskSets, fit_unpenalized
 from training.logistic import FitError
 
 TRANSFORMS = ("km", "rank", "identity")
@@ -75,7 +75,7 @@ def zph_statistics(Z: np.ndarray, time: np.ndarray, event: np.ndarray, beta: np.
     global_statistic : float (p df)
     """
     event = np.asarray(event).astype(bool)
-    rs = _RiskSets(np.asarray(Z, dtype=float), np.asarray(time, dtype=float), event, ties)
+    rs = RiskSets(np.asarray(Z, dtype=float), np.asarray(time, dtype=float), event, ties)
     order = np.argsort(np.asarray(time, dtype=float), kind="stable")
     g_events = np.asarray(g, dtype=float)[order][rs.event]
     p = beta.size

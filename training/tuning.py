@@ -11,7 +11,7 @@ criterion has turned (a worse value beyond the best) or a limit is reached:
 
 A choice at the final grid's end is flagged ``edge`` so that every caller can count it.
 The criterion is anything lower-is-better (AIC, cross-validated deviance); ties go to the larger
-penalty, as in :func:`training.logistic.select_lambda`.
+penalty, as in :func:`training.ridge.select_lambda`.
 """
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ class GridSearch:
     null_limit: bool = False
 
 
-def _select(grid: np.ndarray, criterion: np.ndarray) -> int:
+def best_index(grid: np.ndarray, criterion: np.ndarray) -> int:
+    """Index of the smallest finite criterion (ties within 1e-9 to the larger penalty); -1 if none."""
     finite = np.isfinite(criterion)
     if not finite.any():
         return -1
@@ -98,7 +99,7 @@ def search_grid(grid, evaluate: Callable[[float], tuple[float, Any] | None],
     added = 0
     while extend:
         g, c = np.asarray(lams), np.asarray(crit)
-        best = _select(g, c)
+        best = best_index(g, c)
         if best < 0:
             break
         finite = g[np.isfinite(c)]
@@ -118,7 +119,7 @@ def search_grid(grid, evaluate: Callable[[float], tuple[float, Any] | None],
     g, c = np.asarray(lams)[order], np.asarray(crit, dtype=float)[order]
     position = {int(old): new for new, old in enumerate(order)}
     results = {position[i]: r for i, r in results.items()}
-    best = _select(g, c)
+    best = best_index(g, c)
     edge, null_limit = False, False
     if best >= 0 and extend and g.size > 1:
         finite = g[np.isfinite(c)]
