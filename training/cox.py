@@ -110,10 +110,6 @@ class RiskSets:
         return np.bincount(g, weights=terms, minlength=self.d.size) * np.exp(-shift)
 
 
-#: Former private name, still used by modules outside the fitting code.
-_RiskSets = RiskSets
-
-
 def newton_fit(rs: RiskSets, lam: float, beta0: np.ndarray, *, tol: float = _TOL,
                max_iter: int = _MAX_ITER, bound: float = DIVERGENCE_BOUND) -> tuple[np.ndarray, bool]:
     """Maximize l(b) - lam/2 ||b||^2 by Newton-Raphson with step halving.

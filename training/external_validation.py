@@ -40,7 +40,8 @@ from model.burden import SUBGROUP_LABELS, burden_subgroups
 from training import bundle_models as bm
 from training import metrics
 from training.bands import wilson_interval
-from training.cox import _RiskSets
+from training.cox import RiskSets
+from training.recalibration import logistic_mle
 from training.curves import calibration_bins, net_benefit
 
 Z95 = float(stats.norm.ppf(0.975))
@@ -100,7 +101,7 @@ def _slope_se(y: np.ndarray, p: np.ndarray) -> float:
         return float("nan")
     z = (lp - lp.mean()) / sd
     D = np.column_stack([np.ones_like(z), z])
-    theta = metrics._logistic_mle(D, y.astype(float), np.zeros_like(z))
+    theta = logistic_mle(D, y.astype(float), np.zeros_like(z))
     if not np.all(np.isfinite(theta)):
         return float("nan")
     mu = expit(D @ theta)
@@ -233,7 +234,7 @@ def uno_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray, tau: float) -> 
 def _cox_slope_se(time, event, lp, slope: float) -> float:
     if not math.isfinite(slope):
         return float("nan")
-    rs = _RiskSets(np.asarray(lp, float)[:, None], np.asarray(time, float),
+    rs = RiskSets(np.asarray(lp, float)[:, None], np.asarray(time, float),
                    np.asarray(event).astype(bool), "efron")
     info = float(rs.evaluate(np.array([slope]))[2][0, 0])
     return 1.0 / math.sqrt(info) if info > 0 else float("nan")

@@ -49,9 +49,6 @@ from training.concordance import auc, harrell_c  # noqa: F401 -- part of this mo
 from training.cox import RiskSets
 from training.recalibration import cox_mle, logistic_mle
 
-#: Former private name of :func:`training.recalibration.logistic_mle`, used outside the fitting code.
-_logistic_mle = logistic_mle
-
 METRICS = ("c_index", "calibration_slope", "calibration_intercept", "brier", "ici", "e50", "e90")
 #: Most points at which the calibration loess is fitted exactly (see the module docstring).
 LOESS_POINTS = 200

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from model.atomic import write_atomic
 from model.bundle import TRAINING_DATA, LoadedBundle, load_estimators, load_predictor
 from model.cohort import CohortError, validate_cohort
 from model.errors import BundleError
@@ -182,12 +183,7 @@ def write_report(bundle_dir, out_file) -> Path:
     pathlib.Path
         The written file.
     """
-    page = render_report(bundle_dir)
-    out = Path(out_file)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_atomic(Path(out_file), render_report(bundle_dir))
 
 
 def report_command(bundle, out) -> int:

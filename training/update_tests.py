@@ -30,7 +30,8 @@ import numpy as np
 from scipy import stats
 from scipy.special import expit
 
-from training.metrics import _logistic_mle
+from training.newton import maximize
+from training.recalibration import logistic_mle
 
 METHODS = ("none", "intercept", "recalibrate", "refit")
 LABELS = {"none": "original model (no update)", "intercept": "re-estimated intercept / baseline",
@@ -50,23 +51,19 @@ def poisson_mle(D: np.ndarray, d: np.ndarray, offset: np.ndarray) -> np.ndarray:
     theta = np.zeros(D.shape[1])
     if d.sum() > 0:
         theta[0] = np.log(d.sum() / np.exp(offset).sum()) if np.all(D[:, 0] == 1) else 0.0
-    for _ in range(100):
-        mu = np.exp(offset + D @ theta)
-        info = (D * mu[:, None]).T @ D
+
+    def objective(estimate: np.ndarray):
+        return poisson_loglik(d, offset + D @ estimate), None
+
+    def direction(estimate: np.ndarray, _state):
+        mu = np.exp(offset + D @ estimate)
         try:
-            step = np.linalg.solve(info, D.T @ (d - mu))
+            return np.linalg.solve((D * mu[:, None]).T @ D, D.T @ (d - mu))
         except np.linalg.LinAlgError:
-            break
-        ll = poisson_loglik(d, offset + D @ theta)
-        t = 1.0
-        while t > 1e-8 and poisson_loglik(d, offset + D @ (theta + t * step)) < ll - 1e-12 * abs(ll):
-            t *= 0.5
-        theta = theta + t * step
-        if np.max(np.abs(theta)) > 50:
-            break
-        if np.max(np.abs(t * step)) < 1e-10:
-            return theta
-    return np.full(D.shape[1], np.nan)
+            return None
+
+    theta, converged = maximize(objective, direction, theta, tol=1e-10, max_iter=100, bound=50.0)
+    return theta if converged else np.full(D.shape[1], np.nan)
 
 
 def poisson_loglik(d: np.ndarray, log_mu: np.ndarray) -> float:
@@ -85,10 +82,10 @@ def logistic_logliks(y: np.ndarray, lp: np.ndarray, Z: np.ndarray) -> tuple[list
     """Log-likelihoods of models 0-3 and the update parameters (a, b) of models 1 and 2."""
     y = np.asarray(y, dtype=float)
     ones = np.ones((y.size, 1))
-    a1 = _logistic_mle(ones, y, lp)[0]
-    a2, b2 = _logistic_mle(np.column_stack([ones, lp]), y, np.zeros_like(lp))
+    a1 = logistic_mle(ones, y, lp)[0]
+    a2, b2 = logistic_mle(np.column_stack([ones, lp]), y, np.zeros_like(lp))
     D3 = np.column_stack([ones, _standardized(Z)])
-    theta3 = _logistic_mle(D3, y, np.zeros_like(lp))
+    theta3 = logistic_mle(D3, y, np.zeros_like(lp))
     ll = [bernoulli_loglik(y, lp), bernoulli_loglik(y, a1 + lp), bernoulli_loglik(y, a2 + b2 * lp),
           bernoulli_loglik(y, D3 @ theta3)]
     return ll, {"intercept": {"intercept_shift": float(a1), "slope": 1.0},
@@ -161,8 +158,8 @@ def logistic_update_fit(y: np.ndarray, lp: np.ndarray, method: str) -> tuple[flo
     y = np.asarray(y, dtype=float)
     ones = np.ones((y.size, 1))
     if method == "intercept":
-        return float(_logistic_mle(ones, y, lp)[0]), 1.0
-    a, b = _logistic_mle(np.column_stack([ones, lp]), y, np.zeros_like(lp))
+        return float(logistic_mle(ones, y, lp)[0]), 1.0
+    a, b = logistic_mle(np.column_stack([ones, lp]), y, np.zeros_like(lp))
     return float(a), float(b)
 
 
