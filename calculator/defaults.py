@@ -10,6 +10,7 @@ be built, so predicting from an existing bundle never loads scikit-learn or life
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,16 +59,16 @@ def ensure_default_bundle(*, quiet: bool = False) -> Path:
     if not quiet:
         print(f"cart-risk: no default bundle yet; training it on the ensemble of reconstructed "
               f"cohorts into {path} (first use only; this may take a minute or two)", file=sys.stderr)
-    from training.ensemble import default_ensemble_dir  # the training stack, only now
-    from training.train_ensemble import train_ensemble
-
-    try:
-        train_ensemble(default_ensemble_dir(), path, bootstrap=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED,
-                       jobs=DEFAULT_JOBS, progress=False)
-    except BundleError:
-        raise
-    except Exception as problem:  # report any training failure as one line, not a traceback
+    # Trained in a process of its own: `serve` forks gunicorn's workers from this one, and a
+    # process that has run joblib's worker pool leaves exit handlers and a resource tracker that
+    # every forked worker would trip over at shutdown (tracebacks in the server's log).
+    command = [sys.executable, "-m", "calculator.cli", "train", "--ensemble", "--out", str(path),
+               "--bootstrap", str(DEFAULT_BOOTSTRAP), "--seed", str(DEFAULT_SEED),
+               "--jobs", str(DEFAULT_JOBS)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
         raise BundleError("default-bundle", str(path),
-                          f"training the default bundle failed: {problem}") from problem
+                          f"training the default bundle failed: {reason}")
     return path
 

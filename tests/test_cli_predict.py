@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -245,3 +246,38 @@ def test_serve_runs_gunicorn_with_the_bundle(served_calculator, loaded_bundle):
     with urllib.request.urlopen(f"{served_calculator}/healthz", timeout=10) as answer:
         assert json.loads(answer.read())["bundle"]["id"] == loaded_bundle.id
         assert "gunicorn" in answer.headers.get("Server", "")
+
+
+
+@pytest.mark.slow
+def test_serve_trains_the_missing_default_and_shuts_down_without_a_traceback(tmp_path):
+    """First `make run`: the default bundle is trained, served, and a clean stop logs no trace.
+
+    Training once ran joblib's worker pool in the process that then forks gunicorn's workers,
+    and every worker printed tracebacks at shutdown.
+    """
+    from conftest import free_port, stop_process
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "calculator.cli", "serve", "--host", "127.0.0.1", "--port",
+             str(port)], cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
+            env={**os.environ, "CART_RISK_HOME": str(tmp_path / "home")})
+    try:
+        for _ in range(300):
+            assert server.poll() is None, log.read_text(errors="replace")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    assert json.loads(answer.read())["status"] == "ok"
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the calculator did not answer: " + log.read_text(errors="replace"))
+    finally:
+        stop_process(server)
+    text = log.read_text(errors="replace")
+    assert "training it on the ensemble" in text and "Shutting down: Master" in text
+    assert "Traceback" not in text
