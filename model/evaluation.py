@@ -7,9 +7,10 @@ of the same prediction over the bootstrap parameter sets, which share the traini
 ``scale``, widened where needed to contain the prediction itself (:func:`_enclosing`). Survival
 curves stop at the model's ``max_follow_up_months``; nothing is extrapolated.
 
-One core (:func:`_evaluate`) computes a model's predictions, with or without their intervals, at
-any set of grid months; :func:`predict` asks it for whole curves, :func:`predict_points` for the
-6 / 12 / 24-month values only. Patients outside the modelled population
+One core (:func:`_evaluate`) computes every model's predictions, with or without their intervals,
+at any set of grid months; :func:`predict` asks it for whole curves, :func:`predict_points` for the
+6 / 12 / 24-month values only. The bootstrap values of all models of a kind are sorted in one call
+(a sort is most of an answer's cost, and one call per model cost more than the sorting itself). Patients outside the modelled population
 (:func:`model.burden.in_modelled_population`) get NaN predictions and ``in_population`` False.
 """
 from __future__ import annotations
