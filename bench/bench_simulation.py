@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     from training.simulation import (merge_rounds, reproduction_gap, run_study, summarize,
                                      write_study)
 
-    earlier = pd.read_csv(args.keep_rows) if args.keep_rows else None
+    earlier = (pd.read_csv(args.keep_rows, float_precision="round_trip") if args.keep_rows
+               else None)
 
     repetitions = args.repetitions[0] if len(args.repetitions) == 1 else args.repetitions
     with tempfile.TemporaryDirectory() as scratch:
