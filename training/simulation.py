@@ -222,10 +222,18 @@ def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> 
         best = min(table[m]["rmse_mean"] for m in eligible)
         close = [m for m in eligible if table[m]["rmse_mean"] <= best * (1 + TIE_RELATIVE)]
         winner = min(close, key=lambda m: _rank(table, m, close))
-        reason = (f"lowest mean RMSE against the true risk ({table[winner]['rmse_mean']:.4f}) among "
-                  f"the methods with median calibration slopes in [{SLOPE_TARGET[0]}, "
-                  f"{SLOPE_TARGET[1]}] for {' and '.join(outcomes)}, at most 1 % failed fits and "
-                  "at most 1 % grid-edge choices")
+        among = (f"the methods with median calibration slopes in [{SLOPE_TARGET[0]}, "
+                 f"{SLOPE_TARGET[1]}] for {' and '.join(outcomes)}, at most 1 % failed fits and "
+                 "at most 1 % grid-edge choices")
+        lowest = min(eligible, key=lambda m: table[m]["rmse_mean"])
+        if table[winner]["rmse_mean"] == best:
+            reason = (f"lowest mean RMSE against the true risk ({best:.4f}) among {among}"
+                      + (f"; within 1 % of it, its median slopes are the closest to 1"
+                         if len(close) > 1 else ""))
+        else:  # step 2's tie-break: the lowest RMSE is not the winner's
+            reason = (f"among {among}, its mean RMSE against the true risk "
+                      f"({table[winner]['rmse_mean']:.4f}) is within 1 % of the lowest ({best:.4f}, "
+                      f"{lowest}), and of those its median slopes are the closest to 1")
         return {"kind": kind, "n": n, "winner": winner, "eligible": eligible, "target_met": True,
                 "reason": reason, "table": table}
     safe = [m for m, t in table.items() if t["safe"]]
