@@ -2,6 +2,7 @@
 with independent fitters: scikit-learn's unpenalized logistic regression on each resample and
 statsmodels' GLM for the calibration slope on the cohort, on the same resample indices."""
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +84,32 @@ def test_separated_resamples_are_dropped_and_too_many_fail_the_fit():
     assert 0 < np.isfinite(slopes).sum() < RESAMPLES / 2
     with pytest.raises(FitError, match="bootstrap resamples"):
         fit_logistic_method("bootstrap_shrinkage", X, y)
+
+
+# R 4.2.2 (base stats, glm) on the same data and resamples: tests/reference/
+# bootstrap_shrinkage_reference.R, output tests/reference/bootstrap_shrinkage_reference.out.
+R_REFERENCE = dict(failed=[39], first_slopes=(1.28029420119474, 1.37349160782503, 0.487980334311488,
+                                             0.724743619747921, 1.2853570675866),
+                   factor=0.852320133401164, intercept=3.0499793808365,
+                   coef=(-1.14319510539742, -0.013413430116557))
+
+
+def test_full_method_matches_r_glm_on_the_same_resamples():
+    import pandas as pd
+
+    from training.methods import BOOTSTRAP_RESAMPLES
+
+    reference = Path(__file__).parent / "reference"
+    data = pd.read_csv(reference / "bootstrap_shrinkage_data.csv")
+    X, y = data[["log10_blasts", "age_years"]].to_numpy(), data["cr"].to_numpy(float)
+    rows = np.loadtxt(reference / "bootstrap_shrinkage_resamples.csv", delimiter=",", dtype=int)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)  # the file holds the method's own resamples
+    assert rows.shape == (BOOTSTRAP_RESAMPLES, y.size)
+    assert all(np.array_equal(rng.integers(0, y.size, y.size), r - 1) for r in rows)
+    slopes = bootstrap_slopes(X, y)
+    assert list(np.flatnonzero(np.isnan(slopes)) + 1) == R_REFERENCE["failed"]
+    np.testing.assert_allclose(slopes[:5], R_REFERENCE["first_slopes"], rtol=1e-8)
+    fit = fit_logistic_method("bootstrap_shrinkage", X, y)
+    assert fit.shrinkage == pytest.approx(R_REFERENCE["factor"], rel=1e-9)
+    assert fit.intercept_original == pytest.approx(R_REFERENCE["intercept"], rel=1e-8)
+    np.testing.assert_allclose(fit.coef_original, R_REFERENCE["coef"], rtol=1e-8)
