@@ -32,25 +32,16 @@ def create_app(config: Mapping[str, Any] | None = None):
     model.errors.BundleError
         If the bundle is missing or fails verification: the app refuses to exist without one.
     """
-    from flask.json.provider import DefaultJSONProvider
     from werkzeug.exceptions import HTTPException
 
     from calculator import (api, cds_hooks, extensions, failures, fhir_api, result_links,
                             security, web)
     from calculator.defaults import default_bundle_path
-
-    class StrictJSONProvider(DefaultJSONProvider):
-        """JSON out as the standard says: NaN or infinity raise instead of being written."""
-
-        sort_keys = False
-
-        def dumps(self, obj: Any, **kwargs: Any) -> str:
-            kwargs.setdefault("allow_nan", False)
-            return super().dumps(obj, **kwargs)
+    from calculator.json_output import FastJSONProvider
 
     # static_folder=None: the web blueprint serves calculator/static
     app = failures.CalculatorFlask(__name__, static_folder=None)
-    app.json = StrictJSONProvider(app)
+    app.json = FastJSONProvider(app)
     app.config.from_mapping(
         BUNDLE_PATH=os.environ.get("CART_RISK_BUNDLE") or str(default_bundle_path()),
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,

@@ -7,12 +7,14 @@ from (:func:`lineage_summary`) and which estimates rest on few patients
 """
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from model.errors import FieldError, InputError
-from model.evaluation import SurvivalCurves, predict
+from model.evaluation import HORIZONS_MONTHS, SurvivalCurves, predict
 from model.outcomes import LOGISTIC_NAMES, NAMES, SURVIVAL_NAMES
 from model.patient import SUBGROUP_LABELS, population_refusal
 from model.provenance import is_reconstructed
@@ -47,15 +49,11 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
     if answer["severe_crs"] is not None:
         answer["severe_crs"]["band"] = _band(str(predictions.burden_subgroup[0]),
                                              predictions.scrs_band[0])
-    cohort_notes = []
-    for name in SURVIVAL_NAMES:
-        curves = getattr(predictions, name)
-        if curves is None:
-            answer[name] = None
-            continue
-        answer[name] = _survival_answer(curves, bundle.follow_up.get(name))
-        cohort_notes += few_at_risk_warnings(name, answer[name]["at_risk"],
-                                             bundle.follow_up.get(name))
+    curves = {name: getattr(predictions, name) for name in SURVIVAL_NAMES}
+    survival = _survival_answers(bundle, {k: v for k, v in curves.items() if v is not None})
+    answer.update((name, survival.get(name)) for name in SURVIVAL_NAMES)
+    cohort_notes = [note for name in SURVIVAL_NAMES if curves[name] is not None
+                    for note in _cohort_facts(bundle, name).warnings]
     missing = [name for name in NAMES if answer[name] is None]
     answer["warnings"] = predictions.warnings[0] + cohort_notes + [
         f"{name}: this bundle has no {name} model (its training cohort lacked the outcome)"
@@ -104,30 +102,60 @@ def evidence_labels(manifest: Mapping) -> dict[str, str]:
     return out
 
 
-def _survival_answer(curves: SurvivalCurves, follow_up: np.ndarray | None) -> dict[str, Any]:
-    """One patient's survival answer: the curve and band, and the values at 6 / 12 / 24 months.
+@dataclass(frozen=True)
+class _CohortFacts:
+    """What a survival answer says that depends on the bundle only, not on the patient."""
+
+    months: tuple[float, ...]  # the curve's months, rounded for the answer
+    horizons: tuple[int, ...]
+    columns: tuple[int, ...]  # grid column of each horizon
+    reported: tuple[bool, ...]  # whether each horizon lies within follow-up
+    at_risk: tuple[int | None, ...]  # training patients at risk at each horizon
+    warnings: tuple[str, ...]  # the few-at-risk warnings
+
+
+@functools.lru_cache(maxsize=32)
+def _cohort_facts(bundle: LoadedBundle, name: str) -> _CohortFacts:
+    """The patient-independent part of a survival answer, worked out once a bundle and outcome."""
+    curves_months = bundle.predictor.models[name].months
+    follow_up = bundle.follow_up.get(name)
+    horizons = list(HORIZONS_MONTHS)
+    columns = np.searchsorted(curves_months, horizons, side="right") - 1
+    reported = [h <= bundle.predictor.models[name].max_follow_up_months for h in horizons]
+    counts = (number_at_risk(follow_up, horizons).tolist() if follow_up is not None
+              else [None] * len(horizons))
+    at_risk = {str(h): count if shown else None
+               for h, count, shown in zip(horizons, counts, reported)}
+    return _CohortFacts(tuple(round_values(curves_months, MONTH_DECIMALS)), tuple(horizons),
+                        tuple(columns.tolist()), tuple(reported), tuple(at_risk.values()),
+                        tuple(few_at_risk_warnings(name, at_risk, follow_up)))
+
+
+def _survival_answers(bundle: LoadedBundle,
+                      curves: Mapping[str, SurvivalCurves]) -> dict[str, dict[str, Any]]:
+    """One patient's survival answers: each curve and band, and its 6 / 12 / 24-month values.
 
     ``at`` keeps its shape (month -> survival); ``at_ci95`` (month -> [lower, upper]) and
     ``at_risk`` (month -> training patients still followed then) sit beside it, each ``None``
     past the last follow-up (``at_risk`` also when the bundle's cohort has no follow-up times).
     """
-    horizons = list(curves.at)
-    columns = np.searchsorted(curves.months, horizons, side="right") - 1
-    reported = [curves.at[h] is not None for h in horizons]
-    counts = (number_at_risk(follow_up, horizons).tolist() if follow_up is not None
-              else [None] * len(horizons))
-    # one rounding pass over the three curves (one call costs more than its numbers)
-    size = curves.months.size
-    rounded = round_values(np.concatenate([curves.survival[0], curves.lower[0], curves.upper[0]]))
-    survival, lower, upper = (rounded[k * size:(k + 1) * size] for k in range(3))
-    return {"months": round_values(curves.months, MONTH_DECIMALS), "survival": survival,
-            "lower": lower, "upper": upper,
-            "at": {str(h): survival[i] if shown else None
-                   for h, i, shown in zip(horizons, columns, reported)},
-            "at_ci95": {str(h): [lower[i], upper[i]] if shown else None
-                        for h, i, shown in zip(horizons, columns, reported)},
-            "at_risk": {str(h): count if shown else None
-                        for h, count, shown in zip(horizons, counts, reported)}}
+    # one rounding pass over every curve (one call costs more than its numbers)
+    rounded = round_values(np.concatenate([values[0] for result in curves.values()
+                                           for values in (result.survival, result.lower,
+                                                          result.upper)] or [np.empty(0)]))
+    answers, start = {}, 0
+    for name, result in curves.items():
+        facts, size = _cohort_facts(bundle, name), result.months.size
+        survival, lower, upper = (rounded[start + k * size:start + (k + 1) * size]
+                                  for k in range(3))
+        start += 3 * size
+        shown = list(zip(facts.horizons, facts.columns, facts.reported))
+        answers[name] = {
+            "months": list(facts.months), "survival": survival, "lower": lower, "upper": upper,
+            "at": {str(h): survival[i] if ok else None for h, i, ok in shown},
+            "at_ci95": {str(h): [lower[i], upper[i]] if ok else None for h, i, ok in shown},
+            "at_risk": dict(zip(map(str, facts.horizons), facts.at_risk))}
+    return answers
 
 
 def few_at_risk_warnings(name: str, at_risk: Mapping[str, int | None],

@@ -66,7 +66,7 @@ def in_modelled_population(blasts_pct: Any, mrd_positive: Any) -> np.ndarray:
     """
     blasts = np.asarray(blasts_pct, dtype=float)
     mrd = np.asarray(mrd_positive, dtype=float)
-    return (blasts >= MRD_THRESHOLD_PCT) | (np.nan_to_num(mrd, nan=0.0) == 1)
+    return (blasts >= MRD_THRESHOLD_PCT) | (mrd == 1)  # NaN == 1 is False: unknown is not positive
 
 
 def burden_group(blasts_pct: float) -> str:

@@ -14,8 +14,9 @@ any set of grid months; :func:`predict` asks it for whole curves, :func:`predict
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class _Inputs:
 
     def __init__(self, predictor: CompiledPredictor, patients):
         self.columns = patient_columns(patients, predictor.required_fields)
-        names = list(dict.fromkeys(f for m in predictor.models.values() for f in m.features))
+        names, self._model_columns = _design_layout(predictor)
         blasts = self.columns["marrow_blasts_pct"].astype(float)
         self.n = blasts.size
         matrix = design_matrix(self.columns, names) if names else np.empty((self.n, 0))
@@ -86,24 +87,35 @@ class _Inputs:
         if bad.any():
             raise ValueError(f"non-finite inputs for patient row(s) {np.flatnonzero(bad)[:10]}")
         self.in_population = in_modelled_population(blasts, self.columns["mrd_positive"])
+        self.everyone_inside = bool(self.in_population.all())
         self.subgroup = np.full(self.n, "", dtype="<U1")
         inside = self.in_population
         self.subgroup[inside] = burden_subgroups(blasts[inside],
                                                  self.columns["mrd_positive"][inside])
-        self._index = {name: i for i, name in enumerate(names)}
         self._matrix = matrix
 
     def x(self, model: CompiledModel) -> np.ndarray:
-        return self._matrix[:, [self._index[name] for name in model.features]]
+        return self._matrix[:, self._model_columns[model.name]]
 
     def hide_outside(self, values: np.ndarray) -> np.ndarray:
-        values[~self.in_population] = np.nan
+        if not self.everyone_inside:
+            values[~self.in_population] = np.nan
         return values
+
+
+@functools.lru_cache(maxsize=16)
+def _design_layout(predictor: CompiledPredictor) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Every feature the models use, once each, and each model's columns among them."""
+    names = list(dict.fromkeys(f for m in predictor.models.values() for f in m.features))
+    index = {name: i for i, name in enumerate(names)}
+    return names, {model.name: np.array([index[f] for f in model.features], dtype=np.intp)
+                   for model in predictor.models.values()}
 
 
 def _linear(x, model: CompiledModel, boot: bool) -> np.ndarray:
     lp = x @ model.boot_weights.T + model.boot_offset if boot else x @ model.weights + model.offset
-    return np.clip(lp, -_LP_LIMIT, _LP_LIMIT)
+    # np.clip's own checks cost more than the two ufuncs on one patient's few numbers
+    return np.minimum(np.maximum(lp, -_LP_LIMIT, out=lp), _LP_LIMIT, out=lp)
 
 
 def _logistic(lp: np.ndarray) -> np.ndarray:
@@ -114,24 +126,40 @@ def _interval(values: np.ndarray, transform=None,
               decreasing: bool = False) -> tuple[np.ndarray, ...]:
     """2.5th and 97.5th percentiles over the last (bootstrap) axis of ``transform(values)``.
 
+    ``values`` is sorted in place along that axis.
+
     Same numbers as ``np.quantile(transform(values), q, axis=-1)`` (linear interpolation between
     order statistics). The order statistics of a monotone transform are the transform of the
     order statistics (reversed if it is ``decreasing``), so only the four needed are
     transformed, after a full sort: numpy's vectorized sort beats ``np.partition`` at four
     positions several times over.
     """
-    last = values.shape[-1] - 1
-    ordered = np.sort(values, axis=-1)
-    bounds = []
+    take, fraction = _order_statistics(values.shape[-1], decreasing)
+    values.sort(axis=-1)  # in place: the callers' arrays are their own, and large
+    picked = values[..., take]  # (..., 4): both quantiles' two neighbours
+    if transform is not None:
+        picked = transform(picked)
+    start, end = picked[..., 0::2], picked[..., 1::2]
+    bounds = start + (end - start) * fraction
+    return bounds[..., 0], bounds[..., 1]
+
+
+@functools.lru_cache(maxsize=16)
+def _order_statistics(size: int, decreasing: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted positions around each quantile of :data:`_INTERVAL_QUANTILES`, and the weights.
+
+    Returns ``take`` (4,): the two order statistics enclosing the lower quantile, then the two of
+    the upper one (counted from the end if ``decreasing``); ``fraction`` (2,): how far each
+    quantile lies from the first of its two.
+    """
+    last = size - 1
+    take, fraction = [], []
     for q in _INTERVAL_QUANTILES:
         position = q * last
         low = int(np.floor(position))
-        ranks = (low, min(low + 1, last))
-        start, end = (ordered[..., last - k if decreasing else k] for k in ranks)
-        if transform is not None:
-            start, end = transform(start), transform(end)
-        bounds.append(start + (end - start) * (position - low))
-    return tuple(bounds)
+        take += [last - k if decreasing else k for k in (low, min(low + 1, last))]
+        fraction.append(position - low)
+    return np.array(take), np.array(fraction)
 
 
 def _enclosing(point: np.ndarray, lower: np.ndarray,
@@ -147,6 +175,7 @@ def _enclosing(point: np.ndarray, lower: np.ndarray,
     return np.fmin(lower, point), np.fmax(upper, point)
 
 
+@functools.lru_cache(maxsize=64)
 def _horizon_index(model: CompiledModel) -> dict[int, int | None]:
     """Grid column holding S(h) (step function: last grid point <= h); None past follow-up."""
     return {h: (int(np.searchsorted(model.months, h, side="right")) - 1
@@ -158,71 +187,113 @@ def _chunks(n: int, per_patient: int):
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def _probability_bounds(x, model: CompiledModel) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap 2.5 / 97.5 percentiles of the probability, each (n,)."""
-    lower, upper = np.empty(x.shape[0]), np.empty(x.shape[0])
-    for rows in _chunks(x.shape[0], model.boot_offset.size):
-        lower[rows], upper[rows] = _interval(_linear(x[rows], model, boot=True), _logistic)
-    return lower, upper
+def _by_boot_size(models: list[CompiledModel]) -> list[list[int]]:
+    """Indices of ``models`` grouped by their number of bootstrap refits (equal within a group)."""
+    groups: dict[int, list[int]] = {}
+    for k, model in enumerate(models):
+        groups.setdefault(model.boot_offset.size, []).append(k)
+    return list(groups.values())
 
 
-def _survival_bands(x, model: CompiledModel, columns: list[int] | slice):
-    """Bootstrap 2.5 / 97.5 percentiles of S(t) at grid ``columns``, shape (n, len(columns)).
+def _probability_bounds(xs: list[np.ndarray], models: list[CompiledModel]) -> list[tuple]:
+    """Bootstrap 2.5 / 97.5 percentiles of each logistic model's probability, each (n,).
+
+    The models' refits are sorted together, one sort for all (per group of equal B).
+    """
+    n = xs[0].shape[0] if xs else 0
+    bounds: dict[int, tuple] = {}
+    for group in _by_boot_size(models):
+        lower, upper = np.empty((n, len(group))), np.empty((n, len(group)))
+        for rows in _chunks(n, len(group) * models[group[0]].boot_offset.size):
+            lp = np.stack([_linear(xs[k][rows], models[k], boot=True) for k in group], axis=1)
+            lower[rows], upper[rows] = _interval(lp, _logistic)  # lp: (rows, models, B)
+        bounds.update((k, (lower[:, j], upper[:, j])) for j, k in enumerate(group))
+    return [bounds[k] for k in range(len(models))]
+
+
+def _hazard_rows(model: CompiledModel, columns: list[int] | slice):
+    """The distinct log H0_b columns (U, B) behind grid ``columns``, and each month's row in them."""
+    if columns == slice(None):  # the whole curve: every distinct column, as compiled
+        return model.boot_log_hazard, model.hazard_column
+    wanted, spread = np.unique(model.hazard_column[columns], return_inverse=True)
+    return model.boot_log_hazard[wanted], spread.reshape(-1)
+
+
+def _survival_bands(xs: list[np.ndarray], models: list[CompiledModel],
+                    columns: list[list[int] | slice]) -> list[tuple]:
+    """Bootstrap 2.5 / 97.5 percentiles of S(t) at each Cox model's grid ``columns``.
 
     S_b(t) = exp(-H0_b(t) exp(lp_b)) decreases with u_b(t) = lp_b + log H0_b(t), so the
     percentiles are found on u (one addition an element) and only they are exponentiated.
     Months that share a baseline column (no event between them in any refit) share their
-    percentiles: each distinct column is computed once and spread back.
+    percentiles: each distinct column is computed once and spread back. The u of all models
+    (per group of equal B) are sorted together, one sort for all.
+
+    Returns
+    -------
+    list of (lower, upper)
+        One pair a model, each of shape (n, len(columns)).
     """
-    if columns == slice(None):  # the whole curve: every distinct column, as compiled
-        log_h0, spread = model.boot_log_hazard, model.hazard_column
-    else:
-        wanted, spread = np.unique(model.hazard_column[columns], return_inverse=True)
-        log_h0 = model.boot_log_hazard[wanted]  # (U, B)
-    lower = np.empty((x.shape[0], log_h0.shape[0]))
-    upper = np.empty_like(lower)
-    for rows in _chunks(x.shape[0], log_h0.size):
-        u = _linear(x[rows], model, boot=True)[:, None, :] + log_h0[None]  # (n, U, B)
-        lower[rows], upper[rows] = _interval(u, _survival_from_u, decreasing=True)
-    return lower[:, spread.reshape(-1)], upper[:, spread.reshape(-1)]
+    n = xs[0].shape[0] if xs else 0
+    rows_of = [_hazard_rows(model, wanted) for model, wanted in zip(models, columns)]
+    bounds: dict[int, tuple] = {}
+    for group in _by_boot_size(models):
+        starts = np.cumsum([0] + [rows_of[k][0].shape[0] for k in group])
+        n_boot = models[group[0]].boot_offset.size
+        lower, upper = np.empty((n, starts[-1])), np.empty((n, starts[-1]))
+        for rows in _chunks(n, starts[-1] * n_boot):
+            u = np.empty((rows.stop - rows.start, starts[-1], n_boot))
+            for k, start, stop in zip(group, starts[:-1], starts[1:]):
+                np.add(_linear(xs[k][rows], models[k], boot=True)[:, None, :],
+                       rows_of[k][0][None], out=u[:, start:stop])
+            lower[rows], upper[rows] = _interval(u, _survival_from_u, decreasing=True)
+        bounds.update((k, (lower[:, start + rows_of[k][1]], upper[:, start + rows_of[k][1]]))
+                      for k, start in zip(group, starts[:-1]))
+    return [bounds[k] for k in range(len(models))]
 
 
 def _survival_from_u(u: np.ndarray) -> np.ndarray:
     return np.exp(-np.exp(u))
 
 
-
-def _evaluate(inputs: _Inputs, model: CompiledModel, columns: list[int] | slice,
-              intervals: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """The one evaluation of a model: point predictions and, with ``intervals``, their bounds.
+def _evaluate(inputs: _Inputs, models: Mapping[str, CompiledModel],
+              columns: Mapping[str, list[int] | slice],
+              intervals: bool) -> dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+    """The one evaluation of a predictor's models: point predictions and, with ``intervals``, bounds.
 
     Parameters
     ----------
     inputs : _Inputs
         The patients' design columns and population membership.
-    model : CompiledModel
-    columns : list of int or slice
-        Cox models: the grid months wanted (``slice(None)`` for the whole curve); ignored for
-        logistic models.
+    models : mapping of str -> CompiledModel
+    columns : mapping of str -> list of int or slice
+        Cox models: the grid months wanted (``slice(None)`` for the whole curve).
     intervals : bool
         Also compute the bootstrap 95 % bounds (B evaluations a patient instead of one).
 
     Returns
     -------
-    point, lower, upper : numpy.ndarray
+    dict of str -> (point, lower, upper)
         Probabilities (n,) or survival (n, len(columns)), NaN outside the modelled population;
         ``lower`` and ``upper`` are ``None`` without ``intervals``.
     """
-    x = inputs.x(model)
-    lp = _linear(x, model, boot=False)
-    logistic = model.kind == "logistic"
-    point = (_logistic(lp) if logistic
-             else np.exp(np.exp(lp)[:, None] * model.log_baseline[columns]))
+    xs = {name: inputs.x(model) for name, model in models.items()}
+    points = {}
+    for name, model in models.items():
+        lp = _linear(xs[name], model, boot=False)
+        points[name] = (_logistic(lp) if model.kind == "logistic"
+                        else np.exp(np.exp(lp)[:, None] * model.log_baseline[columns[name]]))
     if not intervals:
-        return inputs.hide_outside(point), None, None
-    bounds = _probability_bounds(x, model) if logistic else _survival_bands(x, model, columns)
-    lower, upper = _enclosing(point, *bounds)
-    return tuple(inputs.hide_outside(v) for v in (point, lower, upper))
+        return {name: (inputs.hide_outside(point), None, None) for name, point in points.items()}
+    bounds = {}
+    for kind, evaluate in (("logistic", _probability_bounds), ("cox", _survival_bands)):
+        names = [name for name, model in models.items() if model.kind == kind]
+        extra = () if kind == "logistic" else ([columns[name] for name in names],)
+        found = evaluate([xs[name] for name in names], [models[name] for name in names], *extra)
+        bounds.update(zip(names, found))
+    return {name: tuple(inputs.hide_outside(v)
+                        for v in (point, *_enclosing(point, *bounds[name])))
+            for name, point in points.items()}
 
 
 def predict(model: CompiledPredictor | LoadedBundle, patients) -> Predictions:
@@ -240,8 +311,10 @@ def predict(model: CompiledPredictor | LoadedBundle, patients) -> Predictions:
     predictor = as_compiled(model)
     inputs = _Inputs(predictor, patients)
     results: dict[str, Any] = {}
+    evaluated = _evaluate(inputs, predictor.models, dict.fromkeys(predictor.models, slice(None)),
+                          intervals=True)
     for name, compiled in predictor.models.items():
-        point, lower, upper = _evaluate(inputs, compiled, slice(None), intervals=True)
+        point, lower, upper = evaluated[name]
         if compiled.kind == "logistic":
             results[name] = Probability(point, lower, upper)
             continue
@@ -276,17 +349,20 @@ def predict_points(model: CompiledPredictor | LoadedBundle, patients, *,
     inputs = _Inputs(predictor, patients)
     suffixes = ("", "_lower", "_upper") if intervals else ("",)
     out: dict[str, np.ndarray] = {}
+    available = {name: [i for i in _horizon_index(compiled).values() if i is not None]
+                 for name, compiled in predictor.models.items() if compiled.kind == "cox"}
+    evaluated = _evaluate(inputs, predictor.models,
+                          {name: available.get(name, slice(None)) for name in predictor.models},
+                          intervals)
     for name, compiled in predictor.models.items():
+        values = evaluated[name]
         if compiled.kind == "logistic":
-            values = _evaluate(inputs, compiled, slice(None), intervals)
             out.update((name + suffix, value) for suffix, value in zip(suffixes, values))
             continue
         index = _horizon_index(compiled)
-        available = [i for i in index.values() if i is not None]
-        values = _evaluate(inputs, compiled, available, intervals)
         for h, i in index.items():
             for suffix, value in zip(suffixes, values):
                 out[f"{name}_{h}mo{suffix}"] = (np.full(inputs.n, np.nan) if i is None
-                                                else value[:, available.index(i)].copy())
+                                                else value[:, available[name].index(i)].copy())
     out["burden_subgroup"] = inputs.subgroup
     return out
