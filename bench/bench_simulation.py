@@ -17,7 +17,14 @@ any fit not re-run kept from the committed study, round 1's re-run fits checked 
 
     .venv/bin/python bench/bench_simulation.py --repetitions 200 100 40 --sizes 78 200 500 \
         --outcomes cr severe_crs --keep-rows docs/simulation/rows.csv --out docs/simulation \
-        --update-packaged
+        --update-packaged --round 2
+
+Round 3 (Amendment 2: the eight logistic candidates on 1,000 cohorts of n = 78, round 2's
+cohorts at 200 and 500; the Cox rows kept)::
+
+    .venv/bin/python bench/bench_simulation.py --repetitions 1000 100 40 --sizes 78 200 500 \
+        --outcomes cr severe_crs --keep-rows docs/simulation/rows.csv --out docs/simulation \
+        --update-packaged --round 3
 """
 from __future__ import annotations
 
@@ -52,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-rows", type=Path,
                         help="rows.csv of an earlier study: its fits that this run does not repeat "
                              "are kept, and the repeated ones are checked against it")
+    parser.add_argument("--round", type=int, default=2,
+                        help="with --keep-rows: the round this run is, for the study's command line")
     args = parser.parse_args(argv)
     print_header("simulation study: cart-risk simulate", argv)
     import pandas as pd
@@ -59,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from training.simulation import (merge_rounds, reproduction_gap, run_study, summarize,
                                      write_study)
 
-    earlier = pd.read_csv(args.keep_rows) if args.keep_rows else None
+    earlier = (pd.read_csv(args.keep_rows, float_precision="round_trip") if args.keep_rows
+               else None)
 
     repetitions = args.repetitions[0] if len(args.repetitions) == 1 else args.repetitions
     with tempfile.TemporaryDirectory() as scratch:
@@ -81,22 +91,26 @@ def main(argv: list[str] | None = None) -> int:
                   f"{gap['failed_mismatch']} failed in one run only, largest difference of a "
                   f"measure {gap['max_abs_difference']:.3g}")
             rows = merge_rounds(earlier, rows)
-            first = args.keep_rows.with_name("selection.json")
-            first = (json.loads(first.read_text())["command"].split(" (round 1), then ")[0]
-                     if first.exists() else f"the study in {args.keep_rows}")
-            command = (f"{first} (round 1), then .venv/bin/python bench/bench_simulation.py "
+            before = args.keep_rows.with_name("selection.json")
+            before = (json.loads(before.read_text())["command"] if before.exists()
+                      else f"the study in {args.keep_rows}")
+            if " (round 1), then " not in before:
+                before += " (round 1)"
+            command = (f"{before}, then .venv/bin/python bench/bench_simulation.py "
                        f"--repetitions {counts} --sizes {' '.join(map(str, args.sizes))} --seed "
                        f"{args.seed} --outcomes {' '.join(args.outcomes)} --keep-rows "
-                       f"{args.keep_rows} --out docs/simulation --update-packaged (round 2)")
+                       f"{args.keep_rows} --out docs/simulation --update-packaged --round "
+                       f"{args.round} (round {args.round})")
         meta = write_study(rows, out, command, args.seed, packaged_copy=args.update_packaged)
         summary = summarize(rows)
         for kind, sel in meta["selection"].items():
             print(f"{kind}: winner {sel['winner']} ({sel['reason']})")
         at78 = summary[summary.n == min(args.sizes)]
         for _, r in at78.iterrows():
-            print(f"  n = {r['n']} {r['outcome']:<10} {r['method']:<20} slope median "
-                  f"{r['slope_median']:.2f} (IQR {r['slope_q25']:.2f}-{r['slope_q75']:.2f}) "
-                  f"RMSE {r['rmse_mean']:.4f} edge {100 * r['edge_share']:.1f} % "
+            print(f"  n = {r['n']} {r['outcome']:<10} {r['method']:<28} slope median "
+                  f"{r['slope_median']:.3f} (MCSE {r['slope_median_mcse']:.3f}; IQR "
+                  f"{r['slope_q25']:.2f}-{r['slope_q75']:.2f}) RMSE {r['rmse_mean']:.4f} "
+                  f"(MCSE {r['rmse_mcse']:.4f}) edge {100 * r['edge_share']:.1f} % "
                   f"failed {100 * r['failure_share']:.1f} %")
         if args.out:
             print(f"study written to {out}")

@@ -70,9 +70,9 @@ def test_fallback_uses_firth_only_under_separation(data):
     assert fallback.intercept == plain.intercept
 
 
-def test_round2_methods_are_logistic_only():
+def test_round2_and_round3_methods_are_logistic_only():
     assert set(METHODS_BY_KIND["logistic"]) - set(METHODS_BY_KIND["cox"]) == {
-        "heuristic_shrinkage_fallback", "firth_heuristic_shrinkage"}
+        "heuristic_shrinkage_fallback", "firth_heuristic_shrinkage", "bootstrap_shrinkage"}
     with pytest.raises(ValueError, match="cox"):
         fit_cox_method("firth_heuristic_shrinkage", np.zeros((5, 1)), np.ones(5), np.ones(5))
     assert parse_methods(["logistic=heuristic_shrinkage_fallback"])["logistic"] == \

@@ -74,6 +74,21 @@ def test_rule_picks_the_lowest_rmse_among_the_calibrated():
     assert sorted(chosen["eligible"]) == ["a", "d"]
 
 
+def test_rmse_within_one_percent_goes_to_the_slopes_closest_to_one_and_says_so():
+    summary = _summary([
+        (78, "cr", "a", 0.96, 0.0832, 0, 0), (78, "severe_crs", "a", 1.035, 0.1072, 0, 0),
+        (78, "cr", "b", 0.95, 0.0822, 0, 0), (78, "severe_crs", "b", 1.006, 0.1069, 0, 0),
+        (78, "cr", "c", 0.99, 0.0900, 0, 0), (78, "severe_crs", "c", 1.0, 0.1100, 0, 0),
+    ])
+    chosen = select_method(summary, "logistic")
+    # b has the lowest RMSE (0.0945), a is 0.7 % above it and closer to 1 (|log 0.96| < |log 0.95|);
+    # c is closest to 1 but 5 % worse
+    assert chosen["winner"] == "a" and chosen["target_met"]
+    assert "within 1 % of the lowest (0.0945, b)" in chosen["reason"]
+    alone = select_method(summary[summary.method != "a"], "logistic")
+    assert alone["winner"] == "b" and alone["reason"].startswith("lowest mean RMSE")
+
+
 def test_rule_falls_back_to_the_slopes_closest_to_one():
     summary = _summary([
         (78, "efs", "a", 0.5, 0.10, 0, 0), (78, "os", "a", 0.6, 0.10, 0, 0),

@@ -28,6 +28,8 @@ LOGISTIC_EQUIVALENT = {
                                      "separation) and the re-estimated intercept"),
     "firth_heuristic_shrinkage": ("no scikit-learn equivalent: the stored estimator is the C=inf "
                                   "refit carrying the shrunken Firth coefficients"),
+    "bootstrap_shrinkage": ("scikit-learn LogisticRegression(C=inf) on the standardized columns, "
+                            "coefficients x the bootstrap shrinkage factor, intercept re-estimated"),
 }
 COX_EQUIVALENT = {
     "aic_ridge": ("lifelines CoxPHFitter(penalizer=lambda/n, l1_ratio=0) on the standardized "
@@ -47,7 +49,7 @@ def logistic_estimator(fit: logistic.LogisticFit, X: np.ndarray, y: np.ndarray):
     if fit.method in ("aic_ridge", "cv_ridge", "mle"):
         return logistic.to_sklearn(fit, X, y)
     model = logistic.to_sklearn(replace(fit, lam=0.0), X, y)
-    if fit.method == "heuristic_shrinkage":
+    if fit.method in ("heuristic_shrinkage", "bootstrap_shrinkage"):
         model.coef_ = model.coef_ * fit.shrinkage
     else:
         model.coef_ = fit.coef[None, :].copy()

@@ -55,6 +55,11 @@ RULES = {
         "Firth's coefficients x s = (LR - df) / LR, LR Firth's penalized likelihood-ratio "
         "statistic on df coefficients (Van Houwelingen & Le Cessie 1990); intercept re-estimated "
         "at the shrunken coefficients; no tuning"),
+    "bootstrap_shrinkage": (
+        "maximum likelihood coefficients x s, s the mean calibration slope on the cohort of the "
+        "maximum likelihood fits to 200 bootstrap resamples (fixed seed; resamples without a fit "
+        "dropped), capped to [0, 1] (Van Houwelingen & Le Cessie 1990; Steyerberg et al. 2001); "
+        "intercept re-estimated at the shrunken coefficients; no tuning"),
 }
 
 
@@ -153,7 +158,8 @@ def _penalty(fit, equivalent: str) -> dict:
     kind = {"aic_ridge": "ridge", "cv_ridge": "ridge", "firth": "firth",
             "heuristic_shrinkage": "uniform shrinkage", "mle": "none",
             "heuristic_shrinkage_fallback": "uniform shrinkage",
-            "firth_heuristic_shrinkage": "uniform shrinkage"}[method]
+            "firth_heuristic_shrinkage": "uniform shrinkage",
+            "bootstrap_shrinkage": "uniform shrinkage"}[method]
     block = {"kind": kind, "method": method, "lambda": float(fit.lam), "rule": RULES[method],
              "effective_df": _num(fit.df), "shrinkage": float(fit.shrinkage),
              "scale": "standardized columns (training mean and SD); lambda on the summed "

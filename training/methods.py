@@ -36,7 +36,18 @@ Logistic only (round 2 of the study, Amendment 1 of ``docs/method-selection.md``
     Firth's fit always, shrunk by s = (LR - df) / LR with the penalized LR above, the intercept
     re-estimated with the shrunken linear predictor as offset.
 
-Methods that need the unpenalized estimate (``heuristic_shrinkage``, ``mle``) raise
+Logistic only (round 3, Amendment 2):
+
+``bootstrap_shrinkage``
+    The maximum likelihood fit with every coefficient multiplied by the bootstrap calibration
+    slope (Van Houwelingen & Le Cessie 1990; Steyerberg et al. 2001): the mean, over
+    :data:`BOOTSTRAP_RESAMPLES` resamples of the cohort (fixed seed :data:`BOOTSTRAP_SEED`), of
+    the calibration slope on the cohort of the maximum likelihood fit to the resample, capped to
+    [0, 1]; resamples without a fit are dropped (:func:`bootstrap_slopes`). The intercept is then
+    re-estimated with the shrunken linear predictor as offset.
+
+Methods that need the unpenalized estimate (``heuristic_shrinkage``, ``bootstrap_shrinkage``,
+``mle``) raise
 :class:`training.logistic.FitError` under separation / monotone likelihood.
 """
 from __future__ import annotations
@@ -48,17 +59,24 @@ import numpy as np
 from training import cox, logistic
 from training.firth import firth_cox, firth_logistic, firth_lr, intercept_with_offset, shrinkage_factor
 from training.logistic import FitError
+from training.metrics import calibration_slope_of_log_odds
 from training.ridge import to_all_columns
 from training.tuning import search_grid
 
 #: Methods for both model kinds.
 METHODS = ("aic_ridge", "cv_ridge", "firth", "heuristic_shrinkage", "mle")
-#: Logistic-only methods added by round 2 of the study (docs/method-selection.md, Amendment 1).
-LOGISTIC_ONLY = ("heuristic_shrinkage_fallback", "firth_heuristic_shrinkage")
+#: Logistic-only methods added by rounds 2 and 3 of the study (docs/method-selection.md,
+#: Amendments 1 and 2).
+LOGISTIC_ONLY = ("heuristic_shrinkage_fallback", "firth_heuristic_shrinkage", "bootstrap_shrinkage")
 #: The methods of each model kind.
 METHODS_BY_KIND = {"logistic": METHODS + LOGISTIC_ONLY, "cox": METHODS}
 CV_FOLDS = 10
 CV_SEED = 20170201
+#: ``bootstrap_shrinkage`` (Amendment 2): resamples, their seed (fixed, so a fit is a function of
+#: its data), and the share of them that must have a fit.
+BOOTSTRAP_RESAMPLES = 200
+BOOTSTRAP_SEED = 20170201
+MIN_RESAMPLE_SHARE = 0.5
 
 LABELS = {
     "aic_ridge": "ridge, penalty by AIC (effective df), extended grid",
@@ -69,6 +87,7 @@ LABELS = {
     "heuristic_shrinkage_fallback": ("maximum likelihood (Firth's fit under separation) x Van "
                                      "Houwelingen-Le Cessie heuristic shrinkage"),
     "firth_heuristic_shrinkage": "Firth's penalized likelihood x Van Houwelingen-Le Cessie heuristic shrinkage",
+    "bootstrap_shrinkage": "maximum likelihood x bootstrap calibration-slope shrinkage",
 }
 
 
@@ -140,10 +159,9 @@ def _cv_logistic(X, y, grid):
     return search_grid(logistic.LAMBDA_GRID, evaluate)
 
 
-def _shrunken_logistic(X, y, coef_active, cov, lr, method) -> logistic.LogisticFit:
-    """Coefficients x the heuristic factor, intercept re-estimated with them as offset."""
+def _shrunken_logistic(X, y, coef_active, cov, s, method) -> logistic.LogisticFit:
+    """Coefficients x the factor ``s``, intercept re-estimated with them as offset."""
     _, _, Z, active, _ = _logistic_design(X)
-    s = shrinkage_factor(lr, int(active.sum()))
     offset = Z[:, active] @ (s * coef_active)
     est = np.r_[intercept_with_offset(y, offset), s * coef_active]
     intercept_variance = cov[0, 0]
@@ -153,9 +171,51 @@ def _shrunken_logistic(X, y, coef_active, cov, lr, method) -> logistic.LogisticF
 
 
 def _shrunken_firth(X, y, method) -> logistic.LogisticFit:
-    _, _, _, _, D = _logistic_design(X)
+    _, _, _, active, D = _logistic_design(X)
     est, cov = firth_logistic(D, y)
-    return _shrunken_logistic(X, y, est[1:], cov, firth_lr(D, y, est), method)
+    s = shrinkage_factor(firth_lr(D, y, est), int(active.sum()))
+    return _shrunken_logistic(X, y, est[1:], cov, s, method)
+
+
+def bootstrap_slopes(X: np.ndarray, y: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
+                     seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """Calibration slope on the cohort (X, y) of the maximum likelihood fit to each bootstrap
+    resample of it (Amendment 2 of docs/method-selection.md).
+
+    Resample b is the b-th draw of n row indices (with replacement) of one generator seeded with
+    ``seed``. Its slope is NaN when the resample has no maximum likelihood fit (one outcome class,
+    separation, no convergence), when a column is constant in it (the fit would drop that
+    predictor), or when the slope of the fit's log-odds on the cohort's outcomes does not exist.
+
+    Returns
+    -------
+    (resamples,) slopes, NaN for the failed resamples
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    active = logistic.standardize(X)[3]
+    rng = np.random.default_rng(seed)
+    slopes = np.full(resamples, np.nan)
+    for b in range(resamples):
+        rows = rng.integers(0, y.size, y.size)
+        try:
+            fit = logistic.fit_unpenalized(X[rows], y[rows])
+        except FitError:
+            continue
+        if np.array_equal(fit.active, active):
+            slopes[b] = calibration_slope_of_log_odds(y, fit.linear_predictor(X))
+    return slopes
+
+
+def bootstrap_factor(slopes: np.ndarray) -> float:
+    """Mean of the resamples' slopes that exist, capped to [0, 1]; :class:`FitError` when fewer
+    than :data:`MIN_RESAMPLE_SHARE` of them exist."""
+    slopes = np.asarray(slopes, dtype=float)
+    fitted = slopes[np.isfinite(slopes)]
+    if fitted.size < MIN_RESAMPLE_SHARE * slopes.size:
+        raise FitError(f"only {fitted.size} of {slopes.size} bootstrap resamples have a maximum "
+                       "likelihood fit")
+    return float(min(1.0, max(0.0, fitted.mean())))
 
 
 def fit_logistic_method(method: str, X: np.ndarray, y: np.ndarray) -> logistic.LogisticFit:
@@ -193,8 +253,11 @@ def fit_logistic_method(method: str, X: np.ndarray, y: np.ndarray) -> logistic.L
     if method == "mle":
         return replace(mle, method="mle")
     keep = np.r_[0, 1 + np.flatnonzero(mle.active)]
-    return _shrunken_logistic(X, y, mle.coef[mle.active], mle.cov[np.ix_(keep, keep)],
-                              2.0 * (mle.loglik - mle.loglik_null), method)
+    if method == "bootstrap_shrinkage":
+        s = bootstrap_factor(bootstrap_slopes(X, y))
+    else:
+        s = shrinkage_factor(2.0 * (mle.loglik - mle.loglik_null), int(mle.active.sum()))
+    return _shrunken_logistic(X, y, mle.coef[mle.active], mle.cov[np.ix_(keep, keep)], s, method)
 
 
 # --------------------------------------------------------------------------- Cox

@@ -62,8 +62,14 @@ def brier(y: np.ndarray, p: np.ndarray) -> float:
 
 def calibration_slope(y: np.ndarray, p: np.ndarray) -> float:
     """Slope b of logit P(y = 1) = a + b logit(p); 1 = ideal, < 1 = predictions too extreme."""
+    return calibration_slope_of_log_odds(y, logit(np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)))
+
+
+def calibration_slope_of_log_odds(y: np.ndarray, lp: np.ndarray) -> float:
+    """Slope b of logit P(y = 1) = a + b lp for 0/1 ``y`` and predicted log-odds ``lp`` (no
+    clipping); NaN when it does not exist (one outcome class, constant lp, separation)."""
     y = np.asarray(y, dtype=float)
-    lp = logit(np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS))
+    lp = np.asarray(lp, dtype=float)
     sd = lp.std()
     if y.min() == y.max() or np.ptp(lp) == 0:  # ptp, not sd: the sd of equal floats can be 1e-17
         return float("nan")

@@ -29,6 +29,7 @@ from training.config import load_config
 from training.logistic import FitError
 from training.methods import LABELS, METHODS_BY_KIND, fit_cox_method, fit_logistic_method
 from training.metrics import auc, calibration_slope, cox_calibration_slope, harrell_c
+from training.monte_carlo import mcse_mean, mcse_median
 
 VALIDATION_N = 10_000
 SIZES = (78, 200, 500)
@@ -141,7 +142,9 @@ def _quantile(values: np.ndarray, q: float) -> float:
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per (n, outcome, method): the measures' summaries over repetitions."""
+    """One row per (n, outcome, method): the measures' summaries over repetitions, with the
+    Monte Carlo standard errors (``*_mcse``, :mod:`training.monte_carlo`) of the median slope and
+    of the mean CITL, RMSE and C."""
     out = []
     for (n, outcome, method), group in rows.groupby(["n", "outcome", "method"], sort=False):
         ok = group[~group["failed"].astype(bool)]
@@ -149,13 +152,17 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
         out.append({
             "n": int(n), "outcome": outcome, "method": method, "cohorts": len(group),
             "failure_share": float(group["failed"].astype(bool).mean()),
-            "slope_median": _quantile(slope, 0.5), "slope_q25": _quantile(slope, 0.25),
+            "slope_median": _quantile(slope, 0.5), "slope_median_mcse": mcse_median(slope),
+            "slope_q25": _quantile(slope, 0.25),
             "slope_q75": _quantile(slope, 0.75), "slope_q05": _quantile(slope, 0.05),
             "slope_q95": _quantile(slope, 0.95),
             "citl_mean": float(ok["calibration_in_the_large"].mean()) if len(ok) else math.nan,
+            "citl_mcse": mcse_mean(ok["calibration_in_the_large"].to_numpy(float)),
             "rmse_mean": float(ok["rmse"].mean()) if len(ok) else math.nan,
+            "rmse_mcse": mcse_mean(ok["rmse"].to_numpy(float)),
             "mae_mean": float(ok["mae"].mean()) if len(ok) else math.nan,
             "c_mean": float(ok["c_index"].mean()) if len(ok) else math.nan,
+            "c_mcse": mcse_mean(ok["c_index"].to_numpy(float)),
             "edge_share": float(ok["edge"].astype(bool).mean()) if len(ok) else math.nan,
             "null_limit_share": float(ok["null_limit"].astype(bool).mean()) if len(ok) else math.nan,
         })
@@ -175,6 +182,15 @@ def _rank(table: dict, method: str, among) -> tuple:
     :data:`EXTENDS` (the extending method before the one it extends, on an exact tie)."""
     extended = EXTENDS.get(method) in among
     return (table[method]["slope_distance"], table[method]["rmse_mean"], 0 if extended else 1)
+
+
+def _mcse(group: pd.DataFrame) -> dict:
+    """Monte Carlo standard errors by outcome, reported beside the rule's inputs (never used
+    by it: docs/method-selection.md, Amendment 2)."""
+    if "slope_median_mcse" not in group:
+        return {}
+    return {f"{column}_mcse": dict(zip(group["outcome"], group[f"{column}_mcse"].astype(float)))
+            for column in ("slope_median", "rmse")}
 
 
 def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> dict:
@@ -198,6 +214,7 @@ def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> 
         table[method] = {"failure_share": float(group["failure_share"].max()),
                          "edge_share": float(group["edge_share"].fillna(0).max()),
                          "slope_median": slopes, "rmse_mean": float(group["rmse_mean"].mean()),
+                         **_mcse(group),
                          "safe": safe, "eligible": safe and in_target,
                          "slope_distance": _log_slope_distance(at_n, method, outcomes)}
     eligible = [m for m, t in table.items() if t["eligible"]]
@@ -205,10 +222,18 @@ def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> 
         best = min(table[m]["rmse_mean"] for m in eligible)
         close = [m for m in eligible if table[m]["rmse_mean"] <= best * (1 + TIE_RELATIVE)]
         winner = min(close, key=lambda m: _rank(table, m, close))
-        reason = (f"lowest mean RMSE against the true risk ({table[winner]['rmse_mean']:.4f}) among "
-                  f"the methods with median calibration slopes in [{SLOPE_TARGET[0]}, "
-                  f"{SLOPE_TARGET[1]}] for {' and '.join(outcomes)}, at most 1 % failed fits and "
-                  "at most 1 % grid-edge choices")
+        among = (f"the methods with median calibration slopes in [{SLOPE_TARGET[0]}, "
+                 f"{SLOPE_TARGET[1]}] for {' and '.join(outcomes)}, at most 1 % failed fits and "
+                 "at most 1 % grid-edge choices")
+        lowest = min(eligible, key=lambda m: table[m]["rmse_mean"])
+        if table[winner]["rmse_mean"] == best:
+            reason = (f"lowest mean RMSE against the true risk ({best:.4f}) among {among}"
+                      + (f"; within 1 % of it, its median slopes are the closest to 1"
+                         if len(close) > 1 else ""))
+        else:  # step 2's tie-break: the lowest RMSE is not the winner's
+            reason = (f"among {among}, its mean RMSE against the true risk "
+                      f"({table[winner]['rmse_mean']:.4f}) is within 1 % of the lowest ({best:.4f}, "
+                      f"{lowest}), and of those its median slopes are the closest to 1")
         return {"kind": kind, "n": n, "winner": winner, "eligible": eligible, "target_met": True,
                 "reason": reason, "table": table}
     safe = [m for m, t in table.items() if t["safe"]]
@@ -280,7 +305,8 @@ def combine_parts(part_dirs, out_dir, command: str, seed: int, packaged_copy: bo
     Every cohort's seed is ``[seed, n, r]``, so runs over disjoint sizes give exactly the rows the
     single command ``command`` gives; this lets the long sizes run separately.
     """
-    rows = pd.concat([pd.read_csv(Path(d) / "rows.csv") for d in part_dirs], ignore_index=True)
+    rows = pd.concat([pd.read_csv(Path(d) / "rows.csv", float_precision="round_trip")
+                      for d in part_dirs], ignore_index=True)
     if rows.duplicated(["n", "repetition", "outcome", "method"]).any():
         raise ValueError("the parts overlap: the same cohort appears twice")
     return write_study(rows, out_dir, command, seed, packaged_copy=packaged_copy)

@@ -22,21 +22,29 @@ def _f(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _with_mcse(r: pd.Series, column: str, mcse: str, digits: int) -> str:
+    """``value (MCSE)``; the value alone for a study written before MCSEs were reported."""
+    value = _f(r[column], digits)
+    return value if mcse not in r else f"{value} ({_f(r[mcse], digits)})"
+
+
 def table_rows(summary: pd.DataFrame) -> list[list[str]]:
     """One row of display strings per (n, outcome, method)."""
     rows = []
     for _, r in summary.sort_values(["n", "outcome", "method"], kind="stable").iterrows():
         rows.append([str(r["n"]), OUTCOME_LABELS.get(r["outcome"], r["outcome"]), r["method"],
-                     _f(r["slope_median"], 3), f"{_f(r['slope_q25'], 2)}-{_f(r['slope_q75'], 2)}",
+                     _with_mcse(r, "slope_median", "slope_median_mcse", 3),
+                     f"{_f(r['slope_q25'], 2)}-{_f(r['slope_q75'], 2)}",
                      f"{_f(r['slope_q05'], 2)}-{_f(r['slope_q95'], 2)}",
-                     _f(r["citl_mean"]), _f(r["rmse_mean"]), _f(r["mae_mean"]), _f(r["c_mean"]),
+                     _f(r["citl_mean"]), _with_mcse(r, "rmse_mean", "rmse_mcse", 4),
+                     _f(r["mae_mean"]), _f(r["c_mean"]),
                      f"{100 * r['edge_share']:.1f} %", f"{100 * r['null_limit_share']:.1f} %",
                      f"{100 * r['failure_share']:.1f} %"])
     return rows
 
 
-HEADER = ["n", "outcome", "method", "slope median", "slope IQR", "slope 5-95 %",
-          "CITL (mean)", "RMSE", "MAE", "C", "grid edge", "no-effect limit", "failed"]
+HEADER = ["n", "outcome", "method", "slope median (MCSE)", "slope IQR", "slope 5-95 %",
+          "CITL (mean)", "RMSE (MCSE)", "MAE", "C", "grid edge", "no-effect limit", "failed"]
 
 
 def summary_markdown(summary: pd.DataFrame, selection: dict, command: str) -> str:
@@ -50,7 +58,11 @@ def summary_markdown(summary: pd.DataFrame, selection: dict, command: str) -> st
     lines += ["", "## Measures by cohort size, outcome and method", "",
               "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary)]
-    lines += ["", "Slope: calibration slope on the independent sample (1 = ideal; > 1 predictions "
+    lines += ["", "MCSE: Monte Carlo standard error over the cohorts (Morris, White & Crowther "
+              "2019): for the median slope from the order-statistic 95 % interval of a median "
+              "(width / 3.92), for the mean RMSE sd / sqrt(cohorts); `training/monte_carlo.py`. "
+              "It is reported beside the rule's inputs and not used by the rule.",
+              "", "Slope: calibration slope on the independent sample (1 = ideal; > 1 predictions "
               "too close to the average, < 1 too extreme; inf = no spread). CITL: mean predicted "
               "minus mean true risk. RMSE / MAE: predicted vs true risk. Grid edge: penalty at an end of "
               "the extended grid where the criterion had not turned. No-effect limit: the criterion "
