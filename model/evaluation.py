@@ -115,8 +115,7 @@ def _design_layout(predictor: CompiledPredictor) -> tuple[list[str], dict[str, n
 
 def _linear(x, model: CompiledModel, boot: bool) -> np.ndarray:
     lp = x @ model.boot_weights.T + model.boot_offset if boot else x @ model.weights + model.offset
-    # np.clip's own checks cost more than the two ufuncs on one patient's few numbers
-    return np.minimum(np.maximum(lp, -_LP_LIMIT, out=lp), _LP_LIMIT, out=lp)
+    return np.clip(lp, -_LP_LIMIT, _LP_LIMIT, out=lp)
 
 
 def _logistic(lp: np.ndarray) -> np.ndarray:
