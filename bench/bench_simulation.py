@@ -25,6 +25,13 @@ cohorts at 200 and 500; the Cox rows kept)::
     .venv/bin/python bench/bench_simulation.py --repetitions 1000 100 40 --sizes 78 200 500 \
         --outcomes cr severe_crs --keep-rows docs/simulation/rows.csv --out docs/simulation \
         --update-packaged --round 3
+
+Round 4 (Amendment 3: the five Cox candidates on 1,000 cohorts of n = 78 and round 1's cohorts at
+200 and 500; the logistic rows kept; nothing written unless round 1's Cox rows are reproduced)::
+
+    .venv/bin/python bench/bench_simulation.py --repetitions 1000 100 40 --sizes 78 200 500 \
+        --outcomes efs os --keep-rows docs/simulation/rows.csv --out docs/simulation \
+        --update-packaged --round 4
 """
 from __future__ import annotations
 
@@ -61,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                              "are kept, and the repeated ones are checked against it")
     parser.add_argument("--round", type=int, default=2,
                         help="with --keep-rows: the round this run is, for the study's command line")
+    parser.add_argument("--max-gap", type=float, default=1e-8,
+                        help="with --keep-rows: write nothing if a re-run fit failed in one run "
+                             "only or a measure differs from the earlier row by more than this")
     args = parser.parse_args(argv)
     print_header("simulation study: cart-risk simulate", argv)
     import pandas as pd
@@ -90,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"re-run fits checked against {args.keep_rows}: {gap['rows']} compared, "
                   f"{gap['failed_mismatch']} failed in one run only, largest difference of a "
                   f"measure {gap['max_abs_difference']:.3g}")
+            if gap["failed_mismatch"] or gap["max_abs_difference"] > args.max_gap:
+                print(f"not reproduced (more than --max-gap {args.max_gap:g}): nothing written, "
+                      f"{args.keep_rows} left as it is", file=sys.stderr)
+                return 1
             rows = merge_rounds(earlier, rows)
             before = args.keep_rows.with_name("selection.json")
             before = (json.loads(before.read_text())["command"] if before.exists()
