@@ -54,3 +54,25 @@ def test_ensemble_benchmark_runs_on_one_split(ensemble_bundle_path):
                     "--jobs", "1")
     assert "generator: 1 of 1 splits reproduced every published statistic" in out
     assert "coverage of 1 fresh reconstructions" in out and "Rubin" in out
+
+
+@pytest.mark.slow
+def test_simulation_benchmark_writes_nothing_when_kept_rows_are_not_reproduced(tmp_path):
+    import pandas as pd
+
+    committed = pd.read_csv(REPO / "docs" / "simulation" / "rows.csv", float_precision="round_trip")
+    kept = committed[(committed.n == 78) & (committed.repetition == 0)
+                     & committed.outcome.isin(["efs", "os"])].copy()
+    kept.loc[kept.index[0], "rmse"] += 0.5  # one fit that the re-run cannot reproduce
+    kept.to_csv(tmp_path / "rows.csv", index=False)
+    out = tmp_path / "study"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_simulation.py"), "--repetitions", "1",
+         "--sizes", "78", "--jobs", "1", "--outcomes", "efs", "os", "--keep-rows",
+         str(tmp_path / "rows.csv"), "--out", str(out), "--round", "4"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"{len(kept)} compared, 0 failed in one run only, largest difference of a measure 0.5" \
+        in result.stdout
+    assert "not reproduced" in result.stderr and not out.exists()
+    assert "winner" not in result.stdout
