@@ -1,6 +1,6 @@
 """API throughput: ``POST /api/v1/predict`` against ``GET /healthz`` on the same gunicorn server.
 
-Starts ``cart-risk serve`` (gunicorn, sync workers) on a free port of 127.0.0.1, warms it up, then
+Starts ``cart-risk serve`` (gunicorn, threaded workers: calculator/server.py) on a free port of 127.0.0.1, warms it up, then
 measures, in one run and against the same server:
 
 - memory: the resident set (RSS) of each worker after warm-up and after 1,000 more predictions
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", type=Path, help="bundle directory (default: the default "
                                                     "bundle, trained on first use)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (threaded, calculator.server.THREADS threads each)")
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk",
                         help="load tool (default: wrk, Debian package)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     print_header("API throughput: POST /api/v1/predict vs GET /healthz (gunicorn, loopback)")
 
     from calculator.defaults import ensure_default_bundle
+    from calculator.server import THREADS
     from model.bundle import load_predictor
 
     bundle_path = args.bundle or ensure_default_bundle()
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     client = (f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s" if args.client == "wrk"
               else f"python client, {args.concurrency} threads with keep-alive")
     print(f"bundle: {bundle.id[:12]} (B = {bundle.manifest.get('bootstrap')}), "
-          f"workers: {args.workers} sync, load: {client}")
+          f"workers: {args.workers} threaded (x {THREADS} threads), load: {client}")
     predict = predict_calls(list(bundle.predictor.required_fields))
     healthz = [Call("GET", "/healthz", label="healthz")]
 

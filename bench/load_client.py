@@ -1,8 +1,8 @@
 """A bounded HTTP load client for loopback benchmarks, and the gunicorn server it runs against.
 
 :func:`run_load` sends a fixed number of requests from a fixed number of threads, each with its own
-keep-alive ``http.client`` connection (reopened when the server closes it, as gunicorn's sync
-workers do after every answer). It is bounded twice, by the request count and by a time limit,
+keep-alive ``http.client`` connection (reopened whenever the server closes it, e.g. after its
+keep-alive timeout). It is bounded twice, by the request count and by a time limit,
 and it only ever targets the loopback interface: any other host is refused before a request is
 sent. :class:`Server` starts ``cart-risk serve`` on a free loopback port and reads its workers'
 memory from ``/proc``.
@@ -203,7 +203,7 @@ def free_port() -> int:
 
 
 class Server:
-    """``cart-risk serve`` (gunicorn, sync workers) on a free port of 127.0.0.1.
+    """``cart-risk serve`` (gunicorn, threaded workers) on a free port of 127.0.0.1.
 
     Parameters
     ----------
