@@ -57,6 +57,17 @@ def test_study_rows_and_summary_are_deterministic():
     assert (summary["rmse_mean"] > 0).all() and (summary["mae_mean"] <= summary["rmse_mean"]).all()
 
 
+def test_flat_fits_count_every_fit_without_predictor_effects():
+    rows = pd.DataFrame({"n": 78, "outcome": "os", "method": "m", "failed": [0, 0, 0, 0, 1],
+                         "calibration_slope": [0.9, np.inf, 1.3, np.inf, np.nan],
+                         "null_limit": [0, 1, 0, 0, 0], "edge": 0, "rmse": 0.1, "mae": 0.08,
+                         "calibration_in_the_large": 0.0, "c_index": 0.6})
+    summary = summarize(rows).iloc[0]
+    # one flat fit tuned to the limit, one shrunk to nothing; the failed fit is not counted
+    assert summary["flat_share"] == 0.5 and summary["null_limit_share"] == 0.25
+    assert summary["slope_median"] == np.inf  # (1.3 + inf) / 2: medians count flat fits as inf
+
+
 def _summary(rows):
     return pd.DataFrame([dict(zip(["n", "outcome", "method", "slope_median", "rmse_mean",
                                    "failure_share", "edge_share"], r)) for r in rows])

@@ -165,6 +165,8 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
             "c_mcse": mcse_mean(ok["c_index"].to_numpy(float)),
             "edge_share": float(ok["edge"].astype(bool).mean()) if len(ok) else math.nan,
             "null_limit_share": float(ok["null_limit"].astype(bool).mean()) if len(ok) else math.nan,
+            # any fit without predictor effects: tuned to the limit, or shrunk by a factor of 0
+            "flat_share": float(np.mean(slope == math.inf)) if len(ok) else math.nan,
         })
     return pd.DataFrame(out)
 

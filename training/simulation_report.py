@@ -28,6 +28,11 @@ def _with_mcse(r: pd.Series, column: str, mcse: str, digits: int) -> str:
     return value if mcse not in r else f"{value} ({_f(r[mcse], digits)})"
 
 
+def _share(r: pd.Series, column: str) -> str:
+    """A share in %; blank for a study written before the column existed."""
+    return "" if column not in r or pd.isna(r[column]) else f"{100 * r[column]:.1f} %"
+
+
 def table_rows(summary: pd.DataFrame) -> list[list[str]]:
     """One row of display strings per (n, outcome, method)."""
     rows = []
@@ -39,12 +44,13 @@ def table_rows(summary: pd.DataFrame) -> list[list[str]]:
                      _f(r["citl_mean"]), _with_mcse(r, "rmse_mean", "rmse_mcse", 4),
                      _f(r["mae_mean"]), _f(r["c_mean"]),
                      f"{100 * r['edge_share']:.1f} %", f"{100 * r['null_limit_share']:.1f} %",
-                     f"{100 * r['failure_share']:.1f} %"])
+                     _share(r, "flat_share"), f"{100 * r['failure_share']:.1f} %"])
     return rows
 
 
 HEADER = ["n", "outcome", "method", "slope median (MCSE)", "slope IQR", "slope 5-95 %",
-          "CITL (mean)", "RMSE (MCSE)", "MAE", "C", "grid edge", "no-effect limit", "failed"]
+          "CITL (mean)", "RMSE (MCSE)", "MAE", "C", "grid edge", "no-effect limit", "flat fits",
+          "failed"]
 
 
 def summary_markdown(summary: pd.DataFrame, selection: dict, command: str) -> str:
@@ -66,7 +72,9 @@ def summary_markdown(summary: pd.DataFrame, selection: dict, command: str) -> st
               "too close to the average, < 1 too extreme; inf = no spread). CITL: mean predicted "
               "minus mean true risk. RMSE / MAE: predicted vs true risk. Grid edge: penalty at an end of "
               "the extended grid where the criterion had not turned. No-effect limit: the criterion "
-              "fell all the way to lambda = 1e6, i.e. the tuned model has no predictor effects.", ""]
+              "fell all the way to lambda = 1e6, i.e. the tuned model has no predictor effects. "
+              "Flat fits: every fit without predictor effects (slope inf), whether tuned to that "
+              "limit or shrunk by a factor of 0 (heuristic shrinkage when LR <= df).", ""]
     return "\n".join(lines)
 
 
