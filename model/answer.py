@@ -114,7 +114,7 @@ class _CohortFacts:
     warnings: tuple[str, ...]  # the few-at-risk warnings
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=8)  # a few bundles x 2 outcomes: a replaced bundle is soon let go
 def _cohort_facts(bundle: LoadedBundle, name: str) -> _CohortFacts:
     """The patient-independent part of a survival answer, worked out once a bundle and outcome."""
     curves_months = bundle.predictor.models[name].months

@@ -285,12 +285,12 @@ def _evaluate(inputs: _Inputs, models: Mapping[str, CompiledModel],
                         else np.exp(np.exp(lp)[:, None] * model.log_baseline[columns[name]]))
     if not intervals:
         return {name: (inputs.hide_outside(point), None, None) for name, point in points.items()}
-    bounds = {}
-    for kind, evaluate in (("logistic", _probability_bounds), ("cox", _survival_bands)):
-        names = [name for name, model in models.items() if model.kind == kind]
-        extra = () if kind == "logistic" else ([columns[name] for name in names],)
-        found = evaluate([xs[name] for name in names], [models[name] for name in names], *extra)
-        bounds.update(zip(names, found))
+    logistic = [name for name, model in models.items() if model.kind == "logistic"]
+    cox = [name for name, model in models.items() if model.kind == "cox"]
+    bounds = dict(zip(logistic, _probability_bounds([xs[n] for n in logistic],
+                                                    [models[n] for n in logistic])))
+    bounds.update(zip(cox, _survival_bands([xs[n] for n in cox], [models[n] for n in cox],
+                                           [columns[n] for n in cox])))
     return {name: tuple(inputs.hide_outside(v)
                         for v in (point, *_enclosing(point, *bounds[name])))
             for name, point in points.items()}
