@@ -20,7 +20,7 @@ import pandas as pd
 from model.bundle import write_bundle
 from model.cohort import read_cohort, write_cohort
 from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from model.features import BLASTS_FLOOR_PCT
+from model.features import BLASTS_FLOOR_PCT, design_matrix
 from model.outcomes import BY_NAME, COX, NAMES
 from model.predictor import compile_predictor, predict_points
 from model.provenance import PROVENANCE_RECONSTRUCTED
@@ -28,7 +28,8 @@ from training.paper.analyses import derive, load_published
 from training.evaluation.bands import scrs_band_table, wilson_interval
 from training.development.config import load_config
 from training.paper.ensemble import read_index
-from training.development.fit_models import fit_model
+from training.development.ensemble_validation import VALIDATION_REPLICATES, validate_pooled
+from training.development.fit_models import HORIZON_MONTHS, fit_model, more_refits
 from training.fitting.logistic import FitError
 from training.development.pooling import POOLING_RULE, pool_cox, pool_logistic, pooled_coefficients, pooled_entry
 from training.options import TrainingError, training_options
@@ -146,8 +147,14 @@ def ensemble_bands(cohorts: list[pd.DataFrame]) -> list[dict]:
     return rows
 
 
-def _fit_members(name, features, cohorts, per_member, seed, jobs, show, backend, grid, fit_keywords):
-    """Fit ``name`` on every member; members run in parallel (each member's refits serially).
+def _fit_members(name, features, cohorts, per_member, replicates, seed, jobs, show, backend, grid,
+                 fit_keywords):
+    """Fit ``name`` on every member with ``replicates`` refits (at least ``per_member``);
+    members run in parallel (each member's refits serially).
+
+    Refit b of member k is drawn from ``SeedSequence(seed + k).spawn(R)[b]``, so the first
+    ``per_member`` refits are the ones a run with ``per_member`` refits draws: the served
+    parameter sets do not depend on how many validation replicates follow them.
 
     Spreading whole members over the workers (``jobs`` local processes, or every worker of a dask
     cluster) beats spreading each member's few refits. Every member and refit has its own seed,
@@ -155,11 +162,11 @@ def _fit_members(name, features, cohorts, per_member, seed, jobs, show, backend,
     """
     from joblib import Parallel, delayed, parallel_config
 
+    refits = max(per_member, replicates)
     if show:
-        print(f"{name}: {len(cohorts)} reconstructions, {per_member} bootstrap refits each",
-              file=sys.stderr)
-    calls = (delayed(fit_model)(name, df, features, B=per_member, seed=seed + k, jobs=1,
-                                progress=False, backend=None, month_grid=grid, **fit_keywords)
+        print(f"{name}: {len(cohorts)} reconstructions, {refits} refits each ({per_member} kept "
+              "for the intervals)", file=sys.stderr)
+    calls = (delayed(_fit_member)(name, df, features, per_member, refits, seed + k, grid, fit_keywords)
              for k, df in enumerate(cohorts))
     if jobs == 1 and backend in (None, "loky"):
         return [call[0](*call[1], **call[2]) for call in calls]
@@ -167,7 +174,29 @@ def _fit_members(name, features, cohorts, per_member, seed, jobs, show, backend,
         return Parallel(n_jobs=jobs)(calls)
 
 
-def _pool(name, features, fitted, grid, per_member):
+def _fit_member(name, cohort, features, per_member, refits, seed, grid, fit_keywords):
+    """(member's FittedModel with ``per_member`` scored refits, all ``refits`` refits, their rows)."""
+    fitted = fit_model(name, cohort, features, B=per_member, seed=seed, jobs=1, progress=False,
+                       backend=None, month_grid=grid, **fit_keywords)
+    more, rows = more_refits(name, cohort, features, seed=seed, start=per_member, stop=refits,
+                             method=fit_keywords.get("method"))
+    return fitted, [*fitted.result.fits, *more], np.concatenate([fitted.result.samples, rows])
+
+
+def _member_data(name, cohort, features) -> dict:
+    columns = BY_NAME[name].model_columns
+    data = {"X": design_matrix(cohort, features)}
+    if BY_NAME[name].kind == "logistic":
+        data["y"] = cohort[columns[0]].to_numpy(dtype=int)
+    else:
+        data["time"], data["event"] = cohort[columns[0]].to_numpy(float), cohort[columns[1]].to_numpy(int)
+    return data
+
+
+def _pool(name, features, fitted, grid, per_member, cohorts, jobs):
+    refits = [f[1] for f in fitted]
+    samples = np.array([f[2] for f in fitted])
+    fitted = [f[0] for f in fitted]
     fits = [f.result.fit for f in fitted]
     boots = [f.result.fits for f in fitted]
     center, scale = np.asarray(fits[0].center, float), np.asarray(fits[0].scale, float)
@@ -180,7 +209,10 @@ def _pool(name, features, fitted, grid, per_member):
                            else e.entry["coefficients"][f]["se"] for f in features] for e in fitted], float)
     ratio = "odds_ratio" if kind == "logistic" else "hazard_ratio"
     coefficients = pooled_coefficients(features, member_coef, boot_coef, scale, member_se, ratio)
-    entry = pooled_entry([f.entry for f in fitted], coefficients, len(boot_coef), per_member)
+    validation = validate_pooled(kind, fits, refits, samples,
+                                 [_member_data(name, c, features) for c in cohorts], center, scale,
+                                 grid, HORIZON_MONTHS, jobs)
+    entry = pooled_entry([f.entry for f in fitted], coefficients, len(boot_coef), per_member, validation)
     if kind == "logistic":
         entry["intercept"] = float(parts["intercept"] - (center / scale) @ np.array(parts["coef"]))
     else:
@@ -203,7 +235,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
                    seed: int = DEFAULT_SEED, jobs: int = 1, features_path=None,
                    backend: str | None = None, scheduler: str | None = None,
                    progress: bool | None = None, methods: dict[str, str] | None = None,
-                   **fit_keywords) -> dict:
+                   validation_replicates: int = VALIDATION_REPLICATES, **fit_keywords) -> dict:
     """Fit every available model on each ensemble member, pool, and write one bundle.
 
     Parameters
@@ -216,6 +248,9 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
     methods : dict, optional
         Fitting method by model kind, as :func:`training.train.train` (default: the simulation
         study's winners); every member is fitted with the same method.
+    validation_replicates : int
+        Replicates of the pooled model's optimism bootstrap (each refits every member once;
+        docs/ensemble.md); fewer than the default only for quick tests.
     **fit_keywords
         Passed through to :func:`training.development.fit_models.fit_model`.
 
@@ -243,14 +278,15 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
     with parallel_backend(options.backend, options.scheduler) as backend_name:
         for name, features in plan.items():
             try:
-                fitted = _fit_members(name, features, cohorts, per_member, seed, jobs, show,
+                fitted = _fit_members(name, features, cohorts, per_member, validation_replicates,
+                                      seed, jobs, show,
                                       backend_name, grid,
                                       {"method": methods[BY_NAME[name].kind], **fit_keywords})
             except FitError as problem:
                 skipped[name] = f"{name} model could not be fitted on every reconstruction: {problem}"
                 continue
-            entries[name], params[name], parts[name], estimators[name] = _pool(name, features, fitted,
-                                                                                grid, per_member)
+            entries[name], params[name], parts[name], estimators[name] = _pool(
+                name, features, fitted, grid, per_member, cohorts, jobs)
     if not entries:
         raise TrainingError(f"{ensemble_dir}: no model can be fitted: " + "; ".join(skipped.values()))
     bands = ensemble_bands(cohorts)
@@ -271,6 +307,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
     }
     manifest["ensemble"] = {
         "members": k, "bootstrap_per_member": per_member, "pooling": POOLING_RULE,
+        "validation_replicates": max(per_member, int(validation_replicates)),
         "index": index, "published_scrs": PUBLISHED_SCRS,
         "outputs": outputs_across_members(json_safe(predictor), parts, manifest, k),
     }

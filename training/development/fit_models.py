@@ -19,7 +19,7 @@ from model.outcomes import BY_NAME
 from model.patient import PATIENT_FIELDS
 from training.fitting import cox, logistic
 from training.evaluation import ph_test
-from training.development.bootstrap import BootstrapResult, optimism_bootstrap
+from training.development.bootstrap import BootstrapResult, bootstrap_refits, optimism_bootstrap
 from training.development.card_warnings import card_warnings as _warnings
 from training.development.audit import COX_EQUIVALENT, LOGISTIC_EQUIVALENT, cox_estimator, logistic_estimator
 from training.development.methods import LABELS, METHODS_BY_KIND, fit_cox_method, fit_logistic_method
@@ -354,3 +354,20 @@ def fit_model(name: str, cohort: pd.DataFrame, features: tuple[str, ...], *, B: 
     if month_grid is None:
         raise ValueError("a Cox model needs month_grid")
     return _cox_model(*args, month_grid=month_grid)
+
+
+def more_refits(name: str, cohort: pd.DataFrame, features: tuple[str, ...], *, seed: int,
+                start: int, stop: int, method: str | None = None) -> tuple[list, np.ndarray]:
+    """Refits ``start .. stop - 1`` of :func:`fit_model`'s bootstrap (same ``seed`` and method),
+    unscored: they continue its resample sequence (the ensemble's pooled validation,
+    :mod:`training.development.ensemble_validation`). Returns the fits and their rows (k, n)."""
+    kind = BY_NAME[name].kind
+    method = DEFAULT_METHODS[kind] if method is None else method
+    X = design_matrix(cohort, features)
+    columns = BY_NAME[name].model_columns
+    if kind == "logistic":
+        return bootstrap_refits(partial(_fit_logistic, method=method),
+                                {"X": X, "y": cohort[columns[0]].to_numpy(dtype=int)}, seed, start, stop)
+    data = {"X": X, "time": cohort[columns[0]].to_numpy(dtype=float),
+            "event": cohort[columns[1]].to_numpy(dtype=int)}
+    return bootstrap_refits(partial(_fit_cox, method=method), data, seed, start, stop)
