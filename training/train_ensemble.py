@@ -149,12 +149,11 @@ def ensemble_bands(cohorts: list[pd.DataFrame]) -> list[dict]:
 
 def _fit_members(name, features, cohorts, per_member, replicates, seed, jobs, show, backend, grid,
                  fit_keywords):
-    """Fit ``name`` on every member with ``replicates`` refits (at least ``per_member``);
-    members run in parallel (each member's refits serially).
-
-    Refit b of member k is drawn from ``SeedSequence(seed + k).spawn(R)[b]``, so the first
-    ``per_member`` refits are the ones a run with ``per_member`` refits draws: the served
-    parameter sets do not depend on how many validation replicates follow them.
+    """Fit ``name`` on every member: ``per_member`` bootstrap refits for the served intervals
+    (member k's drawn from ``SeedSequence(seed + k)``, as before the pooled validation), and
+    ``replicates`` (at least ``per_member``) refits for the pooled validation, on resamples of
+    the same row positions in every member (:func:`validation_seed`); members run in parallel
+    (each member's refits serially).
 
     Spreading whole members over the workers (``jobs`` local processes, or every worker of a dask
     cluster) beats spreading each member's few refits. Every member and refit has its own seed,
@@ -164,9 +163,10 @@ def _fit_members(name, features, cohorts, per_member, replicates, seed, jobs, sh
 
     refits = max(per_member, replicates)
     if show:
-        print(f"{name}: {len(cohorts)} reconstructions, {refits} refits each ({per_member} kept "
-              "for the intervals)", file=sys.stderr)
-    calls = (delayed(_fit_member)(name, df, features, per_member, refits, seed + k, grid, fit_keywords)
+        print(f"{name}: {len(cohorts)} reconstructions, {per_member} bootstrap refits each for the "
+              f"intervals and {refits} for the pooled validation", file=sys.stderr)
+    calls = (delayed(_fit_member)(name, df, features, per_member, refits, seed + k,
+                                  validation_seed(seed), grid, fit_keywords)
              for k, df in enumerate(cohorts))
     if jobs == 1 and backend in (None, "loky"):
         return [call[0](*call[1], **call[2]) for call in calls]
@@ -174,13 +174,27 @@ def _fit_members(name, features, cohorts, per_member, replicates, seed, jobs, sh
         return Parallel(n_jobs=jobs)(calls)
 
 
-def _fit_member(name, cohort, features, per_member, refits, seed, grid, fit_keywords):
-    """(member's FittedModel with ``per_member`` scored refits, all ``refits`` refits, their rows)."""
+def _fit_member(name, cohort, features, per_member, replicates, seed, shared_seed, grid, fit_keywords):
+    """(member's FittedModel with its ``per_member`` served refits, ``replicates`` validation
+    refits on the resamples every member shares, their rows)."""
     fitted = fit_model(name, cohort, features, B=per_member, seed=seed, jobs=1, progress=False,
                        backend=None, month_grid=grid, **fit_keywords)
-    more, rows = more_refits(name, cohort, features, seed=seed, start=per_member, stop=refits,
-                             method=fit_keywords.get("method"))
-    return fitted, [*fitted.result.fits, *more], np.concatenate([fitted.result.samples, rows])
+    refits, rows = more_refits(name, cohort, features, seed=shared_seed, start=0, stop=replicates,
+                               method=fit_keywords.get("method"))
+    return fitted, refits, rows
+
+
+def validation_seed(seed: int) -> list[int]:
+    """Entropy of the pooled validation's resamples: replicate b draws the same rows (positions
+    1-78) in every reconstruction, from ``SeedSequence([seed, 2]).spawn(R)[b]``.
+
+    The reconstructions are versions of the same 78 patients, not 20 samples of 78: resampling
+    each independently would give a pooled replicate the information of 1,560 patients and hide
+    most of the optimism (if every member were the same cohort, the pooled replicate would be the
+    bagged mean of 20 refits instead of one refit). With shared positions that limit is exactly
+    the single-cohort bootstrap. docs/ensemble.md, "Validation of the pooled model".
+    """
+    return [int(seed), 2]
 
 
 def _member_data(name, cohort, features) -> dict:
@@ -205,10 +219,9 @@ def _pool(name, features, fitted, grid, per_member, cohorts, jobs):
              else pool_cox(fits, boots, center, scale, grid))
     member_coef = np.array(parts["members"]["coef"], float)
     boot_coef = np.array(parts["bootstrap"]["coef"], float)
-    member_se = np.array([[np.nan if e.entry["coefficients"][f].get("se") is None
-                           else e.entry["coefficients"][f]["se"] for f in features] for e in fitted], float)
+    unshrunk = [{f: c.get("unshrunk_ci95") for f, c in e.entry["coefficients"].items()} for e in fitted]
     ratio = "odds_ratio" if kind == "logistic" else "hazard_ratio"
-    coefficients = pooled_coefficients(features, member_coef, boot_coef, scale, member_se, ratio)
+    coefficients = pooled_coefficients(features, member_coef, boot_coef, scale, unshrunk, ratio)
     validation = validate_pooled(kind, fits, refits, samples,
                                  [_member_data(name, c, features) for c in cohorts], center, scale,
                                  grid, HORIZON_MONTHS, jobs)

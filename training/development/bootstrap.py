@@ -125,13 +125,14 @@ def _repetition(seed_seq: np.random.SeedSequence, fit_fn: Callable, evaluate_fn:
     return fit, evaluate_fn(fit, sample), evaluate_fn(fit, data), redraws, rows
 
 
-def bootstrap_refits(fit_fn: Callable[[Data], Any], data: Data, seed: int, start: int, stop: int,
+def bootstrap_refits(fit_fn: Callable[[Data], Any], data: Data, seed, start: int, stop: int,
                      max_redraws: int = 100) -> tuple[list, np.ndarray]:
     """Refits ``start .. stop - 1`` of :func:`optimism_bootstrap` with the same ``seed``, unscored.
 
     Repetition b draws from ``SeedSequence(seed).spawn(stop)[b]``, the generator
     :func:`optimism_bootstrap` gives its b-th repetition for any B > b, so these refits continue
-    that bootstrap's sequence. Returns the fits and their resamples' rows, (stop - start, n).
+    that bootstrap's sequence (``seed``: an int or an entropy list). Returns the fits and their
+    resamples' rows, (stop - start, n).
     """
     n = _n_rows(data)
     children = np.random.SeedSequence(seed).spawn(stop)[start:]

@@ -1,12 +1,13 @@
 """Internal validation of the pooled model an ensemble bundle serves (not of its members).
 
 Design: an optimism bootstrap of the whole ensemble procedure (docs/ensemble.md, "Validation of
-the pooled model"). Replicate b = 1..B resamples every member cohort k (its own rows, with
-replacement: the rows of member k's b-th bootstrap refit), refits every member with the shipped
-method, and pools the K refits exactly as the bundle pools the original fits (mean of the
-parameters on one common centre and scale; Cox: mean log cumulative baseline hazard). The pooled
-replicate P_b is scored on every member's resample (apparent_b) and on every member's original
-cohort (test_b). For member cohort k and metric m:
+the pooled model"). Replicate b = 1..B draws one resample of the row positions and applies it to
+every member cohort k (the reconstructions are versions of the same patients, so a replicate
+carries the information of one cohort, not of K; :func:`training.train_ensemble.validation_seed`),
+refits every member with the shipped method, and pools the K refits exactly as the bundle pools
+the original fits (mean of the parameters on one common centre and scale; Cox: mean log
+cumulative baseline hazard). The pooled replicate P_b is scored on every member's resample
+(apparent_b) and on every member's original cohort (test_b). For member cohort k and metric m:
 
     apparent_k   = m(P, D_k)                       P the served pooled model
     optimism_k   = mean over b of m(P_b, D_k^b) - m(P_b, D_k)   (Efron-Gong; finite b only)
@@ -168,6 +169,7 @@ def validate_pooled(kind: str, member_fits: Sequence, member_refits: Sequence[Se
     kind : "logistic" or "cox"
     member_fits : K fits on the member cohorts (the served pool's parts)
     member_refits : K lists of R refits, refit r of member k fitted on rows ``samples[k, r]``
+        (the same positions in every member, but for redraws after a failed fit)
     samples : (K, R, n) int rows of each member's resamples
     data : K dicts of member data: ``X`` and ``y`` (logistic) or ``time`` / ``event`` (Cox)
     center, scale : the common standardization of the pooled parameters
@@ -225,10 +227,11 @@ def validate_pooled(kind: str, member_fits: Sequence, member_refits: Sequence[Se
         }
     refits_flat = sum(is_flat(f) for refits in member_refits for f in refits[:R])
     return {
-        "design": ("optimism bootstrap of the whole ensemble procedure: each replicate resamples "
-                   "every reconstruction, refits it and pools the refits as the bundle pools its "
-                   "fits; the pooled replicate is scored on the resamples (apparent) and on every "
-                   "reconstruction's original cohort (test)"),
+        "design": ("optimism bootstrap of the whole ensemble procedure: each replicate draws one "
+                   "resample of the row positions, applies it to every reconstruction, refits each "
+                   "and pools the refits as the bundle pools its fits; the pooled replicate is "
+                   "scored on the resamples (apparent) and on every reconstruction's original "
+                   "cohort (test)"),
         "summary": ("median over the reconstructions of the pooled model's figure on each, with "
                     "the interquartile range across them; optimism per reconstruction = Efron-Gong "
                     "mean over the replicates"),

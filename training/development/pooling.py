@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import re
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -69,8 +68,15 @@ def _percentiles(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.quantile(values, 0.025, axis=0), np.quantile(values, 0.975, axis=0)
 
 
+#: A coefficient per SD of its column below this (in absolute value) is "no effect": the fit was
+#: shrunk to zero (heuristic factor 0) or tuned to the no-effect limit (lambda 1e6).
+NO_EFFECT_PER_SD = 1e-3
+SE_RULE = ("standard deviation of the mixture of all members' bootstrap refits (the distribution "
+           "the 95 % interval is taken from); no member's flat fit enters as a zero variance")
+
+
 def pooled_coefficients(features: Sequence[str], member_coef: np.ndarray, boot_coef: np.ndarray,
-                        scale: np.ndarray, member_se: np.ndarray, ratio: str) -> dict:
+                        scale: np.ndarray, member_unshrunk: Sequence[dict], ratio: str) -> dict:
     """Model-card coefficients per unit of each feature: pooled estimate, mixture interval, spread.
 
     Parameters
@@ -78,35 +84,44 @@ def pooled_coefficients(features: Sequence[str], member_coef: np.ndarray, boot_c
     member_coef : (K, p) members' coefficients per SD of the common scale
     boot_coef : (B_total, p) all members' bootstrap refits, same scale
     scale : (p,) the common scale (SD of each column)
-    member_se : (K, p) each member's Wald SE per unit (within-member uncertainty)
+    member_unshrunk : K dicts feature -> unshrunk 95 % interval per unit (or None), of members
+        whose fit was shrunk to zero
     """
     per_unit = member_coef / scale
     boot_unit = boot_coef / scale
     estimate = per_unit.mean(axis=0)
     lower, upper = _percentiles(boot_unit)
     lower, upper = np.fmin(lower, estimate), np.fmax(upper, estimate)
-    k = per_unit.shape[0]
-    between = per_unit.var(axis=0, ddof=1) if k > 1 else np.zeros_like(estimate)
-    with warnings.catch_warnings():  # a feature without any member SE (constant) stays NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        within = np.nanmean(member_se ** 2, axis=0)
-    rubin_se = np.sqrt(within + (1 + 1 / k) * between)
+    se = boot_unit.std(axis=0, ddof=1) if len(boot_unit) > 1 else np.zeros_like(estimate)
+    at_zero = (np.abs(boot_coef) < NO_EFFECT_PER_SD).mean(axis=0)
+    member_zero = np.abs(member_coef) < NO_EFFECT_PER_SD
     out = {}
     for j, name in enumerate(features):
-        out[name] = {
+        effects = per_unit[~member_zero[:, j], j]
+        zero = bool(np.all(member_zero[:, j]))
+        entry = {
             "estimate": float(estimate[j]), "ci95": [float(lower[j]), float(upper[j])],
-            "se": float(rubin_se[j]),
+            "se": float(se[j]),
             "ratio": float(np.exp(estimate[j])),
             "ratio_ci95": [float(np.exp(lower[j])), float(np.exp(upper[j]))],
             "estimate_per_sd": float(estimate[j] * scale[j]),
             "constant_in_training": False,
             "interval": "mixture of the members' bootstrap refits (2.5th-97.5th percentile)",
-            "se_rule": "Rubin: within-member Wald variance + (1 + 1/K) x between-member variance",
+            "se_rule": SE_RULE,
             "across_members": {"min": float(per_unit[:, j].min()), "max": float(per_unit[:, j].max()),
-                               "sd": float(np.sqrt(between[j]))},
-            "rubin_ci95": [float(estimate[j] - 1.96 * rubin_se[j]), float(estimate[j] + 1.96 * rubin_se[j])],
+                               "sd": float(per_unit[:, j].std(ddof=1)) if len(per_unit) > 1 else 0.0,
+                               "no_effect": int(member_zero[:, j].sum()),
+                               "with_effect_range": ([float(effects.min()), float(effects.max())]
+                                                     if effects.size else None)},
+            "refits_at_no_effect": float(at_zero[j]),
+            "shrunk_to_zero": zero,
             "ratio_name": ratio,
         }
+        if zero:
+            bounds = [u.get(name) for u in member_unshrunk if u.get(name)]
+            entry["unshrunk_ci95"] = ([float(min(b[0] for b in bounds)), float(max(b[1] for b in bounds))]
+                                      if bounds else None)
+        out[name] = entry
     return out
 
 
