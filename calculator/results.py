@@ -198,6 +198,7 @@ def model_basis(bundle: LoadedBundle) -> list[dict[str, Any]]:
             "bootstrap": card.get("bootstrap"), "horizon_months": card.get("horizon_months"),
             "events_label": card.get("events_label"), "outcome": card.get("outcome"),
             "corrected": corrected, "warnings": card.get("warnings") or [],
+            "corrected_texts": {key: card_text.short_validation_text(card, key) for key in METRIC_LABELS},
             "metrics": [{"name": key, "label": text, "apparent": apparent.get(key),
                          "corrected": corrected.get(key),
                          "apparent_text": card_text.validation_text(card, key, "apparent"),

@@ -91,6 +91,17 @@ def validation_text(card: Mapping[str, Any], metric: str, which: str) -> str:
     return _num(value, 3)
 
 
+def short_validation_text(card: Mapping[str, Any], metric: str) -> str:
+    """The optimism-corrected figure alone (an ensemble's: the pooled model's median), for compact
+    tables; a flat model's C and slope say why they are no number."""
+    if is_flat(card) and metric == "c_index":
+        return "0.5 (no predictor effect)"
+    if is_flat(card) and metric == "calibration_slope":
+        return "undefined (no predictor effect)"
+    value = (card.get("optimism_corrected") or {}).get(metric)
+    return "" if value is None else f"{value:.{3 if metric == 'brier' else 2}f}"
+
+
 def validation_caption(manifest: Mapping[str, Any]) -> str:
     """How the validation figures were obtained, for the bundle kind."""
     ensemble = manifest.get("ensemble")
