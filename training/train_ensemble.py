@@ -176,22 +176,45 @@ def _fit_members(name, features, cohorts, per_member, replicates, seed, jobs, sh
 
 def _fit_member(name, cohort, features, per_member, replicates, seed, shared_seed, grid, fit_keywords):
     """(member's FittedModel with its ``per_member`` served refits, ``replicates`` validation
-    refits on the resamples every member shares, their rows)."""
+    refits on the resamples every member shares, their rows in ``cohort``)."""
     fitted = fit_model(name, cohort, features, B=per_member, seed=seed, jobs=1, progress=False,
                        backend=None, month_grid=grid, **fit_keywords)
-    refits, rows = more_refits(name, cohort, features, seed=shared_seed, start=0, stop=replicates,
-                               method=fit_keywords.get("method"))
-    return fitted, refits, rows
+    order = matched_order(cohort)
+    refits, positions = more_refits(name, cohort.iloc[order].reset_index(drop=True), features,
+                                    seed=shared_seed, start=0, stop=replicates,
+                                    method=fit_keywords.get("method"))
+    return fitted, refits, order[positions]
+
+
+#: Columns that match patients across reconstructions, most published first: burden group
+#: (derived from blasts), then the outcomes whose counts by group are published, then blasts and
+#: follow-up to break ties in the same order in every member.
+MATCHING = ("burden_group", "cr", "severe_crs", "os_event", "efs_event", "marrow_blasts_pct", "efs_months")
+
+
+def matched_order(cohort: pd.DataFrame) -> np.ndarray:
+    """Row order of a member that puts "the same patient" at the same position in every member.
+
+    Reconstructions share every published cross-tabulation (CR and severe CRS by burden group, the
+    events), so sorting by :data:`MATCHING` lines up patients with the same published
+    characteristics; the pooled validation resamples positions of this order.
+    """
+    from model.burden import burden_groups
+
+    frame = cohort.reset_index(drop=True)
+    frame = frame.assign(burden_group=burden_groups(frame["marrow_blasts_pct"]))
+    keys = [c for c in MATCHING if c in frame]
+    return frame.sort_values(keys, kind="stable").index.to_numpy()
 
 
 def validation_seed(seed: int) -> list[int]:
-    """Entropy of the pooled validation's resamples: replicate b draws the same rows (positions
-    1-78) in every reconstruction, from ``SeedSequence([seed, 2]).spawn(R)[b]``.
+    """Entropy of the pooled validation's resamples: replicate b draws the same positions of
+    :func:`matched_order` in every reconstruction, from ``SeedSequence([seed, 2]).spawn(R)[b]``.
 
     The reconstructions are versions of the same 78 patients, not 20 samples of 78: resampling
     each independently would give a pooled replicate the information of 1,560 patients and hide
     most of the optimism (if every member were the same cohort, the pooled replicate would be the
-    bagged mean of 20 refits instead of one refit). With shared positions that limit is exactly
+    bagged mean of 20 refits instead of one refit). With matched positions that limit is exactly
     the single-cohort bootstrap. docs/ensemble.md, "Validation of the pooled model".
     """
     return [int(seed), 2]
