@@ -37,13 +37,13 @@ GENERAL_LIMITATIONS = (
 #: Kinds of card warning, recognised by their wording (training/development/card_warnings.py and
 #: pooling.py): kind -> (pattern, the one line shown for it).
 _KINDS = (
-    ("sample_size", r"patients are fewer than the \d+ needed",
+    ("sample_size", r"patients are fewer than the [\d-]+ needed",
      "Fewer patients than the Riley sample-size criteria require: expect overfitting and an imprecise overall risk"),
     ("events_per_variable", r"events per variable \(fewer than 10\)",
      "Fewer than 10 events per predictor parameter"),
     ("flat", r"(no predictor effect|explains no more than chance)",
      "Fits with no predictor effect (heuristic shrinkage <= 0): predictions close to the cohort average"),
-    ("calibration", r"calibration slope [-\d.]+ [<>]",
+    ("calibration", r"calibration slope -?[\d.]+ [<>]",
      "Calibration slope outside 0.8-1.25 after optimism correction"),
     ("ph", r"Proportional-hazards test",
      "Proportional-hazards test p < 0.05: hazard ratios may change over follow-up"),
@@ -158,7 +158,7 @@ def interval_caption(manifest: Mapping[str, Any]) -> str:
 
 def _kind(text: str) -> str:
     for kind, pattern, _ in _KINDS:
-        if re.search(pattern, text):
+        if re.search(pattern, text, re.IGNORECASE):
             return kind
     return text
 
