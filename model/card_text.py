@@ -252,7 +252,11 @@ def _informative_inputs(models: Mapping[str, Any]) -> list[str]:
             key = feature["name"] if isinstance(feature, Mapping) else str(feature)
             c = (card.get("coefficients") or {}).get(key) or {}
             low, high = c.get("ci95") or (None, None)
-            if low is not None and (low > 0 or high < 0) and not c.get("shrunk_to_zero"):
+            spread = c.get("across_members") or {}
+            effects = spread.get("with_effect_range")
+            every = (not spread.get("no_effect") and effects is not None
+                     and (effects[0] > 0 or effects[1] < 0))  # each reconstruction, same sign
+            if low is not None and (low > 0 or high < 0 or every) and not c.get("shrunk_to_zero"):
                 text = feature.get("label", key) if isinstance(feature, Mapping) else key
                 found.setdefault(text, []).append(BY_NAME[name].short_label if name in BY_NAME else name)
     return [f"{feature} ({', '.join(names)})" for feature, names in found.items()]
