@@ -64,9 +64,20 @@ def _range(bounds, digits: int = 2) -> str:
     return f"{_num(bounds[0], digits)} to {_num(bounds[1], digits)}"
 
 
+def pooled_validation(card: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The card's pooled-model ``validation`` block, if its figures are still the card's: an
+    update copies its parent's card and re-validates the updated model on the center cohort."""
+    validation = card.get("validation")
+    if not validation:
+        return None
+    corrected = validation["metrics"].get("c_index", {}).get("corrected", {}).get("median")
+    shown = (card.get("optimism_corrected") or {}).get("c_index")
+    return validation if validation.get("pooled_flat") or shown == corrected else None
+
+
 def is_flat(card: Mapping[str, Any]) -> bool:
     """Whether the served model of this card has no predictor effect (all coefficients 0)."""
-    validation = card.get("validation")
+    validation = pooled_validation(card)
     if validation is not None:
         return bool(validation.get("pooled_flat"))
     coefficients = card.get("coefficients") or {}
@@ -81,7 +92,7 @@ def validation_text(card: Mapping[str, Any], metric: str, which: str) -> str:
     """
     if is_flat(card) and metric in ("c_index", "calibration_slope"):
         return FLAT_TEXT
-    validation = card.get("validation")
+    validation = pooled_validation(card)
     if validation is not None:
         block = validation["metrics"].get(metric, {}).get(which) or {}
         if block.get("median") is None:
@@ -205,7 +216,7 @@ def limitations(manifest: Mapping[str, Any]) -> tuple[list[str], list[str]]:
 def _figure(card: Mapping[str, Any], metric: str) -> str:
     if is_flat(card):
         return "no predictor effect"
-    validation = card.get("validation")
+    validation = pooled_validation(card)
     value = (validation["metrics"][metric]["corrected"]["median"] if validation
              else (card.get("optimism_corrected") or {}).get(metric))
     return _num(value)

@@ -216,3 +216,11 @@ def test_validation_replicates_resample_the_same_positions_in_every_member(small
                  for c, o in zip(cohorts, orders)]
         assert (cells[0].to_numpy() == cells[1].to_numpy()).mean() > 0.9
     assert not np.array_equal(runs[0][0].result.samples, runs[1][0].result.samples)  # served: own
+
+
+def test_an_updated_copy_of_a_pooled_card_shows_its_own_validation(ensemble_bundle_path):
+    card = dict(verify_bundle(ensemble_bundle_path)["models"]["cr"])
+    assert card_text.pooled_validation(card) is not None
+    card["optimism_corrected"] = {**card["optimism_corrected"], "c_index": 0.61234}  # re-validated
+    assert card_text.pooled_validation(card) is None
+    assert card_text.validation_text(card, "c_index", "corrected") == "0.612"

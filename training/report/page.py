@@ -130,7 +130,7 @@ def _survival_figures(name: str, cohort: pd.DataFrame, result, entry: dict) -> l
 
 def _pooled_calibration(name: str, entry: dict) -> list[tuple]:
     """(id, data URI, caption) of the pooled model's calibration across the reconstructions."""
-    curve = (entry.get("validation") or {}).get("calibration_curve")
+    curve = (card_text.pooled_validation(entry) or {}).get("calibration_curve")
     if not curve:
         return []
     what = (f"risk of the event by {curve['horizon_months']:g} months" if curve.get("horizon_months")

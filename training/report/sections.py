@@ -81,7 +81,7 @@ def validation_rows(manifest: dict) -> list[dict]:
     for name, entry in manifest["models"].items():
         estimable = entry.get("bootstrap_estimable", {})
         median = entry.get("optimism_corrected_median", {})
-        validation = entry.get("validation")
+        validation = card_text.pooled_validation(entry)
         replicates = validation["replicates"] if validation else entry["bootstrap"]
         for metric in METRICS:
             flat = card_text.is_flat(entry) and metric in ("c_index", "calibration_slope")
@@ -155,7 +155,7 @@ def model_card(name: str, entry: dict) -> dict:
               f"{tuning.get('null_limit_resamples', 0)} resamples (criterion "
               "falling all the way to lambda = 1e6: the intercept-only model)"),
              ("bootstrap repetitions", entry["bootstrap"])]
-    validation = entry.get("validation")
+    validation = card_text.pooled_validation(entry)
     if validation:
         flat = validation["flat"]
         shrinkage = [v for v in penalty.get("shrinkage_by_member", []) if v is not None]
