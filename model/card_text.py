@@ -146,7 +146,7 @@ def coefficient_text(coefficient: Mapping[str, Any], ratio: bool = True) -> str:
     spread = coefficient.get("across_members") or {}
     share = coefficient.get("refits_at_no_effect") or 0.0
     effects = spread.get("with_effect_range")
-    if share >= 0.025 and effects and not spread.get("no_effect"):
+    if share >= 0.025 and effects and not spread.get("no_effect") and (effects[0] > 0 or effects[1] < 0):
         text += (f"; every reconstruction estimates an effect ({_range(effects)} per unit), the "
                  f"interval reaches no effect through the {100 * share:.0f} % of refits shrunk to zero")
     return text

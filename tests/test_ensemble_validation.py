@@ -164,6 +164,8 @@ def test_an_interval_ending_at_zero_through_flat_refits_says_so():
     text = card_text.coefficient_text(coefficient)
     assert "every reconstruction estimates an effect (-0.92 to -0.28 per unit)" in text
     assert "10 % of refits shrunk to zero" in text
+    both_signs = {**coefficient, "across_members": {"no_effect": 0, "with_effect_range": [-0.04, 0.05]}}
+    assert "every reconstruction" not in card_text.coefficient_text(both_signs)
 
 
 def test_member_warnings_merge_into_one_line_with_ranges():
