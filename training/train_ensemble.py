@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from model.bundle import write_bundle
+from model.bundle_kind import MEMBER_COLUMN
 from model.cohort import read_cohort, write_cohort
 from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.features import BLASTS_FLOOR_PCT
@@ -280,6 +281,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
         for member, path in enumerate(paths):
             frame = read_cohort(path)
             frame["patient_id"] = [f"M{member:02d}-{pid}" for pid in frame["patient_id"]]
+            frame[MEMBER_COLUMN] = member
             frames.append(frame)
         write_cohort(pd.concat(frames, ignore_index=True), combined)
         return write_bundle(out_dir, json_safe(manifest), json_safe(predictor), estimators, combined)
