@@ -90,7 +90,8 @@ def test_updated_bundle_records_its_lineage(trained_bundle_path, loaded_bundle, 
         assert record["decided_by"] == record["closed_test"]["decided_by"]
     bundle = load_predictor(out)
     answer = prediction_answer(bundle, PATIENT)
-    assert answer["model"]["trained_on"] == f"78 patients, updated on {len(read_cohort(CENTER))}"
+    assert answer["model"]["trained_on"] == (f"78 patients, updated on {len(read_cohort(CENTER))} "
+                                             "center patients")
     assert answer["model"]["lineage"] == {
         "parent_id": loaded_bundle.id, "parent_provenance": loaded_bundle.manifest["provenance"],
         "update_cohort_sha256": lineage["update_cohort"]["sha256"],
