@@ -82,7 +82,7 @@ class LoadedBundle:
 
 
 def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, estimators: Any,
-                 training_csv_path: str | os.PathLike) -> dict:
+                 training_csv_path: str | os.PathLike, *, check_cohort: bool = True) -> dict:
     """Write a bundle atomically: ``out_dir`` ends up with the whole new bundle or the old one.
 
     Parameters
@@ -100,6 +100,10 @@ def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, es
         Fitted estimators, serialized with joblib.
     training_csv_path : path
         Cohort CSV the bundle was trained on; copied into the bundle.
+    check_cohort : bool
+        Also validate the copied cohort by the cohort schema (and split it into its
+        reconstructions) before the swap, as ``serve`` will; off only for toy files in tests.
+        Everything else a load checks (hashes, manifest, predictor) is checked always.
 
     Returns
     -------
@@ -118,7 +122,7 @@ def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, es
     staging.mkdir()
     try:
         written = _fill_staging(staging, manifest, predictor, estimators, Path(training_csv_path))
-        _verify(staging)
+        _check_loadable(staging, out, check_cohort)
         discards = []
         with directory_lock(out.parent, exclusive=True):
             _refuse_foreign_directory(out)
@@ -141,6 +145,26 @@ def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, es
         recover_interrupted_swap(out)  # a rename that failed between the two leaves out missing
         raise
     return written
+
+
+def _check_loadable(staging: Path, out: Path, check_cohort: bool) -> None:
+    """Load the staged bundle as ``predict`` and ``serve`` will (hashes, manifest and predictor
+    content, the training cohort's schema and reconstructions), before it may replace ``out``.
+
+    Raises
+    ------
+    BundleError
+        Naming the failed check and saying that ``out`` was left as it was.
+    """
+    try:
+        loaded = load_predictor(staging)
+        if check_cohort:
+            read_training_members(loaded)
+    except BundleError as error:
+        detail = str(error).split(": ", 1)[-1]
+        raise BundleError(error.check, error.file,
+                          f"{detail}; the new bundle would not load, so it was not written and "
+                          f"{out} was left as it was") from None
 
 
 def _fill_staging(staging: Path, manifest: dict, predictor: dict, estimators: Any,

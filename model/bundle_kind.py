@@ -125,37 +125,45 @@ def bundle_basis(manifest: Mapping[str, Any]) -> Basis:
     Reads the ``lineage.basis`` block of updated bundles (docs/bundle-format.md) and, for bundles
     updated before it existed, walks the nested ``lineage.parent.lineage`` chain.
     """
-    training = manifest.get("training_data") or {}
-    lineage = manifest.get("lineage") or None
-    ensemble = manifest.get("ensemble") or {}
+    training = _dict(manifest.get("training_data"))
+    lineage = _dict(manifest.get("lineage"))
+    ensemble = _dict(manifest.get("ensemble"))
     if not lineage:
-        members = int(training.get("members") or ensemble.get("members") or 1)
+        members = _int(training.get("members")) or _int(ensemble.get("members")) or 1
         return Basis(_int(training.get("n")), members,
                      manifest.get("provenance") == PROVENANCE_RECONSTRUCTED, (),
                      manifest.get("provenance") != PROVENANCE_RECONSTRUCTED)
-    recorded = lineage.get("basis")
+    recorded = _dict(lineage.get("basis"))
     if recorded:
-        root = recorded.get("root") or {}
-        return Basis(_int(root.get("n")), int(root.get("reconstructions") or 1),
+        root = _dict(recorded.get("root"))
+        return Basis(_int(root.get("n")), _int(root.get("reconstructions")) or 1,
                      root.get("provenance") == PROVENANCE_RECONSTRUCTED,
-                     tuple(int(n) for n in recorded.get("updates") or ()),
+                     tuple(_int(n) or 0 for n in recorded.get("updates") or ()),
                      bool(recorded.get("bands_observed")))
     updates: list[int] = []
     node, parent = lineage, {}
-    while node:  # older updated bundles: the parent's lineage nested inside
-        updates.insert(0, _int((node.get("update_cohort") or {}).get("n")) or 0)
-        parent = node.get("parent") or {}
-        node = parent.get("lineage")
-    bands = manifest.get("scrs_bands") or []
+    while node and len(updates) <= MAX_UPDATE_DEPTH:  # older bundles: the parent's lineage nested
+        updates.insert(0, _int(_dict(node.get("update_cohort")).get("n")) or 0)
+        parent = _dict(node.get("parent"))
+        node = _dict(parent.get("lineage"))
+    bands = [row for row in manifest.get("scrs_bands") or [] if isinstance(row, dict)]
     observed = bool(bands) and not any("rate_range" in row for row in bands) and \
-        sum(int(row.get("n") or 0) for row in bands) == updates[-1]
-    return Basis(_int((parent.get("training_data") or {}).get("n")),
-                 int(ensemble.get("members") or 1),
+        sum(_int(row.get("n")) or 0 for row in bands) == updates[-1]
+    return Basis(_int(_dict(parent.get("training_data")).get("n")),
+                 _int(ensemble.get("members")) or 1,
                  parent.get("provenance") == PROVENANCE_RECONSTRUCTED, tuple(updates), observed)
 
 
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
+    """A count from the manifest; None where it is absent or not a number."""
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------- the cohort's times

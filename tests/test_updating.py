@@ -22,7 +22,7 @@ from training.external.center_simulation import Miscalibration, simulate_center
 from training.external.validation import validate_models
 from training.fitting.logistic import fit_logistic
 from training.external.update_tests import closed_test
-from training.updating import _decide, update_bundle
+from training.updating import NothingToUpdate, _decide, update_bundle
 
 from conftest import start_calculator, stop_process
 
@@ -193,5 +193,19 @@ def test_an_update_that_cannot_be_estimated_is_refused_and_auto_keeps_the_model(
     assert code == 1 and not out.exists()
     assert ("cr: the recalibrate update cannot be estimated on this cohort (not estimable on "
             "these patients" in capsys.readouterr().err)
-    manifest = update_bundle(trained_bundle_path, tiny, tmp_path / "auto", "auto", bootstrap=2)
-    assert {r["method"] for r in manifest["lineage"]["models"].values()} == {"none"}
+    with pytest.raises(NothingToUpdate) as kept:
+        update_bundle(trained_bundle_path, tiny, tmp_path / "auto", "auto", bootstrap=2)
+    assert not (tmp_path / "auto").exists()
+    assert all(" none " in line for line in kept.value.lines[1:])
+
+
+def test_an_update_that_changes_no_model_writes_nothing_and_says_so(trained_bundle_path, tmp_path,
+                                                                     capsys):
+    tiny = tmp_path / "one.csv"
+    tiny.write_text("\n".join(CENTER.read_text().splitlines()[:2]) + "\n")  # 1 patient
+    out = tmp_path / "kept"
+    code = main(["update", "--bundle", str(trained_bundle_path), "--cohort", str(tiny),
+                 "--out", str(out), "--bootstrap", "2"])
+    printed = capsys.readouterr().out
+    assert code == 0 and not out.exists()
+    assert f"nothing written: no model changed" in printed and str(out) in printed
