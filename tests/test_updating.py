@@ -209,3 +209,30 @@ def test_an_update_that_changes_no_model_writes_nothing_and_says_so(trained_bund
     printed = capsys.readouterr().out
     assert code == 0 and not out.exists()
     assert f"nothing written: no model changed" in printed and str(out) in printed
+
+
+def test_an_update_cohort_outside_the_training_range_is_warned_about_and_recorded(
+        trained_bundle_path, loaded_bundle, tmp_path, capsys):
+    from model.cohort import write_cohort
+
+    cohort = read_cohort(CENTER)
+    high = cohort.index[:20]
+    cohort.loc[high, "marrow_blasts_pct"] = 97.0  # above every training patient (max 92.5-95 %)
+    wide = tmp_path / "wide.csv"
+    write_cohort(cohort, wide)
+    parent_high = loaded_bundle.manifest["models"]["cr"]["field_ranges"]["marrow_blasts_pct"][1]
+    assert parent_high < 97
+    out = tmp_path / "updated"
+    assert main(["update", "--bundle", str(trained_bundle_path), "--cohort", str(wide), "--out",
+                 str(out), "--method", "intercept", "--bootstrap", "2"]) == 0
+    err = capsys.readouterr().err
+    assert (f"warning: cr: marrow_blasts_pct: the cohort spans 0-97, outside the training range "
+            f"0-{parent_high:g} (20 patients outside)") in err
+    manifest = load_predictor(out).manifest
+    assert manifest["models"]["cr"]["field_ranges"]["marrow_blasts_pct"] == [0.0, 97.0]
+    assert manifest["lineage"]["range_warnings"]["cr"]
+    assert manifest["models"]["cr"]["warnings"][0].startswith(
+        "The update cohort lies outside the parent's training range")
+    assert main(["validate", "--bundle", str(trained_bundle_path), "--cohort", str(wide)]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: the cohort lies outside the model's training range: marrow_blasts_pct" in printed
