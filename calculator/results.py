@@ -133,7 +133,8 @@ def survival_at(curve: Mapping[str, Any] | None, months: int) -> dict[str, Any] 
         return None
     lower, upper = curve["at_ci95"][str(months)]
     return {"survival": curve["at"][str(months)], "lower": lower, "upper": upper,
-            "at_risk": curve["at_risk"].get(str(months))}
+            "at_risk": curve["at_risk"].get(str(months)),
+            "at_risk_range": (curve.get("at_risk_range") or {}).get(str(months))}
 
 
 def band_rows(bundle: LoadedBundle, subgroup: str | None) -> list[dict[str, Any]]:

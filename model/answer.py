@@ -119,6 +119,7 @@ class _CohortFacts:
     reported: tuple[bool, ...]  # whether each horizon lies within follow-up
     at_risk: tuple[int | None, ...]  # training patients at risk at each horizon
     warnings: tuple[str, ...]  # the few-at-risk warnings
+    at_risk_range: tuple | None = None  # per horizon [min, max] over the reconstructions
 
 
 @functools.lru_cache(maxsize=8)  # a few bundles x 2 outcomes: a replaced bundle is soon let go
@@ -133,9 +134,15 @@ def _cohort_facts(bundle: LoadedBundle, name: str) -> _CohortFacts:
               else [None] * len(horizons))
     at_risk = {str(h): count if shown else None
                for h, count, shown in zip(horizons, counts, reported)}
+    spread = None
+    if follow_up is not None and len(follow_up.members) > 1:
+        low, high = follow_up.at_risk_range(horizons)
+        spread = tuple([int(a), int(b)] if shown else None
+                       for a, b, shown in zip(low, high, reported))
     return _CohortFacts(tuple(round_values(curves_months, MONTH_DECIMALS)), tuple(horizons),
                         tuple(columns.tolist()), tuple(reported), tuple(at_risk.values()),
-                        tuple(few_at_risk_warnings(name, at_risk, follow_up, _basis(bundle))))
+                        tuple(few_at_risk_warnings(name, at_risk, follow_up, _basis(bundle))),
+                        spread)
 
 
 def _survival_answers(bundle: LoadedBundle,
@@ -162,6 +169,9 @@ def _survival_answers(bundle: LoadedBundle,
             "at": {str(h): survival[i] if ok else None for h, i, ok in shown},
             "at_ci95": {str(h): [lower[i], upper[i]] if ok else None for h, i, ok in shown},
             "at_risk": dict(zip(map(str, facts.horizons), facts.at_risk))}
+        if facts.at_risk_range is not None:  # an ensemble: the mean count's range
+            answers[name]["at_risk_range"] = dict(zip(map(str, facts.horizons),
+                                                      facts.at_risk_range))
     return answers
 
 

@@ -289,12 +289,15 @@ def refuse_stacked(cohort, source: str):
     """
     from model.errors import CohortError
 
-    if MEMBER_COLUMN not in cohort.columns:
-        return cohort
-    values = cohort[MEMBER_COLUMN].dropna().unique()
+    if MEMBER_COLUMN in cohort.columns:
+        values = cohort[MEMBER_COLUMN].dropna().unique()
+    else:  # ensemble bundles written before the column: every patient_id "M<k>-..."
+        prefixes = cohort["patient_id"].astype(str).str.extract(r"^M(\d+)-", expand=False)
+        values = prefixes.unique() if prefixes.notna().all() else []
     if len(values) > 1:
         raise CohortError(source, [
-            f"stacks {len(values)} reconstructions ({MEMBER_COLUMN} column): an ensemble's "
-            "training_cohort.csv is not one cohort; train on the ensemble directory with "
+            f"stacks {len(values)} reconstructions ({MEMBER_COLUMN} column or M<k>- patient "
+            "ids): an ensemble's training_cohort.csv is not one cohort; train on the ensemble "
+            "directory with "
             "`cart-risk train --ensemble DIR` instead"])
-    return cohort.drop(columns=[MEMBER_COLUMN])
+    return cohort.drop(columns=[MEMBER_COLUMN], errors="ignore")

@@ -54,8 +54,10 @@ COLUMNS = [
     "prior_hsct", "relapsed", "tp53_mutation", "poor_cytogenetics", "tb_assessed",
     "marrow_blasts_pct", "mrd_positive", "response", "crs_grade", "neurotox_grade",
     "il6_peak_pg_ml", "cart_peak_copies_per_ug", "efs_months", "efs_event", "os_months", "os_event",
-    MEMBER_COLUMN,
 ]
+#: Every column a file may have, in the order written: an ensemble bundle's stacked training
+#: cohort adds which reconstruction each row belongs to (model/bundle_kind.py).
+FILE_COLUMNS = COLUMNS + [MEMBER_COLUMN]
 #: At most this many unknown columns or malformed lines are listed in a refusal.
 MAX_REPORTED_COLUMNS = 20
 #: Upper bound on an event time: 30 years of follow-up, far beyond any CAR-T cohort.
@@ -230,13 +232,13 @@ def validate_cohort(raw: pd.DataFrame, source: str = "cohort") -> pd.DataFrame:
     for column in FLAG_COLUMNS + GRADE_COLUMNS + INTEGER_COLUMNS:
         if column in df.columns:
             df[column] = df[column].astype(int)
-    ordered = [c for c in COLUMNS if c in df.columns]
+    ordered = [c for c in FILE_COLUMNS if c in df.columns]
     return df[ordered]
 
 
 def _header_problems(header: list[str]) -> list[str]:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    unknown = [c for c in dict.fromkeys(header) if c not in COLUMNS]
+    unknown = [c for c in dict.fromkeys(header) if c not in FILE_COLUMNS]
     repeated = [c for c, count in Counter(header).items() if count > 1]
     problems = [f"missing required column {c!r}" for c in missing]
     problems += [f"unknown column {c[:64]!r} (known columns: {', '.join(COLUMNS)})"
@@ -315,5 +317,5 @@ def available_models(df: pd.DataFrame) -> dict[str, str | None]:
 def write_cohort(df: pd.DataFrame, path: str | Path) -> None:
     """Write a cohort CSV with the canonical column order and number formatting (atomic)."""
     with atomic_path(path) as temporary:
-        df[[c for c in COLUMNS if c in df.columns]].to_csv(temporary, index=False,
+        df[[c for c in FILE_COLUMNS if c in df.columns]].to_csv(temporary, index=False,
                                                            lineterminator="\n")

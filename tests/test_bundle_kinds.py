@@ -115,6 +115,7 @@ def test_ensemble_counts_are_the_mean_of_the_reconstructions(clients, bundles,
             if count is not None:
                 each = [int((m[f"{name}_months"] >= float(month)).sum()) for m in members]
                 assert count == int(np.rint(np.mean(each)))
+                assert answer[name]["at_risk_range"][month] == [min(each), max(each)]
 
 
 @pytest.mark.parametrize("kind", KINDS)
