@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from model.bundle_kind import bundle_basis
 from model.outcomes import BY_NAME
 
 FLAT_TEXT = "no predictor effect: C 0.5, slope undefined"
@@ -183,13 +184,12 @@ def limitations(manifest: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """(lines, detail): one line per kind of warning across the models, naming the models (and
     in how many reconstructions, where that varies), then the general limitations; and the
     per-model warnings as written in the manifest, for a folded detail."""
-    reconstructed = str(manifest.get("provenance", "")).startswith("reconstructed")
-    n = (manifest.get("training_data") or {}).get("n")
+    basis = bundle_basis(manifest)
     lines = []
-    if reconstructed:
+    if basis.root_reconstructed:
         lines.append("The training cohort is synthetic: it reproduces published aggregates, not real "
                      "patients. Use the predictions for method demonstration and research only.")
-    lines.append(f"Small cohort from one trial ({n} patients) with few events for the number of "
+    lines.append(f"Small cohort ({basis.trained_on}) with few events for the number of "
                  "predictors: intervals are wide.")
     grouped: dict[str, list[str]] = {}
     detail = []
@@ -226,14 +226,10 @@ def headline(manifest: Mapping[str, Any]) -> list[str]:
     """At most :data:`MAX_HEADLINE_LINES` lines: what the bundle can tell and what it cannot."""
     models = manifest.get("models") or {}
     label = {name: BY_NAME[name].short_label if name in BY_NAME else name for name in models}
-    ensemble = manifest.get("ensemble")
-    n = (manifest.get("training_data") or {}).get("n")
-    basis = (f"{n} patients in each of {ensemble['members']} cohorts reconstructed from one "
-             "published trial (not patient data)" if ensemble else
-             f"{n} patients of one trial, reconstructed from its published aggregates (not patient data)"
-             if str(manifest.get("provenance", "")).startswith("reconstructed") else
-             f"{n} patients of a center's cohort")
-    lines = [f"It rests on {basis}; internal validation only."]
+    basis = bundle_basis(manifest)
+    source = (", rebuilt from one trial's published aggregates (not patient data)"
+              if basis.root_reconstructed else "")
+    lines = [f"It rests on {basis.trained_on}{source}; internal validation only."]
     discriminating = [name for name, card in models.items()
                       if not is_flat(card) and (_figure(card, "c_index") != "n/a"
                                                 and float(_figure(card, "c_index")) >= 0.6)]

@@ -183,7 +183,7 @@ def test_limitations_one_line_per_kind_with_the_detail_folded(ensemble_bundle_pa
     assert len(kinds) == len(set(kinds))  # no kind twice
     headline = card_text.headline(manifest)
     assert 3 <= len(headline) <= card_text.MAX_HEADLINE_LINES
-    assert "78 patients in each of 3 cohorts" in headline[0]
+    assert "78 patients in each of 3 reconstructed cohorts" in headline[0]
 
 
 def test_about_and_report_show_the_pooled_validation(ensemble_bundle_path, tmp_path):
