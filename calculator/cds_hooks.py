@@ -94,7 +94,8 @@ def call_service(service_id: str):
         return error_response(412, "prefetch key(s) not sent: " + ", ".join(absent) + "; this "
                               "service reads only the prefetch (templates: GET /cds-services)",
                               "prefetch")
-    return jsonify({"cards": [_card(prefetch, call["context"]["patientId"])]})
+    return jsonify({"cards": [_card(prefetch, call["context"]["patientId"],
+                                    call.get("fhirServer"))]})
 
 
 def _checked_call(body: Any) -> dict[str, Any]:
@@ -129,14 +130,16 @@ def _checked_call(body: Any) -> dict[str, Any]:
     return dict(body)
 
 
-def _card(prefetch: Mapping[str, Any], patient_id: str) -> dict[str, Any]:
+def _card(prefetch: Mapping[str, Any], patient_id: str,
+          fhir_server: str | None) -> dict[str, Any]:
     from calculator.fhir_input import FhirInputError, patient_from_prefetch
     from model.predictor import prediction_answer
 
     bundle = calculator_state().bundle
     try:
         found = patient_from_prefetch(prefetch.get("patient"), prefetch.get("observations"),
-                                      bundle.predictor.required_fields, patient_id=patient_id)
+                                      bundle.predictor.required_fields, patient_id=patient_id,
+                                      fhir_server=fhir_server)
         answer = prediction_answer(bundle, found.values)
     except FhirInputError as error:
         return _missing_card([issue.message + (f" (at {issue.expression})"

@@ -47,12 +47,14 @@ def outcome_response(error: FhirInputError) -> Response:
 
 
 def _issues_from_input_error(error: InputError) -> list[Issue]:
+    """Issues of a JSON body's (or the population rule's) problems: no FHIRPath expression
+    (the body is no FHIR resource); the field is named in the message."""
     issues = []
     for problem in error.errors:
         code = "required" if problem.message == "is required" else "value"
         if problem.field == "body":
             code = "structure"
-        issues.append(Issue(code, problem.field, f"{problem.field}: {problem.message}"))
+        issues.append(Issue(code, "", f"{problem.field}: {problem.message}", problem.field))
     return issues
 
 
@@ -88,7 +90,7 @@ def predict_fhir():
 def _answer_error(error: FhirInputError):
     if _answer_as_fhir():
         return outcome_response(error)
-    errors = [{"field": issue.expression or "body", "message": issue.message}
+    errors = [{"field": issue.expression or issue.field or "body", "message": issue.message}
               for issue in error.issues]
     return jsonify({"errors": errors}), error.status
 

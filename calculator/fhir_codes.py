@@ -15,6 +15,7 @@ laboratory maps them to these codes in its interface engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 #: Namespace of the calculator's code systems (``.example`` is reserved, RFC 2606: these are
 #: identifiers, not addresses to resolve).
@@ -30,8 +31,9 @@ UCUM = "http://unitsofmeasure.org"
 #: FHIR R4 administrative-gender -> the calculator's ``sex``; other genders are not modelled.
 GENDER_TO_SEX = {"male": "M", "female": "F"}
 SEX_TO_GENDER = {sex: gender for gender, sex in GENDER_TO_SEX.items()}
-#: Observation statuses that do not count as a result (FHIR R4 observation-status).
-IGNORED_STATUSES = frozenset({"entered-in-error", "cancelled"})
+#: Observation statuses whose value describes the patient (FHIR R4 observation-status): the
+#: others (registered, preliminary, cancelled, entered-in-error, unknown) are not used.
+USABLE_STATUSES = ("final", "amended", "corrected")
 
 
 @dataclass(frozen=True)
@@ -49,31 +51,32 @@ class ObservationCode:
     value : {"quantity", "boolean", "coded"}
         Which ``Observation.value[x]`` carries it: ``valueQuantity``, ``valueBoolean`` or
         ``valueCodeableConcept`` (codes in :data:`TB_ASSESSED_SYSTEM`).
-    units : dict of str -> float
-        For quantities: UCUM code -> factor to the field's unit.
+    units : dict of str -> Fraction
+        For quantities: UCUM code -> exact factor to the field's unit (360 ``mo`` is exactly
+        30 ``a``).
     """
 
     field: str
     code: str
     display: str
     value: str
-    units: dict[str, float] = field(default_factory=dict)
+    units: dict[str, Fraction] = field(default_factory=dict)
 
     @property
     def ucum(self) -> str:
         """The UCUM code written on output (the field's own unit; "" for non-quantities)."""
-        return next((unit for unit, factor in self.units.items() if factor == 1.0), "")
+        return next((unit for unit, factor in self.units.items() if factor == 1), "")
 
 
 OBSERVATIONS: tuple[ObservationCode, ...] = (
     ObservationCode("marrow_blasts_pct", "marrow-blasts-pct",
                     "Bone-marrow blasts before CAR-T infusion (% of nucleated cells)", "quantity",
-                    {"%": 1.0}),
+                    {"%": Fraction(1)}),
     ObservationCode("mrd_positive", "mrd-positive",
                     "Minimal residual disease detected by flow cytometry (>= 0.01 %) before "
                     "infusion", "boolean"),
     ObservationCode("age_years", "age-at-infusion", "Age at CAR-T infusion", "quantity",
-                    {"a": 1.0, "mo": 1 / 12}),
+                    {"a": Fraction(1), "mo": Fraction(1, 12)}),
     ObservationCode("ph_positive", "ph-positive",
                     "Philadelphia chromosome (BCR-ABL1) positive", "boolean"),
     ObservationCode("prior_therapy_ge_6mo", "prior-therapy-ge-6mo",
