@@ -223,7 +223,7 @@ def test_an_effective_period_dates_the_result(client, app):
 
 
 def test_instants_are_read_as_fhir_writes_them():
-    from calculator.fhir_observations import parse_instant
+    from calculator.interop.fhir_observations import parse_instant
 
     assert parse_instant("2026-06-01T23:00:00-10:00").isoformat() == "2026-06-02T09:00:00+00:00"
     assert parse_instant("2026-06").isoformat() == "2026-06-01T00:00:00+00:00"

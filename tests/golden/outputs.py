@@ -44,7 +44,7 @@ def outputs(bundle_dir: Path) -> dict:
     """The stored outputs of the bundle in ``bundle_dir`` (see the module docstring)."""
     from model.bundle import PREDICTOR, load_predictor
     from model.predictor import prediction_answer
-    from training.report import render_report
+    from training.report.page import render_report
 
     bundle = load_predictor(bundle_dir)
     needed = bundle.predictor.required_fields
