@@ -7,7 +7,8 @@
   was FHIR; otherwise the API's JSON answer. Errors follow the same choice: an
   ``OperationOutcome`` naming each problem, or the API's ``errors`` list.
 
-Also ``GET /fhir/CodeSystem/cart-risk-input``: the code system the inputs are coded in.
+Also ``GET /fhir/CodeSystem/<name>`` and ``GET /fhir/StructureDefinition/<name>``: the code
+systems and the extension the calculator's resources use (``cart-risk-input`` is the inputs').
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from calculator.interop.fhir_output import FHIR_JSON, operation_outcome, risk_as
 from model.errors import InputError
 
 blueprint = Blueprint("fhir", __name__)
-CODE_SYSTEM_PATH = "/fhir/CodeSystem/cart-risk-input"
+DEFINITION_PATH = "/fhir/<any(CodeSystem, StructureDefinition):kind>/<name>"
 
 
 def is_fhir_request() -> bool:
@@ -107,9 +108,16 @@ def _answer_error(error: FhirInputError):
     return jsonify({"errors": errors}), error.status
 
 
-@blueprint.get(CODE_SYSTEM_PATH)
-def input_code_system():
-    """The FHIR ``CodeSystem`` of the calculator's input codes."""
-    from calculator.interop.fhir_codes import input_code_system as build
+@blueprint.get(DEFINITION_PATH)
+def fhir_definition(kind: str, name: str):
+    """A ``CodeSystem`` or ``StructureDefinition`` of the calculator (its canonical URL ends in
+    this path), as :mod:`calculator.interop.fhir_definitions` builds it."""
+    from calculator.interop.fhir_definitions import definition
+    from calculator.json_requests import error_response
 
-    return fhir_response(build())
+    resource = definition(kind, name)
+    if resource is None:
+        return error_response(404, f"no {kind} {name!r} here: the calculator serves "
+                                   "/fhir/CodeSystem/<name> and /fhir/StructureDefinition/<name> "
+                                   "for the names in docs/fhir.md", "path")
+    return fhir_response(resource)

@@ -9,7 +9,8 @@ No LOINC or SNOMED CT code is used: none could be confirmed against the LOINC da
 SNOMED CT browser while this was written, and codes quoted in third-party material disagree with
 each other (docs/fhir.md gives an example). Every input is therefore coded in the calculator's own
 code system :data:`INPUT_SYSTEM`, documented in docs/fhir.md and served as a FHIR ``CodeSystem``
-at ``GET /fhir/CodeSystem/cart-risk-input``. A site that has verified LOINC codes for its own
+at ``GET /fhir/CodeSystem/cart-risk-input`` (every code system and the interval extension are
+served: :mod:`calculator.interop.fhir_definitions`). A site that has verified LOINC codes for its own
 laboratory maps them to these codes in its interface engine.
 """
 from __future__ import annotations
@@ -27,6 +28,10 @@ METHOD_SYSTEM = CODE_SYSTEM_BASE + "cart-risk-method"
 BURDEN_SUBGROUP_SYSTEM = CODE_SYSTEM_BASE + "cart-risk-burden-subgroup"
 #: Extension on ``RiskAssessment.prediction``: the bootstrap 95 % interval of the probability.
 CI95_EXTENSION = "https://cart-risk.example/fhir/StructureDefinition/probability-ci95"
+#: Version of the RiskAssessment the calculator writes (``meta.tag`` in this system): 2 since
+#: issue 22 (probabilities in percent, R4's scale); 1 wrote them as 0-1 fractions.
+OUTPUT_FORMAT_SYSTEM = CODE_SYSTEM_BASE + "cart-risk-output-format"
+OUTPUT_FORMAT_VERSION = "2"
 UCUM = "http://unitsofmeasure.org"
 #: FHIR R4 administrative-gender -> the calculator's ``sex``; other genders are not modelled.
 GENDER_TO_SEX = {"male": "M", "female": "F"}
@@ -108,29 +113,3 @@ OUTCOMES = {
             "Event-free survival (alive without no-response, relapse or death)"),
     "os": ("overall-survival", "Overall survival (alive)"),
 }
-
-
-def input_code_system() -> dict:
-    """The FHIR R4 ``CodeSystem`` of :data:`INPUT_SYSTEM`, as a JSON-ready dict.
-
-    Built and validated with the ``fhir.resources`` R4B model (R4B keeps R4's ``CodeSystem``).
-    """
-    from fhir.resources.R4B.codesystem import CodeSystem
-
-    concepts = []
-    for entry in OBSERVATIONS:
-        kind = {"quantity": "valueQuantity, UCUM " + " or ".join(f"'{u}'" for u in entry.units),
-                "boolean": "valueBoolean",
-                "coded": f"valueCodeableConcept from {TB_ASSESSED_SYSTEM} "
-                         f"({', '.join(TB_ASSESSED_VALUES)})"}[entry.value]
-        concepts.append({"code": entry.code, "display": entry.display,
-                         "definition": f"{entry.display}. Carried as {kind}; patient field "
-                                       f"'{entry.field}' of the cart-risk API."})
-    resource = CodeSystem(
-        url=INPUT_SYSTEM, name="CartRiskInput", title="cart-risk calculator inputs",
-        status="active", experimental=True, content="complete", caseSensitive=True,
-        description=("Observation codes the cart-risk calculator reads (research use; see "
-                     "docs/fhir.md). Local codes, used where no LOINC or SNOMED CT code could "
-                     "be confirmed from the terminologies' own documents."),
-        concept=concepts)
-    return resource.model_dump(mode="json", exclude_none=True)
