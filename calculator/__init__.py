@@ -64,14 +64,17 @@ def create_app(config: Mapping[str, Any] | None = None):
         if json_requests.is_api_path():
             code = error.code or 500
             if code >= 500:
-                answer = json_requests.error_response(code, failures.server_error_message(), "server")
+                message, field = failures.server_error_message(), "server"
             else:
+                message = error.description or error.name
                 field = {404: "path", 405: "method"}.get(code, "body")
-                answer = json_requests.error_response(code, error.description or error.name, field)
+            formatted = (answer_as(code, message)
+                         for answer_as in app.extensions.get(json_requests.ERROR_FORMATS, ()))
+            answer = next((item for item in formatted if item is not None), None) \
+                or json_requests.error_response(code, message, field)
         else:
             answer = web.error_page(error)
-        body, code = answer
-        response = app.make_response((body, code))
+        response = app.make_response(answer)
         for name, value in error.get_headers():  # e.g. Allow on 405, as HTTP requires
             if name.lower() != "content-type":
                 response.headers[name] = value

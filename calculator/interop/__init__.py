@@ -16,9 +16,10 @@ def blueprints() -> list:
 
 def init_app(app) -> None:
     """Register the FHIR and CDS Hooks endpoints on ``app`` and their paths in its OpenAPI document."""
-    from calculator.interop import openapi
-    from calculator.json_requests import OPENAPI_EXTENSIONS
+    from calculator.interop import fhir_api, openapi
+    from calculator.json_requests import ERROR_FORMATS, OPENAPI_EXTENSIONS
 
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
     app.extensions.setdefault(OPENAPI_EXTENSIONS, []).append(openapi.extend)
+    app.extensions.setdefault(ERROR_FORMATS, []).append(fhir_api.outcome_for_http_error)
