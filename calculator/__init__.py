@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-#: Largest request body accepted (a patient is a few hundred bytes).
+#: Largest request body accepted (a patient is a few hundred bytes); FHIR bodies and CDS Hooks
+#: calls have a larger one (:data:`calculator.interop.MAX_CHART_BYTES`).
 MAX_REQUEST_BYTES = 16 * 1024
 
 

@@ -30,6 +30,9 @@ blueprint = Blueprint("cds_hooks", __name__)
 HOOK = "patient-view"
 SERVICE_ID = "cart-risk-patient-view"
 PREFETCH_KEYS = ("patient", "observations")
+#: Observations asked for in the prefetch (newest first): the latest of each of the eleven codes
+#: with room for histories; the body limit (calculator.interop.MAX_CHART_BYTES) fits them.
+PREFETCH_COUNT = 50
 #: CDS Hooks caps a card's summary at 140 characters.
 MAX_SUMMARY = 140
 CARD_HORIZON_MONTHS = 12
@@ -40,7 +43,7 @@ def prefetch_templates() -> dict[str, str]:
     codes = ",".join(f"{INPUT_SYSTEM}|{entry.code}" for entry in OBSERVATIONS)
     return {"patient": "Patient/{{context.patientId}}",
             "observations": "Observation?patient={{context.patientId}}&code=" + codes
-                            + "&_sort=-date"}
+                            + f"&_sort=-date&_count={PREFETCH_COUNT}"}
 
 
 @blueprint.errorhandler(InputError)
