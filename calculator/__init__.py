@@ -45,6 +45,10 @@ def create_app(config: Mapping[str, Any] | None = None):
     app.json = FastJSONProvider(app)
     app.config.from_mapping(
         BUNDLE_PATH=os.environ.get("CART_RISK_BUNDLE") or str(default_bundle_path()),
+        # The service's address as other systems reach it (CDS card links, the JWT's aud), and
+        # the CDS Hooks trusted issuers (calculator/interop/cds_auth.py); both optional.
+        PUBLIC_URL=os.environ.get("CART_RISK_PUBLIC_URL") or None,
+        CDS_ISSUERS_FILE=os.environ.get("CART_RISK_CDS_ISSUERS") or None,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
     )

@@ -45,9 +45,12 @@ def make_token(patient: Mapping[str, Any]) -> str:
     return _fernet().encrypt(payload.encode("utf-8")).decode("ascii")
 
 
-def result_url(patient: Mapping[str, Any]) -> str:
-    """Absolute URL of the patient's result page (needs a request context)."""
-    return url_for("result_links.result_page", token=make_token(patient), _external=True)
+def result_url(patient: Mapping[str, Any]) -> str | None:
+    """Absolute URL of the patient's result page on the configured public address (None
+    without one: :func:`calculator.public_links.public_url_for`)."""
+    from calculator.public_links import public_url_for
+
+    return public_url_for("result_links.result_page", token=make_token(patient))
 
 
 def read_token(token: str, now: float | None = None) -> dict[str, Any]:

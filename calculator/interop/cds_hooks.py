@@ -16,10 +16,11 @@ call gets 400 with the API's JSON ``errors``; nothing here answers HTML.
 """
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Mapping
 
-from flask import Blueprint, jsonify, url_for
+from flask import Blueprint, current_app, jsonify, request
 
 from calculator.extensions import calculator_state
 from calculator.interop.fhir_codes import INPUT_SYSTEM, METHOD_SYSTEM, OBSERVATIONS
@@ -33,8 +34,11 @@ PREFETCH_KEYS = ("patient", "observations")
 #: Observations asked for in the prefetch (newest first): the latest of each of the eleven codes
 #: with room for histories; the body limit (calculator.interop.MAX_CHART_BYTES) fits them.
 PREFETCH_COUNT = 50
-#: CDS Hooks caps a card's summary at 140 characters.
-MAX_SUMMARY = 140
+#: CDS Hooks: a card's summary "<140 characters".
+MAX_SUMMARY = 139
+#: Longest piece of chart text shown in a card's detail, and most problems listed.
+MAX_CHART_TEXT = 300
+MAX_PROBLEMS = 12
 CARD_HORIZON_MONTHS = 12
 
 
@@ -87,6 +91,9 @@ def call_service(service_id: str):
     """Answer one ``patient-view`` call with one card (see the module docstring)."""
     from calculator.json_requests import error_response, read_json_body
 
+    refusal = _authenticate(service_id)
+    if refusal is not None:
+        return refusal
     if service_id != SERVICE_ID:
         return error_response(404, f"no CDS service {service_id!r}; GET /cds-services lists "
                                    "them", "path")
@@ -99,6 +106,26 @@ def call_service(service_id: str):
                               "prefetch")
     return jsonify({"cards": [_card(prefetch, call["context"]["patientId"],
                                     call.get("fhirServer"))]})
+
+
+def _authenticate(service_id: str):
+    """None when the call may go on; else the 401 answer (calculator.interop.cds_auth)."""
+    from calculator.interop import CDS_ISSUERS
+    from calculator.interop.cds_auth import Unauthorized
+    from calculator.json_requests import error_response
+
+    issuers = current_app.extensions.get(CDS_ISSUERS)
+    if issuers is None:
+        return None
+    audience = f"{issuers.public_url}/cds-services/{service_id}"
+    try:
+        issuers.verify(request.headers.get("Authorization"), audience)
+    except Unauthorized as problem:
+        body, status = error_response(401, str(problem), "Authorization")
+        response = current_app.make_response((body, status))
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return response
+    return None
 
 
 def _checked_call(body: Any) -> dict[str, Any]:
@@ -156,6 +183,7 @@ def _card(prefetch: Mapping[str, Any], patient_id: str,
 
 
 def _source() -> dict[str, Any]:
+    from calculator.public_links import public_url_for
     from calculator.results import is_reconstructed
 
     bundle = calculator_state().bundle
@@ -168,16 +196,20 @@ def _source() -> dict[str, Any]:
         label = f"cart-risk - trained on {bundle.manifest.get('provenance')}"
         topic = {"system": METHOD_SYSTEM, "code": "center-cohort",
                  "display": "Model trained on a center's cohort"}
-    return {"label": label, "url": url_for("web.about", _external=True), "topic": topic}
+    source = {"label": label, "topic": topic}
+    about = public_url_for("web.about")
+    if about:
+        source["url"] = about
+    return source
 
 
-def _indicator() -> str:
-    from calculator.results import is_reconstructed
-
-    return "warning" if is_reconstructed(calculator_state().bundle) else "info"
+def _links(label: str, url: str | None) -> list[dict[str, str]]:
+    """The card's one link, on the configured public address (none without one)."""
+    return [{"label": label, "url": url, "type": "absolute"}] if url else []
 
 
 def _missing_card(problems: list[str], fields: list[str]) -> dict[str, Any]:
+    from calculator.public_links import public_url_for
     from model.patient import PATIENT_FIELDS
 
     named = [PATIENT_FIELDS[name].label for name in dict.fromkeys(fields)
@@ -185,12 +217,14 @@ def _missing_card(problems: list[str], fields: list[str]) -> dict[str, Any]:
     summary = ("cart-risk: no estimate - missing or unusable: " + ", ".join(named) if named
                else "cart-risk: no estimate - the chart's data could not be used (see details)")
     detail = ("The calculator could not estimate this patient's risks from the chart:\n\n"
-              + "\n".join(f"- {problem}" for problem in problems)
+              + "\n".join(f"- {chart_text(problem)}" for problem in problems[:MAX_PROBLEMS])
+              + (f"\n- and {len(problems) - MAX_PROBLEMS} more" if len(problems) > MAX_PROBLEMS
+                 else "")
               + f"\n\nObservations are read by their codes in `{INPUT_SYSTEM}`.")
     return {"uuid": str(uuid.uuid4()), "summary": _cut(summary), "detail": detail,
             "indicator": "info", "source": _source(),
-            "links": [{"label": "Open the calculator (enter the values by hand)",
-                       "url": url_for("web.index", _external=True), "type": "absolute"}]}
+            "links": _links("Open the calculator (enter the values by hand)",
+                            public_url_for("web.index"))}
 
 
 def _result_card(answer: Mapping[str, Any], patient: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,6 +237,7 @@ def _result_card(answer: Mapping[str, Any], patient: Mapping[str, Any]) -> dict[
     efs = survival_at(answer.get("efs"), CARD_HORIZON_MONTHS)
     os_ = survival_at(answer.get("os"), CARD_HORIZON_MONTHS)
     h = CARD_HORIZON_MONTHS
+    reconstructed = is_reconstructed(calculator_state().bundle)
 
     def value(result):
         return percent(result.get("probability")) if result else "n/a"
@@ -215,7 +250,8 @@ def _result_card(answer: Mapping[str, Any], patient: Mapping[str, Any]) -> dict[
 
     summary = (f"CR {value(cr)} | severe CRS {value(scrs)}"
                + (f" (burden {band['subgroup']})" if band.get("subgroup") else "")
-               + f" | {h}-mo EFS {survival(efs)}, OS {survival(os_)}")
+               + f" | {h}-mo EFS {survival(efs)}, OS {survival(os_)}"
+               + (" | research use only" if reconstructed else ""))
     lines = []
     if cr:
         lines.append(f"**Complete remission**: {value(cr)} (95 % CI "
@@ -232,20 +268,38 @@ def _result_card(answer: Mapping[str, Any], patient: Mapping[str, Any]) -> dict[
         lines.append(f"**{name} at {h} months**: {survival(point)}"
                      + (f" (95 % CI {interval(point.get('lower'), point.get('upper'))})"
                         if point else ""))
-    lines += [f"Warning: {warning}" for warning in answer.get("warnings") or []]
-    if is_reconstructed(calculator_state().bundle):
+    lines += [f"Warning: {chart_text(warning)}" for warning in answer.get("warnings") or []]
+    if reconstructed:
         trained_on = (answer.get("model") or {}).get("trained_on") or "a synthetic cohort"
         lines.append(f"*Research use only: trained on {trained_on} of a cohort reconstructed "
                      "from published aggregates (Li et al., NCT03919240), not patient-level "
-                     "data.*")
+                     "data. Not for treatment decisions.*")
     minutes = RESULT_LINK_LIFETIME_SECONDS // 60
     return {"uuid": str(uuid.uuid4()), "summary": _cut(summary), "detail": "\n\n".join(lines),
-            "indicator": _indicator(), "source": _source(),
-            "links": [{"label": f"Full result page (link valid {minutes} minutes)",
-                       "url": result_url(patient), "type": "absolute"}]}
+            "indicator": "info", "source": _source(),
+            "links": _links(f"Full result page (link valid {minutes} minutes)",
+                            result_url(patient))}
+
+
+#: Characters that Markdown (CommonMark, GFM tables) would read as syntax in chart text.
+_MARKDOWN_SYNTAX = str.maketrans({character: "\\" + character for character in "\\`*_[](){}#|~!:"}
+                                 | {"<": "&lt;", ">": "&gt;", "&": "&amp;",
+                                    "\n": " ", "\r": " ", "\t": " "})
+
+
+def chart_text(text: Any, limit: int = MAX_CHART_TEXT) -> str:
+    """Text that came from the chart (or names its values), safe inside a card's Markdown:
+    on one line, cut to ``limit`` characters, with Markdown syntax and HTML escaped (a link,
+    an image or a tag in a dataAbsentReason shows as text)."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    # ":" is escaped above and "www." here, so that no renderer makes an autolink of them
+    return re.sub(r"(?i)www\.", "www\\.", text.translate(_MARKDOWN_SYNTAX))
 
 
 def _cut(text: str) -> str:
+    """A summary under :data:`MAX_SUMMARY` characters, as CDS Hooks asks ("<140")."""
     return text if len(text) <= MAX_SUMMARY else text[:MAX_SUMMARY - 3] + "..."
 
 
