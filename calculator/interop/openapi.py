@@ -144,6 +144,9 @@ def extend(document: dict[str, Any]) -> None:
             "200": {"description": "one card: the risks, or what is missing", "content": {
                 "application/json": {"schema": {"$ref": _REF + "CdsCards"}}}},
             "400": {"description": "not a valid hook call", "content": errors},
+            "401": {"description": "trusted issuers are configured and the call has no valid "
+                                   "Authorization: Bearer JWT (docs/cds-hooks.md)",
+                    "content": errors},
             "404": {"description": "no such service", "content": errors},
             "412": {"description": "prefetch keys not sent", "content": errors},
             "413": {"description": "body too large", "content": errors},
@@ -158,4 +161,6 @@ def extend(document: dict[str, Any]) -> None:
                         "schema": {"type": "string"}}],
         "responses": {"200": {"description": "result page", "content": html},
                       "404": {"description": "not a token of this server", "content": html},
+                      "409": {"description": "made where another bundle serves",
+                              "content": html},
                       "410": {"description": "expired", "content": html}}}}
