@@ -38,40 +38,11 @@ def init_app(app) -> None:
     from calculator.json_requests import ERROR_FORMATS, OPENAPI_EXTENSIONS
     from calculator.security import BODY_LIMITS
 
+    from calculator.interop.cds_auth import configure_cds_authentication
+
     configure_cds_authentication(app)
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
     app.extensions.setdefault(OPENAPI_EXTENSIONS, []).append(openapi.extend)
     app.extensions.setdefault(ERROR_FORMATS, []).append(fhir_api.outcome_for_http_error)
     app.extensions.setdefault(BODY_LIMITS, []).append(chart_body_limit)
-
-
-#: ``app.extensions`` key of the CDS Hooks trusted issuers (None: the service is open).
-CDS_ISSUERS = "cart_risk.cds_issuers"
-
-
-def configure_cds_authentication(app) -> None:
-    """Check ``PUBLIC_URL`` and load the trusted issuers of ``CDS_ISSUERS_FILE``; warn when the
-    CDS Hooks service is open (no issuers configured).
-
-    Raises
-    ------
-    model.errors.ConfigurationError
-        A malformed public URL or issuers file, or issuers without a public URL.
-    """
-    from calculator.interop.cds_auth import (ISSUERS_VARIABLE, PUBLIC_URL_VARIABLE,
-                                             load_issuers, public_url)
-
-    app.config["PUBLIC_URL"] = public_url(app.config.get("PUBLIC_URL"))
-    path = app.config.get("CDS_ISSUERS_FILE")
-    if path:
-        app.extensions[CDS_ISSUERS] = load_issuers(path, app.config["PUBLIC_URL"])
-        return
-    app.extensions[CDS_ISSUERS] = None
-    app.logger.warning(
-        "CDS Hooks calls are not authenticated: no trusted issuers are configured (%s); "
-        "anyone who can reach /cds-services can have patient data rendered into cards. "
-        "See docs/cds-hooks.md, Authentication.", ISSUERS_VARIABLE)
-    if not app.config["PUBLIC_URL"]:
-        app.logger.warning("%s is not set: CDS cards carry no links (they are never built "
-                           "from the request's Host header)", PUBLIC_URL_VARIABLE)

@@ -110,8 +110,7 @@ def call_service(service_id: str):
 
 def _authenticate(service_id: str):
     """None when the call may go on; else the 401 answer (calculator.interop.cds_auth)."""
-    from calculator.interop import CDS_ISSUERS
-    from calculator.interop.cds_auth import Unauthorized
+    from calculator.interop.cds_auth import CDS_ISSUERS, Unauthorized
     from calculator.json_requests import error_response
 
     issuers = current_app.extensions.get(CDS_ISSUERS)
