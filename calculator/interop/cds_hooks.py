@@ -5,8 +5,12 @@
 - ``POST /cds-services/cart-risk-patient-view``: one card. With the data it shows complete
   remission, severe CRS with its burden band, and 12-month EFS and OS, each with its 95 %
   interval, and links to the full result page through a short-lived encrypted link
-  (:mod:`calculator.result_links`: no patient value in the URL). Without them it says what is
-  missing. The card's ``source`` and ``indicator`` say research use / reconstructed cohort.
+  (:mod:`calculator.result_links`: no patient value in the URL) on the configured public
+  address (never the Host header). Without them it says what is missing. Research use is said
+  in the summary, detail and ``source``; the ``indicator`` (urgency) is ``info``. Chart text is
+  escaped and cut (:func:`chart_text`).
+- Once trusted issuers are configured, every call needs the EHR's signed JWT
+  (:mod:`calculator.interop.cds_auth`); else 401.
 
 The service reads only the prefetch: it never calls the EHR's FHIR server. As the specification
 requires, a request whose prefetch keys are absent (the client chose not to prefetch) is answered
