@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="bundle directory to write (replaced atomically if it holds a bundle)")
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B",
-                   help="bootstrap refits for validation and prediction intervals (with "
-                        "--ensemble: in total, split over the reconstructions) (default: %(default)s)")
+                   help="bootstrap refits for validation and the 95 %% confidence intervals of "
+                        "predictions (with --ensemble: in total, split over the reconstructions; "
+                        "its pooled validation adds 200 replicates) (default: %(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
                    help="random seed; the same cohort, B and seed give the same bundle "
                         "(default: %(default)s)")

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from calculator import failures, plots, results
 from calculator.extensions import calculator_state
+from model import card_text
 from model.errors import InputError
 from model.outcomes import SURVIVAL_NAMES
 from model.patient import PATIENT_FIELDS, parse_form
@@ -209,6 +210,7 @@ def about():
                            bands=results.band_rows(bundle, None),
                            band_basis=results.band_basis(bundle),
                            coefficients=results.coefficient_table(bundle),
+                           card=card_text.card(bundle.manifest),
                            labels=results.OUTCOME_LABELS, kind=bundle.basis, **_common())
 
 

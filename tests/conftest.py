@@ -172,6 +172,8 @@ def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
 #: The small ensemble fixture: the first members of the packaged ensemble, few refits each.
 TEST_ENSEMBLE_MEMBERS = 3
 TEST_ENSEMBLE_BOOTSTRAP = 12
+#: Pooled-validation replicates of the test ensemble bundle (the default bundle has 200).
+TEST_ENSEMBLE_REPLICATES = 12
 
 
 @pytest.fixture(scope="session")
@@ -198,5 +200,5 @@ def ensemble_bundle_path(small_ensemble_dir, tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("ensemble-bundle") / "bundle"
     train_ensemble(small_ensemble_dir, path, bootstrap=TEST_ENSEMBLE_BOOTSTRAP, seed=TEST_SEED,
-                   jobs=1, progress=False)
+                   jobs=1, progress=False, validation_replicates=TEST_ENSEMBLE_REPLICATES)
     return path
