@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
+#: The release of cart-risk, written here only (pyproject.toml reads it; CHANGELOG.md lists it).
+__version__ = "0.2.0"
+
 #: Largest request body accepted (a patient is a few hundred bytes).
 MAX_REQUEST_BYTES = 16 * 1024
 
@@ -21,7 +24,9 @@ def create_app(config: Mapping[str, Any] | None = None):
     config : mapping, optional
         Overrides of the defaults. ``BUNDLE_PATH``: bundle directory (default
         ``$CART_RISK_BUNDLE``, else the default bundle, see :mod:`calculator.defaults`). Any Flask
-        setting, e.g. ``TESTING``.
+        setting, e.g. ``TESTING``. Logs (:mod:`calculator.logs`) and ``/metrics``
+        (:mod:`calculator.metrics`) follow their ``CART_RISK_...`` variables
+        (docs/configuration.md).
 
     Returns
     -------
@@ -31,11 +36,13 @@ def create_app(config: Mapping[str, Any] | None = None):
     ------
     model.errors.BundleError
         If the bundle is missing or fails verification: the app refuses to exist without one.
+    model.errors.ConfigurationError
+        A setting it cannot work with (signing key, log format, metrics switch or token).
     """
     from werkzeug.exceptions import HTTPException
 
-    from calculator import (api, cds_hooks, extensions, failures, fhir_api, result_links,
-                            security, web)
+    from calculator import (api, cds_hooks, extensions, failures, fhir_api, logs, metrics,
+                            result_links, security, web)
     from calculator.defaults import default_bundle_path
     from calculator.json_output import FastJSONProvider
 
@@ -50,8 +57,10 @@ def create_app(config: Mapping[str, Any] | None = None):
     security.configure(app)
     if config:
         app.config.from_mapping(config)
+    logs.init_app(app)  # ConfigurationError on a bad CART_RISK_LOG_FORMAT / _LEVEL
     extensions.init_app(app)
     failures.init_app(app)
+    metrics.init_app(app, app.extensions[extensions.EXTENSION_KEY].bundle)
     security.init_app(app, csrf_exempt=[api.blueprint, fhir_api.blueprint, cds_hooks.blueprint])
     app.register_blueprint(web.blueprint)
     app.register_blueprint(api.blueprint)

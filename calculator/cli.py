@@ -8,6 +8,7 @@ a bundle exists.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +30,31 @@ class UsageError(CommandError):
     """An option the command cannot work with (exit 2, as argparse's own usage errors)."""
 
     exit_code = EXIT_USAGE
+
+
+def version_text() -> str:
+    """What ``cart-risk --version`` prints: this release and the bundle format it reads."""
+    from calculator import __version__
+    from model.bundle import FORMAT_VERSION
+
+    return f"cart-risk {__version__} (reads bundle format {FORMAT_VERSION})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, importing the bundle module only when asked."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the release and the bundle format it reads, and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
+def _setting(variable: str, fallback: str) -> str:
+    """An option's default from ``$variable`` (docs/configuration.md), else ``fallback``."""
+    return os.environ.get(variable, "").strip() or fallback
 
 
 def _patient_help(spec) -> str:
@@ -57,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cart-risk",
         description="CAR-T (ssCART-19) risk calculator for r/r B-ALL, from Li et al. (NCT03919240).")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("reproduce", help="recompute the paper's statistics on a cohort")
@@ -155,11 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve the calculator with gunicorn")
     p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: %(default)s, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2,
-                   help="gunicorn worker processes (default: %(default)s)")
+    p.add_argument("--host", default=_setting("CART_RISK_HOST", "127.0.0.1"),
+                   help="address to listen on (default: $CART_RISK_HOST, else 127.0.0.1, this "
+                        "machine only; now %(default)s)")
+    p.add_argument("--port", type=int, default=_setting("CART_RISK_PORT", "8000"),
+                   help="TCP port (default: $CART_RISK_PORT, else 8000; now %(default)s)")
+    p.add_argument("--workers", type=int, default=_setting("CART_RISK_WORKERS", "2"),
+                   help="gunicorn worker processes (default: $CART_RISK_WORKERS, else 2; now "
+                        "%(default)s)")
     return parser
 
 

@@ -215,7 +215,14 @@ def serve_command(args) -> int:
     # gunicorn forks the workers from this process (preload), so they share the app and its key;
     # a key made for this process alone is still refused with several workers, as a plain
     # `gunicorn calculator.wsgi:app` would not share it.
-    app = create_app({"BUNDLE_PATH": str(path), "PROCESS_KEY_ALLOWED": args.workers == 1})
+    from calculator.metrics import prepare_multiprocess_dir, server_exited
+
+    prepare_multiprocess_dir()  # before the app imports prometheus_client (metrics on only)
+    try:
+        app = create_app({"BUNDLE_PATH": str(path), "PROCESS_KEY_ALLOWED": args.workers == 1})
+    except BaseException:
+        server_exited(None)
+        raise
 
     class CalculatorServer(BaseApplication):
         """gunicorn running the app factory, the bundle loaded once before workers fork."""
