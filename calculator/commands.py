@@ -241,7 +241,9 @@ def serve_command(args) -> int:
             return app
 
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"cart-risk: serving bundle {bundle.id[:12]} on http://{shown_host}:{args.port} "
-          f"(Ctrl-C stops)", file=sys.stderr, flush=True)
+    from calculator.logs import notice
+
+    notice(f"cart-risk: serving bundle {bundle.id[:12]} on http://{shown_host}:{args.port} "
+           f"(Ctrl-C stops)")
     CalculatorServer().run()
     return 0

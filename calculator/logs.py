@@ -117,6 +117,15 @@ def stderr_handler() -> logging.Handler:
     return handler
 
 
+def notice(text: str) -> None:
+    """Print one line to stderr in the configured format (outside any request)."""
+    if log_format() == "json":
+        record = logging.LogRecord("calculator", logging.INFO, __file__, 0, text, None, None)
+        record.request_id = "-"
+        text = JSONFormatter().format(record)
+    print(text, file=sys.stderr, flush=True)
+
+
 def init_app(app) -> None:
     """Give ``app.logger`` the configured format and level, and log one line per request.
 
