@@ -6,7 +6,6 @@ bundle, and registers the ``web`` and ``api`` blueprints.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping
 
 #: The release of cart-risk, written here only (pyproject.toml reads it; CHANGELOG.md lists it).
@@ -43,14 +42,14 @@ def create_app(config: Mapping[str, Any] | None = None):
 
     from calculator import (api, cds_hooks, extensions, failures, fhir_api, logs, metrics,
                             result_links, security, web)
-    from calculator.defaults import default_bundle_path
+    from calculator.defaults import configured_bundle_path, default_bundle_path
     from calculator.json_output import FastJSONProvider
 
     # static_folder=None: the web blueprint serves calculator/static
     app = failures.CalculatorFlask(__name__, static_folder=None)
     app.json = FastJSONProvider(app)
     app.config.from_mapping(
-        BUNDLE_PATH=os.environ.get("CART_RISK_BUNDLE") or str(default_bundle_path()),
+        BUNDLE_PATH=str(configured_bundle_path() or default_bundle_path()),
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
     )

@@ -16,8 +16,8 @@ from model.defaults import BACKENDS, DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.errors import EXIT_FAILURE, EXIT_USAGE, report_failure
 from model.patient import PATIENT_FIELDS
 
-BUNDLE_HELP = ("bundle directory (default: $CART_RISK_HOME/bundles/default, trained on the "
-               "reconstructed cohort on first use)")
+BUNDLE_HELP = ("bundle directory (default: $CART_RISK_BUNDLE, else "
+               "$CART_RISK_HOME/bundles/default, trained on the reconstructed cohorts on first use)")
 
 
 class CommandError(Exception):
@@ -50,11 +50,6 @@ class _VersionAction(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         print(version_text())
         parser.exit()
-
-
-def _setting(variable: str, fallback: str) -> str:
-    """An option's default from ``$variable`` (docs/configuration.md), else ``fallback``."""
-    return os.environ.get(variable, "").strip() or fallback
 
 
 def _patient_help(spec) -> str:
@@ -182,12 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve the calculator with gunicorn")
     p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
-    p.add_argument("--host", default=_setting("CART_RISK_HOST", "127.0.0.1"),
+    p.add_argument("--host", default=os.environ.get("CART_RISK_HOST", "").strip() or "127.0.0.1",
                    help="address to listen on (default: $CART_RISK_HOST, else 127.0.0.1, this "
                         "machine only; now %(default)s)")
-    p.add_argument("--port", type=int, default=_setting("CART_RISK_PORT", "8000"),
+    p.add_argument("--port", type=int, default=os.environ.get("CART_RISK_PORT", "").strip() or "8000",
                    help="TCP port (default: $CART_RISK_PORT, else 8000; now %(default)s)")
-    p.add_argument("--workers", type=int, default=_setting("CART_RISK_WORKERS", "2"),
+    p.add_argument("--workers", type=int, default=os.environ.get("CART_RISK_WORKERS", "").strip() or "2",
                    help="gunicorn worker processes (default: $CART_RISK_WORKERS, else 2; now "
                         "%(default)s)")
     return parser
@@ -250,11 +245,9 @@ def _report(args) -> int:
 
 
 def _bundle_or_default(args) -> Path:
-    if args.bundle is not None:
-        return args.bundle
-    from calculator.defaults import ensure_default_bundle
+    from calculator.defaults import bundle_or_default
 
-    return ensure_default_bundle()
+    return bundle_or_default(args.bundle)
 
 
 def _validate(args) -> int:
@@ -301,6 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except ModuleNotFoundError as error:
+        from calculator.defaults import TRAINING_STACK, training_stack_message
+
+        top = (error.name or "").split(".")[0]
+        if top not in TRAINING_STACK:
+            raise
+        return report_failure(args.command, CommandError(training_stack_message(
+            TRAINING_STACK[top])))
     except (InputError, CohortError, BundleError, CommandError, ConfigurationError, OSError,
             KeyboardInterrupt) as error:
         return report_failure(args.command, error)  # exit codes: model/errors.py, docs/cli.md

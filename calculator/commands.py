@@ -23,11 +23,9 @@ DOSE_SENTENCE = ("Every cohort patient received the same split dose (5 x 10^6 ce
 
 
 def _bundle_path(args) -> Path:
-    if getattr(args, "bundle", None) is not None:
-        return Path(args.bundle)
-    from calculator.defaults import ensure_default_bundle
+    from calculator.defaults import bundle_or_default
 
-    return ensure_default_bundle()
+    return bundle_or_default(getattr(args, "bundle", None))
 
 
 def _option(field: str) -> str:

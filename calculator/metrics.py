@@ -39,8 +39,8 @@ DIRECTORY_VARIABLE = "CART_RISK_METRICS_DIR"
 TOKEN_VARIABLE = "CART_RISK_METRICS_TOKEN"
 #: prometheus_client's own variable: where multiprocess workers write their counts.
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-#: Set by :func:`prepare_multiprocess_dir` when it made the directory (and so removes it).
-_OWNED_VARIABLE = "CART_RISK_METRICS_DIR_OWNED"
+#: The directory :func:`prepare_multiprocess_dir` made in this (master) process, if any.
+_made_here: list[Path] = []
 MIN_TOKEN_LENGTH = 16
 #: The endpoints whose 2xx answers carry predictions.
 PREDICTION_ENDPOINTS = frozenset({"api.predict", "web.result", "result_links.result_page",
@@ -103,7 +103,7 @@ def prepare_multiprocess_dir() -> Path | None:
                                      f"{problem.strerror or problem}") from None
     else:
         directory = Path(tempfile.mkdtemp(prefix="cart-risk-metrics-"))
-        os.environ[_OWNED_VARIABLE] = str(directory)
+        _made_here.append(directory)
     os.environ[MULTIPROC_VARIABLE] = str(directory)
     return directory
 
@@ -118,9 +118,8 @@ def worker_exited(server, worker) -> None:
 
 def server_exited(server) -> None:
     """gunicorn's ``on_exit`` hook: remove the temporary metrics directory this master made."""
-    owned = os.environ.get(_OWNED_VARIABLE)
-    if owned and owned == os.environ.get(MULTIPROC_VARIABLE):
-        shutil.rmtree(owned, ignore_errors=True)
+    while _made_here:
+        shutil.rmtree(_made_here.pop(), ignore_errors=True)
 
 
 @lru_cache(maxsize=1)
