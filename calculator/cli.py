@@ -206,7 +206,7 @@ def _options(args, **more):
 
 
 def _train(args) -> int:
-    from training.fit_models import parse_methods
+    from training.development.fit_models import parse_methods
     from training.train import train_command
 
     try:
@@ -225,7 +225,7 @@ def _train(args) -> int:
 
 
 def _simulate(args) -> int:
-    from training.simulation import simulate_command
+    from training.simulation.study import simulate_command
 
     repetitions = args.repetitions[0] if len(args.repetitions) == 1 else args.repetitions
     if min(args.repetitions) < 1 or min(args.sizes) < 20:
@@ -239,7 +239,7 @@ def _simulate(args) -> int:
 
 
 def _report(args) -> int:
-    from training.report import report_command
+    from training.report.page import report_command
 
     return report_command(args.bundle, args.out)
 
