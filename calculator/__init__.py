@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-#: The release of cart-risk, written here only (pyproject.toml reads it; CHANGELOG.md lists it).
-__version__ = "0.2.0"
+from model.release import __version__  # noqa: F401 (calculator.__version__, for users)
 
 #: Largest request body accepted (a patient is a few hundred bytes).
 MAX_REQUEST_BYTES = 16 * 1024

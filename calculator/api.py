@@ -51,7 +51,7 @@ def openapi():
 def healthz():
     """200 with the release and the bundle id: a verified bundle is loaded (the app does not
     exist otherwise)."""
-    from calculator import __version__
+    from model.release import __version__
 
     bundle = calculator_state().bundle
     return jsonify({"status": "ok", "version": __version__,

@@ -34,7 +34,7 @@ class UsageError(CommandError):
 
 def version_text() -> str:
     """What ``cart-risk --version`` prints: this release and the bundle format it reads."""
-    from calculator import __version__
+    from model.release import __version__
     from model.bundle import FORMAT_VERSION
 
     return f"cart-risk {__version__} (reads bundle format {FORMAT_VERSION})"

@@ -151,7 +151,7 @@ def init_app(app, bundle) -> None:
     """
     if not metrics_enabled():
         return
-    from calculator import __version__
+    from model.release import __version__
     from model.bundle import FORMAT_VERSION
 
     app.config["METRICS_TOKEN"] = metrics_token()

@@ -194,7 +194,7 @@ def result_without_form():
 @blueprint.get("/about")
 def about():
     """The model card, from the bundle's manifest, in a physician's words."""
-    from calculator import __version__
+    from model.release import __version__
     from model.bundle import FORMAT_VERSION
 
     bundle = calculator_state().bundle

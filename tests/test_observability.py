@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from calculator import __version__
+from model.release import __version__
 from conftest import free_port, start_calculator, stop_process
 
 TOKEN = "t0ken-for-the-metrics-scraper"

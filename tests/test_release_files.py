@@ -8,7 +8,7 @@ import tomllib
 
 import yaml
 
-from calculator import __version__
+from model.release import __version__
 from conftest import REPO
 from model.bundle import FORMAT_VERSION
 

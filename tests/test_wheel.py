@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from calculator import __version__
+from model.release import __version__
 from conftest import EXAMPLE_PATIENT, REPO, free_port, stop_process
 
 pytestmark = pytest.mark.slow
