@@ -65,13 +65,19 @@ def _patient_options(patient: dict) -> list[str]:
     return options
 
 
+def _pip(python: Path, *arguments) -> list:
+    """This venv's pip run for another interpreter (the fresh venvs get no pip of their own:
+    ensurepip costs seconds each). Nothing is byte-compiled at install: imports do it."""
+    return [sys.executable, "-m", "pip", "--python", python, *arguments]
+
+
 def _venv(where: Path, lock: str, wheel: Path, env: dict) -> Path:
     """A fresh venv at ``where`` with ``requirements/<lock>`` (hash-checked) and the wheel."""
-    _ok([sys.executable, "-m", "venv", where], where.parent, env)
+    _ok([sys.executable, "-m", "venv", "--without-pip", where], where.parent, env)
     python = where / "bin" / "python"
-    _ok([python, "-m", "pip", "install", "--quiet", "--require-hashes", "-r",
-         REPO / "requirements" / lock], where.parent, env)
-    _ok([python, "-m", "pip", "install", "--quiet", "--no-deps", wheel], where.parent, env)
+    _ok(_pip(python, "install", "--quiet", "--no-compile", "--require-hashes", "-r",
+             REPO / "requirements" / lock), where.parent, env)
+    _ok(_pip(python, "install", "--quiet", "--no-compile", "--no-deps", wheel), where.parent, env)
     return where / "bin"
 
 
@@ -92,16 +98,15 @@ def wheel(outside) -> Path:
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
         ".venv*", ".git", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache",
         ".hypothesis", "test-artifacts", "var"))
-    builder = outside / "builder"
-    _ok([sys.executable, "-m", "venv", builder], outside, env)
-    _ok([builder / "bin" / "python", "-m", "pip", "install", "--quiet", "setuptools>=77"],
-        outside, env)
+    builder = outside / "builder" / "bin" / "python"
+    _ok([sys.executable, "-m", "venv", "--without-pip", builder.parent.parent], outside, env)
+    _ok(_pip(builder, "install", "--quiet", "setuptools>=77"), outside, env)
     dist = outside / "dist"
-    _ok([builder / "bin" / "python", "-c",
-         f"from setuptools import build_meta; build_meta.build_sdist({str(dist)!r})"], source, env)
+    _ok([builder, "-c", f"from setuptools import build_meta; build_meta.build_sdist({str(dist)!r})"],
+        source, env)
     (sdist,) = dist.glob("cart_risk-*.tar.gz")
-    _ok([builder / "bin" / "python", "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", dist,
-         sdist], outside, env)
+    _ok(_pip(builder, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", dist,
+             sdist), outside, env)
     (built,) = dist.glob("cart_risk-*.whl")
     assert built.name == f"cart_risk-{__version__}-py3-none-any.whl"
     return built
@@ -123,16 +128,26 @@ def test_the_wheel_carries_every_file_read_at_run_time(wheel):
 
 
 @pytest.fixture(scope="module")
-def full(outside, wheel):
-    """(bin dir, env, work dir) of the full install (`train` extra's lock)."""
-    env = _clean_env(outside / "home-full")
-    return _venv(outside / "full", "train.txt", wheel, env), env, outside
+def installs(outside, wheel) -> dict:
+    """Both installs, made side by side (the lean one while the full one builds the default
+    bundle): ``{"full": (bin dir, env), "lean": (bin dir, env), "default_bundle": path}``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    full_env, lean_env = _clean_env(outside / "home-full"), _clean_env(outside / "home-lean")
+
+    def full_and_default_bundle():
+        bin_dir = _venv(outside / "full", "train.txt", wheel, full_env)
+        return bin_dir, _build_default_bundle(bin_dir, full_env, outside)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        full = pool.submit(full_and_default_bundle)
+        lean = pool.submit(_venv, outside / "lean", "serve.txt", wheel, lean_env)
+        (full_bin, bundle), lean_bin = full.result(), lean.result()
+    return {"full": (full_bin, full_env), "lean": (lean_bin, lean_env), "default_bundle": bundle}
 
 
-@pytest.fixture(scope="module")
-def default_bundle(full) -> Path:
+def _build_default_bundle(bin_dir: Path, env: dict, work: Path) -> Path:
     """`cart-risk predict` in the full install, which builds the default bundle first."""
-    bin_dir, env, work = full
     result = _run([bin_dir / "cart-risk", "predict", "--json", *_patient_options(EXAMPLE_PATIENT)],
                   work, env, timeout=900)
     assert result.returncode == 0, result.stderr
@@ -142,6 +157,23 @@ def default_bundle(full) -> Path:
     assert (path / "manifest.json").is_file()
     assert json.loads((path / "manifest.json").read_text())["ensemble"]["members"] == 20
     return path
+
+
+@pytest.fixture(scope="module")
+def full(installs, outside):
+    """(bin dir, env, work dir) of the full install (`train` extra's lock)."""
+    return (*installs["full"], outside)
+
+
+@pytest.fixture(scope="module")
+def lean(installs, outside):
+    """(bin dir, env, work dir) of the lean install (base lock, no extra)."""
+    return (*installs["lean"], outside)
+
+
+@pytest.fixture(scope="module")
+def default_bundle(installs) -> Path:
+    return installs["default_bundle"]
 
 
 def _serve(bin_dir: Path, bundle: Path, env: dict, work: Path, log: Path):
@@ -205,12 +237,6 @@ def test_the_full_install_runs_every_command_outside_the_checkout(full, default_
     _ok([bin_dir / "cart-risk", "update", "--bundle", trained, "--cohort", CENTER, "--out",
          work / "updated", "--bootstrap", "4"], work, env)
     assert (work / "updated" / "manifest.json").is_file()
-
-
-@pytest.fixture(scope="module")
-def lean(outside, wheel):
-    env = _clean_env(outside / "home-lean")
-    return _venv(outside / "lean", "serve.txt", wheel, env), env, outside
 
 
 def test_the_lean_install_serves_predicts_and_scores_without_the_training_stack(
