@@ -89,8 +89,10 @@ def prepare_multiprocess_dir() -> Path | None:
     are removed, as prometheus_client requires); otherwise a new temporary directory, removed by
     :func:`server_exited`.
     """
-    if not metrics_enabled() or os.environ.get(MULTIPROC_VARIABLE):
-        return Path(os.environ[MULTIPROC_VARIABLE]) if os.environ.get(MULTIPROC_VARIABLE) else None
+    if not metrics_enabled():
+        return None
+    if os.environ.get(MULTIPROC_VARIABLE):  # set by the operator, or prepared already
+        return Path(os.environ[MULTIPROC_VARIABLE])
     configured = os.environ.get(DIRECTORY_VARIABLE, "").strip()
     if configured:
         directory = Path(configured)
