@@ -52,8 +52,12 @@ def _run(command: list, **kwargs) -> str:
 
 
 def build_wheel(folder: Path) -> Path:
-    """The project's wheel, built by pip (PEP 517, isolated) into ``folder``."""
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", folder, REPO])
+    """The project's wheel, built by pip (PEP 517, isolated) into ``folder`` from a copy of the
+    source (a build in place would leave build/ and egg-info in the checkout)."""
+    source = folder / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv*", ".git", "__pycache__", "*.egg-info", "build", "dist", "test-artifacts", "var"))
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", folder, source])
     return next(folder.glob("cart_risk-*.whl"))
 
 
