@@ -51,11 +51,16 @@ def openapi():
 
 @blueprint.get("/healthz")
 def healthz():
-    """200 with the bundle id: a verified bundle is loaded (the app does not exist otherwise)."""
+    """200 with the release and the bundle id: a verified bundle is loaded (the app does not
+    exist otherwise)."""
+    from model.release import __version__
+
     bundle = calculator_state().bundle
-    return jsonify({"status": "ok", "bundle": {"id": bundle.id,
-                                               "provenance": bundle.manifest.get("provenance"),
-                                               "created": bundle.manifest.get("created")}})
+    return jsonify({"status": "ok", "version": __version__,
+                    "bundle": {"id": bundle.id, "format_version": bundle.manifest.get(
+                                   "format_version"),
+                               "provenance": bundle.manifest.get("provenance"),
+                               "created": bundle.manifest.get("created")}})
 
 
 # --------------------------------------------------------------------------- OpenAPI document

@@ -18,8 +18,8 @@ from model.defaults import BACKENDS, DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.errors import EXIT_FAILURE, EXIT_USAGE, report_failure
 from model.patient import PATIENT_FIELDS
 
-BUNDLE_HELP = ("bundle directory (default: $CART_RISK_HOME/bundles/default, trained on the "
-               "reconstructed cohort on first use)")
+BUNDLE_HELP = ("bundle directory (default: $CART_RISK_BUNDLE, else "
+               "$CART_RISK_HOME/bundles/default, trained on the reconstructed cohorts on first use)")
 
 
 class CommandError(Exception):
@@ -32,6 +32,26 @@ class UsageError(CommandError):
     """An option the command cannot work with (exit 2, as argparse's own usage errors)."""
 
     exit_code = EXIT_USAGE
+
+
+def version_text() -> str:
+    """What ``cart-risk --version`` prints: this release and the bundle format it reads."""
+    from model.release import __version__
+    from model.bundle import FORMAT_VERSION
+
+    return f"cart-risk {__version__} (reads bundle format {FORMAT_VERSION})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, importing the bundle module only when asked."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the release and the bundle format it reads, and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
 
 
 def _patient_help(spec) -> str:
@@ -97,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = SuggestingParser(
         prog="cart-risk",
         description="CAR-T (ssCART-19) risk calculator for r/r B-ALL, from Li et al. (NCT03919240).")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("reproduce", help="recompute the paper's statistics on a cohort")
@@ -197,11 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve the calculator with gunicorn")
     p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: %(default)s, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2,
-                   help="gunicorn worker processes (default: %(default)s)")
+    p.add_argument("--host", default=os.environ.get("CART_RISK_HOST", "").strip() or "127.0.0.1",
+                   help="address to listen on (default: $CART_RISK_HOST, else 127.0.0.1, this "
+                        "machine only; now %(default)s)")
+    p.add_argument("--port", type=int, default=os.environ.get("CART_RISK_PORT", "").strip() or "8000",
+                   help="TCP port (default: $CART_RISK_PORT, else 8000; now %(default)s)")
+    p.add_argument("--workers", type=int, default=os.environ.get("CART_RISK_WORKERS", "").strip() or "2",
+                   help="gunicorn worker processes (default: $CART_RISK_WORKERS, else 2; now "
+                        "%(default)s)")
     return parser
 
 
@@ -262,11 +286,9 @@ def _report(args) -> int:
 
 
 def _bundle_or_default(args) -> Path:
-    if args.bundle is not None:
-        return args.bundle
-    from calculator.defaults import ensure_default_bundle
+    from calculator.defaults import bundle_or_default
 
-    return ensure_default_bundle()
+    return bundle_or_default(args.bundle)
 
 
 def _validate(args) -> int:
@@ -315,6 +337,14 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except BrokenPipeError:
         return _reader_went_away()
+    except ModuleNotFoundError as error:
+        from calculator.defaults import TRAINING_STACK, training_stack_message
+
+        top = (error.name or "").split(".")[0]
+        if top not in TRAINING_STACK:
+            raise
+        return report_failure(args.command, CommandError(training_stack_message(
+            TRAINING_STACK[top])))
     except (InputError, CohortError, BundleError, CommandError, ConfigurationError, OSError,
             KeyboardInterrupt) as error:
         return report_failure(args.command, error)  # exit codes: model/errors.py, docs/cli.md

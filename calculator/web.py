@@ -204,8 +204,12 @@ def result_without_form():
 @blueprint.get("/about")
 def about():
     """The model card, from the bundle's manifest, in a physician's words."""
+    from model.release import __version__
+    from model.bundle import FORMAT_VERSION
+
     bundle = calculator_state().bundle
-    return render_template("about.html", manifest=bundle.manifest,
+    return render_template("about.html", manifest=bundle.manifest, release=__version__,
+                           bundle_format=FORMAT_VERSION,
                            basis=results.model_basis(bundle),
                            bands=results.band_rows(bundle, None),
                            band_basis=results.band_basis(bundle),
