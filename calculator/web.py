@@ -9,6 +9,8 @@ saying that nothing was calculated and why.
 """
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Mapping
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
@@ -200,7 +202,16 @@ def about():
                            bands=results.band_rows(bundle, None),
                            band_basis=results.band_basis(bundle),
                            coefficients=results.coefficient_table(bundle),
+                           honest=_honest_intervals(),
                            labels=results.OUTCOME_LABELS, **_common())
+
+
+@functools.lru_cache(maxsize=1)
+def _honest_intervals():
+    """The packaged coverage study's table (read, never typed); None when not installed."""
+    from training.coverage_tables import honest_intervals
+
+    return honest_intervals()
 
 
 @blueprint.errorhandler(CSRFError)

@@ -252,3 +252,96 @@ def verdict(summary: pd.DataFrame) -> dict:
             "mean_width": float(g["mean_width"].mean()),
             "target_met": bool(misses.empty and average >= AVERAGE_TARGET)}
     return out
+
+
+def describe(construction: Construction) -> dict:
+    return {"features": {o: list(f) for o, f in construction.features.items()},
+            "methods": dict(construction.methods), "refits": construction.B,
+            "interval": construction.interval}
+
+
+def write_coverage(rows: pd.DataFrame, constructions: list[Construction], out_dir, command: str,
+                   seed: int, shipped: str, packaged_copy: bool = False) -> dict:
+    """Write coverage.csv, coverage.md and coverage.json to ``out_dir`` (and, with
+    ``packaged_copy``, coverage.csv and coverage.json to training/data/simulation/, which the
+    card and the report read)."""
+    import json
+    from pathlib import Path
+
+    from model.atomic import write_atomic
+    from training.coverage_tables import coverage_csv, coverage_markdown
+
+    summary = summarize_coverage(rows)
+    verdicts = verdict(summary)
+    specs = {c.name: describe(c) for c in constructions}
+    seeds = (f"cohort r of the step truth [{seed}, n, r], of the smooth truth [{seed}, n, r, 1]; "
+             f"refits of cohort r SeedSequence([{seed}, 4, truth index, r]).spawn(B)")
+    meta = {"command": command, "seed": seed, "shipped": shipped, "constructions": specs,
+            "verdicts": verdicts, "seeds": seeds, "panel_covariates": REFERENCE,
+            "smooth_truth_checks": truths.smooth_parameters()["checks"]}
+    files = {"coverage.csv": coverage_csv(summary, {k: {**v, "features": json.dumps(v["features"]),
+                                                        "methods": json.dumps(v["methods"])}
+                                                    for k, v in specs.items()}, command, seeds),
+             "coverage.json": json.dumps(meta, indent=2, default=float) + "\n",
+             "coverage.md": coverage_markdown(summary, verdicts, specs, command)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        write_atomic(out / name, content)
+    if packaged_copy:
+        packaged = Path(__file__).with_name("data") / "simulation"
+        packaged.mkdir(exist_ok=True)
+        for name in ("coverage.csv", "coverage.json"):
+            write_atomic(packaged / name, files[name])
+    return meta
+
+
+def shipped_construction(name: str = "C1", B: int = 100, how: str = "percentile",
+                         features_path=None, methods: dict | None = None) -> Construction:
+    """The single-cohort procedure ``cart-risk train`` runs: the feature configuration's features
+    (default: the packaged one) and the default methods (or ``methods``)."""
+    from training.config import load_config
+    from training.fit_models import DEFAULT_METHODS
+
+    config = load_config(features_path)
+    return Construction(name, dict(config.models), dict(methods or DEFAULT_METHODS), B, how)
+
+
+def coverage_command(cohorts: int, construction: Construction, seed: int, jobs: int, out_dir,
+                     backend: str | None = None, update_packaged: bool = False,
+                     earlier_rows=None, shipped: str | None = None, command: str = "") -> int:
+    """``cart-risk simulate --study coverage``: score ``construction`` on ``cohorts`` cohorts of
+    each truth, add it to the constructions of ``earlier_rows`` (a coverage_rows.csv.gz of an
+    earlier run, replacing a construction of the same name), write the tables, print the verdict."""
+    import time
+    from pathlib import Path
+
+    started = time.perf_counter()
+    rows = run_coverage(construction, cohorts, seed=seed, jobs=jobs, backend=backend)
+    elapsed = time.perf_counter() - started
+    constructions = [construction]
+    if earlier_rows is not None:
+        import json
+
+        earlier = pd.read_csv(earlier_rows, float_precision="round_trip")
+        meta = json.loads(Path(earlier_rows).with_name("coverage.json").read_text())
+        keep = earlier[earlier["construction"] != construction.name]
+        rows = pd.concat([keep, rows], ignore_index=True)
+        constructions = [Construction(name, spec["features"], spec["methods"], spec["refits"],
+                                      spec["interval"])
+                         for name, spec in meta["constructions"].items()
+                         if name != construction.name] + constructions
+        command = f"{meta['command']}; then {command}"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out / "coverage_rows.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
+    meta = write_coverage(rows, constructions, out, command, seed, shipped or construction.name,
+                          packaged_copy=update_packaged)
+    for truth, v in meta["verdicts"][construction.name].items():
+        print(f"{construction.name} {truth}: average coverage {v['average_coverage']:.3f}, "
+              f"{len(v['cells_below'])} of {v['cells']} cells below {CELL_TARGET}, mean width "
+              f"{v['mean_width']:.3f}: target {'met' if v['target_met'] else 'missed'}")
+    print(f"coverage study written to {out_dir} in {elapsed:.0f} s ({cohorts} cohorts a truth, "
+          f"B = {construction.B}, --jobs {jobs}{', backend ' + backend if backend else ''}; "
+          "synthetic data)")
+    return 0

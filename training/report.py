@@ -30,6 +30,7 @@ from model.predictor import predict
 from model.provenance import is_reconstructed
 from training import curves, plots, report_ensemble, simulation_report
 from training.analyses import derive
+from training.coverage_tables import honest_intervals
 from training.markdown_blocks import markdown_blocks
 from training.report_sections import audit_rows, cohort_rows, model_card, validation_rows
 from training.templating import render
@@ -165,7 +166,7 @@ def render_report(bundle_dir) -> str:
         horizon=manifest.get("horizon_months", 12),
         methods_used={name: entry.get("method", {}).get("name", "aic_ridge")
                       for name, entry in manifest.get("models", {}).items()},
-        study=simulation_report.report_study(), models=_models(manifest, cohort, predictions),
+        study=simulation_report.report_study(), coverage=honest_intervals(), models=_models(manifest, cohort, predictions),
         ensemble=ensemble,
         ensemble_rows=report_ensemble.output_rows(ensemble) if ensemble else [],
         informative_rows=report_ensemble.informative_rows(manifest["models"]) if ensemble else [],

@@ -88,7 +88,7 @@ def smooth_parameters(draws: int = dgp.TRUE_RISK_DRAWS) -> dict:
     and ``checks``: whether every knot curve was a survival function before any repair, and the
     largest change of a subgroup average that the repair made (0 when none was needed)."""
     A = knot_matrix()
-    rates = dgp.true_risks()
+    rates = {"cr": dgp.CR_RATE, "severe_crs": dgp.SEVERE_CRS_RATE}
     out = {o: np.linalg.solve(A, np.array([rates[o][s] for s in dgp.SUBGROUPS]))
            for o in ("cr", "severe_crs")}
     checks = {}
@@ -118,7 +118,7 @@ def true_risk(truth: str, outcome: str, blasts_pct, mrd_positive, months: float 
         index = np.array([dgp.SUBGROUPS.index(s) for s in letters])
         if outcome in SURVIVAL:
             return 1.0 - subgroup_survival(draws)[outcome][index, _grid_index(months)]
-        rates = dgp.true_risks()[outcome]
+        rates = dgp.CR_RATE if outcome == "cr" else dgp.SEVERE_CRS_RATE
         return np.array([rates[s] for s in letters])
     if truth != "smooth":
         raise ValueError(f"truth must be one of {TRUTHS}; got {truth!r}")
@@ -133,7 +133,7 @@ def sample_smooth(rng: np.random.Generator, n: int, draws: int = dgp.TRUE_RISK_D
     """``n`` patients of the smooth truth: blasts and covariates as the process draws them, then
     CR, severe CRS, EFS and OS from the smooth risks (independent given blasts), censored at a
     follow-up drawn as in the process."""
-    df = dgp.sample_patients(rng, n)
+    df = dgp.sample_patients(rng, n, with_true_risks=False)
     phi = hat_basis(log_blasts(df["marrow_blasts_pct"]))
     params = smooth_parameters(draws)
     for o in ("cr", "severe_crs"):
@@ -143,18 +143,20 @@ def sample_smooth(rng: np.random.Generator, n: int, draws: int = dgp.TRUE_RISK_D
     for o in SURVIVAL:
         knot = np.minimum((rng.random(n)[:, None] > cumulative).sum(axis=1), phi.shape[1] - 1)
         u = rng.random(n)
-        curves = params[o][knot]  # (n, grid), non-increasing
-        first = (curves <= u[:, None]).argmax(axis=1)
-        reached = curves[np.arange(n), first] <= u
-        time = np.where(reached, GRID[first], np.inf)
+        time = np.full(n, np.inf)
+        for k in range(phi.shape[1]):  # inversion: the first grid month with G_k(t) <= u
+            rows = np.flatnonzero(knot == k)
+            first = np.searchsorted(-params[o][k], -u[rows], side="left")
+            reached = first < GRID.size
+            time[rows[reached]] = GRID[first[reached]]
         df[f"{o}_months"] = np.round(np.minimum(time, follow_up), 2)
         df[f"{o}_event"] = (time <= follow_up).astype(int)
-    return df.drop(columns=[c for c in df if c.startswith("true_")] + ["response"])
+    return df.drop(columns=["response"])
 
 
 def sample(truth: str, seed: int, n: int, r: int, draws: int = dgp.TRUE_RISK_DRAWS) -> pd.DataFrame:
     """Cohort r of the coverage study: step ``[seed, n, r]`` (the method study's cohorts), smooth
     ``[seed, n, r, 1]``."""
     if truth == "step":
-        return dgp.sample_patients(np.random.default_rng([seed, n, r]), n)
+        return dgp.sample_patients(np.random.default_rng([seed, n, r]), n, with_true_risks=False)
     return sample_smooth(np.random.default_rng([seed, n, r, 1]), n, draws)
