@@ -3,15 +3,15 @@
 Runs the sets ``blasts``, ``split``, ``rcs`` and the no-covariate comparator ``none`` on cohorts of
 n = 78 in chunks (each chunk's rows written to ``--parts``/rows_<first>.csv as soon as it ends,
 so a stopped run keeps its finished chunks), then, with ``--combine``, merges the finished chunks
-with the committed rows of rounds 3-4 (the ``default`` set, cut to the same cohorts) and writes the
-study. Every cohort's seed is ``[seed, 78, r]`` as in rounds 1-4.
+with the rows of rounds 3-4 (the ``default`` set; at n = 78 cut to the same cohorts, the other
+sizes kept) and writes the study. Every cohort's seed is ``[seed, 78, r]`` as in rounds 1-4.
 
 Run::
 
     .venv/bin/python bench/bench_feature_study.py --repetitions 1000 --chunk 250 --jobs 2 \\
         --parts /tmp/round5
     .venv/bin/python bench/bench_feature_study.py --combine --parts /tmp/round5 \\
-        --keep-rows docs/simulation/rows.csv --out docs/simulation --update-packaged
+        --keep-rows docs/simulation/rounds-1-4/rows.csv --out docs/simulation --update-packaged
 """
 from __future__ import annotations
 
@@ -66,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         print("the finished chunks are not the first cohorts in order", file=sys.stderr)
         return 1
     earlier = with_feature_sets(pd.read_csv(args.keep_rows, float_precision="round_trip"))
-    default = earlier[(earlier["n"] == 78) & earlier["repetition"].isin(cohorts)]
+    # the default set's rows of rounds 3-4 on the same cohorts of n = 78, and their other sizes
+    default = earlier[((earlier["n"] == 78) & earlier["repetition"].isin(cohorts)) | (earlier["n"] != 78)]
     rows = pd.concat([default, new], ignore_index=True)
-    command = (f"rounds 3-4 (default set, cohorts 0-{len(cohorts) - 1} of n = 78), then "
+    command = (f"rounds 3-4 (default set; at n = 78 cohorts 0-{len(cohorts) - 1}), then "
                f".venv/bin/python bench/bench_feature_study.py --repetitions {len(cohorts)} "
                f"--sets {' '.join(args.sets)} --seed {args.seed} (round 5, Amendment 4)")
     meta = write_study(rows, args.out, command, args.seed, packaged_copy=args.update_packaged)

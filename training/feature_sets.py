@@ -1,7 +1,8 @@
 """The feature-set candidates of the method study (docs/method-selection.md, Amendment 4).
 
-A candidate of the study is a (feature set, method) pair. ``default`` is the shipped
-``training/features.toml``; the other sets are the same for every outcome. ``none`` is the
+A candidate of the study is a (feature set, method) pair. ``full`` is the feature set of rounds 1-4
+(the shipped ``training/features.toml`` until Amendment 4); the other sets are the same for every
+outcome. ``none`` is the
 no-covariate comparator: the cohort's outcome rate (logistic) or the Kaplan-Meier risk (Cox);
 it is scored like every candidate and never shipped.
 """
@@ -14,9 +15,13 @@ import numpy as np
 from model.survival import kaplan_meier, survival_at
 from training.methods import METHODS_BY_KIND
 
-DEFAULT = "default"
+DEFAULT = "full"
 NONE = "none"
-#: Columns of each set other than ``default`` (which is read from the feature configuration).
+#: The feature set of rounds 1-4, per outcome.
+FULL = {"cr": ("log10_blasts", "age_years"), "severe_crs": ("log10_blasts", "age_years"),
+        "efs": ("log10_blasts", "age_years", "ph_positive", "prior_hsct", "relapsed"),
+        "os": ("log10_blasts", "age_years", "ph_positive", "prior_hsct", "relapsed")}
+#: Columns of the sets that are the same for every outcome.
 SETS = {"blasts": ("log10_blasts",), "split": ("blasts_ge_5",),
         "rcs": ("log10_blasts", "log10_blasts_rcs"), NONE: ()}
 #: Methods of the new sets: every method of the kind but ``bootstrap_shrinkage`` (Amendment 4).
@@ -28,10 +33,10 @@ NO_MODEL_LABEL = "no covariates: the cohort's outcome rate (logistic) / Kaplan-M
 ALL_SETS = (DEFAULT, *SETS)
 
 
-def features_of(feature_set: str, outcome: str, default: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """Model columns of ``outcome`` under ``feature_set`` (``default``: the configuration's)."""
+def features_of(feature_set: str, outcome: str) -> tuple[str, ...]:
+    """Model columns of ``outcome`` under ``feature_set``."""
     if feature_set == DEFAULT:
-        return tuple(default[outcome])
+        return FULL[outcome]
     if feature_set not in SETS:
         raise ValueError(f"unknown feature set {feature_set!r} (known: {', '.join(ALL_SETS)})")
     return SETS[feature_set]

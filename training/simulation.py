@@ -2,8 +2,8 @@
 
 For every cohort size n and repetition r, one cohort is drawn (:func:`training.dgp.sample_patients`,
 seed ``[seed, n, r]``), each candidate of :data:`training.methods.METHODS_BY_KIND` is fitted for
-every outcome of its kind with the default features, and the fit is scored on one independent validation sample of
-:data:`VALIDATION_N` patients (seed ``[seed, 0]``) against the true risks. The measures and the
+every outcome of its kind with each requested feature set (:mod:`training.feature_sets`), and the
+fit is scored on one independent validation sample of :data:`VALIDATION_N` patients (seed ``[seed, 0]``) against the true risks. The measures and the
 selection rule are those of ``docs/method-selection.md``; :func:`select_method` applies the rule.
 Everything is a function of ``seed``: the study is reproducible for any number of workers.
 
@@ -25,7 +25,6 @@ from model.atomic import write_atomic
 from model.defaults import DEFAULT_SEED
 from model.features import design_matrix
 from training import dgp
-from training.config import load_config
 from training.feature_sets import (DEFAULT, NO_MODEL, NO_MODEL_LABEL, NONE, features_of,
                                    methods_of, no_model_cox, no_model_logistic)
 from training.logistic import FitError
@@ -47,10 +46,6 @@ SELECTION_SIZE = 78
 #: Amendment 1: a method that equals another wherever the other has a fit wins an exact tie
 #: with it (same RMSE and slopes), since it also fits where the other does not.
 EXTENDS = {"heuristic_shrinkage_fallback": "heuristic_shrinkage"}
-
-
-def _features() -> dict[str, tuple[str, ...]]:
-    return dict(load_config(None).models)
 
 
 def validation_sample(seed: int = DEFAULT_SEED, n: int = VALIDATION_N) -> pd.DataFrame:
@@ -98,11 +93,10 @@ def score(fit, outcome: str, validation: pd.DataFrame, features: tuple[str, ...]
 def _repetition(seed: int, n: int, r: int, validation: pd.DataFrame, methods, outcomes,
                 feature_sets=(DEFAULT,)) -> list[dict]:
     cohort = dgp.sample_patients(np.random.default_rng([seed, n, r]), n)
-    default = _features()
     rows = []
     for outcome in outcomes:
         for feature_set in feature_sets:
-            features = features_of(feature_set, outcome, default)
+            features = features_of(feature_set, outcome)
             # a logistic-only candidate (round 2) is not fitted to survival
             for method in methods_of(feature_set, OUTCOMES[outcome], methods):
                 row = {"n": n, "repetition": r, "outcome": outcome, "features": feature_set,
@@ -157,7 +151,7 @@ def _quantile(values: np.ndarray, q: float) -> float:
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (n, outcome, features, method): the measures' summaries over repetitions, with
     the Monte Carlo standard errors (``*_mcse``, :mod:`training.monte_carlo`) of the median slope
-    and of the mean CITL, RMSE and C. Rows of a study without feature sets count as ``default``."""
+    and of the mean CITL, RMSE and C. Rows of a study without feature sets count as ``full``."""
     out = []
     rows = with_feature_sets(rows)
     for (n, outcome, features, method), group in rows.groupby(["n", "outcome", "features", "method"],
@@ -188,7 +182,7 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def with_feature_sets(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with a ``features`` column (``default`` for a study written before Amendment 4)."""
+    """``table`` with a ``features`` column (``full`` for a study written before Amendment 4)."""
     if "features" in table:
         return table
     table = table.copy()
@@ -197,7 +191,7 @@ def with_feature_sets(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def candidate(features: str, method: str) -> str:
-    """A candidate's name: the method for the default features, else ``features:method``."""
+    """A candidate's name: the method for the ``full`` set (rounds 1-4), else ``features:method``."""
     return method if features == DEFAULT else f"{features}:{method}"
 
 
@@ -230,7 +224,7 @@ def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> 
     """The rule of docs/method-selection.md for ``kind`` ("logistic" or "cox") at cohort size n.
 
     A candidate is a (feature set, method) pair (Amendment 4); a study without feature sets has
-    the default set only. When the study has the no-covariate comparator (set ``none``), step 0
+    the ``full`` set only. When the study has the no-covariate comparator (set ``none``), step 0
     admits only candidates whose mean RMSE is below the comparator's for every outcome of the kind.
 
     Returns
@@ -304,8 +298,8 @@ def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> 
 
 
 def _parameters(features: str, group: pd.DataFrame) -> int:
-    """Number of model columns of a candidate (the default set's from the configuration)."""
-    return max(len(features_of(features, o, _features())) for o in group["outcome"])
+    """Number of model columns of a candidate ."""
+    return max(len(features_of(features, o)) for o in group["outcome"])
 
 
 def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int,
