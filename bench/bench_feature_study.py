@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     print_header("simulation study, round 5: feature sets", argv)
     import pandas as pd
 
-    from training.simulation import run_study, with_feature_sets, write_study
+    from training.simulation.study import run_study, with_feature_sets, write_study
 
     if not args.combine:
         args.parts.mkdir(parents=True, exist_ok=True)

@@ -205,7 +205,7 @@ def _options(args, **more):
 
 
 def _train(args) -> int:
-    from training.fit_models import parse_methods
+    from training.development.fit_models import parse_methods
     from training.train import train_command
 
     try:
@@ -224,7 +224,7 @@ def _train(args) -> int:
 
 
 def _simulate(args) -> int:
-    from training.simulation import simulate_command
+    from training.simulation.study import simulate_command
 
     if args.study == "coverage":
         return _simulate_coverage(args)
@@ -242,8 +242,8 @@ def _simulate(args) -> int:
 def _simulate_coverage(args) -> int:
     import shlex
 
-    from training.coverage import coverage_command, shipped_construction
-    from training.fit_models import parse_methods
+    from training.simulation.coverage import coverage_command, shipped_construction
+    from training.development.fit_models import parse_methods
     from training.options import OptionError, training_options
     from training.train import parallel_backend
 
@@ -271,7 +271,7 @@ def _simulate_coverage(args) -> int:
 
 
 def _report(args) -> int:
-    from training.report import report_command
+    from training.report.page import report_command
 
     return report_command(args.bundle, args.out)
 

@@ -209,7 +209,7 @@ def about():
 @functools.lru_cache(maxsize=1)
 def _honest_intervals():
     """The packaged coverage study's table (read, never typed); None when not installed."""
-    from training.coverage_tables import honest_intervals
+    from training.simulation.coverage_tables import honest_intervals
 
     return honest_intervals()
 

@@ -7,11 +7,11 @@ import pytest
 
 from calculator.cli import main
 from model.features import RCS_KNOTS, design_matrix, restricted_cubic_term
-from training import dgp, truths
-from training.coverage import (OUTPUTS, PANEL, Construction, interval, run_coverage,
+from training.simulation import dgp, truths
+from training.simulation.coverage import (OUTPUTS, PANEL, Construction, interval, run_coverage,
                                summarize_coverage, verdict)
-from training.feature_sets import NoModelFit, no_model_cox
-from training.simulation import run_study, select_method, summarize
+from training.simulation.feature_sets import NoModelFit, no_model_cox
+from training.simulation.study import run_study, select_method, summarize
 
 DRAWS = 20_000  # Monte Carlo draws behind the tests' survival truths (500,000 in the study)
 BLASTS_ONLY = {o: ("log10_blasts",) for o in ("cr", "severe_crs", "efs", "os")}
