@@ -173,10 +173,10 @@ def test_round_two_reruns_reproduce_round_one_and_merge_with_it():
     assert gap["rows"] >= 2 and gap["failed_mismatch"] == 0
     assert gap["max_abs_difference"] < 1e-9  # same seed [seed, n, r]: the same fits
     merged = merge_rounds(committed, rerun)
-    assert not merged.duplicated(["n", "repetition", "outcome", "method"]).any()
+    key = ["n", "repetition", "outcome", "features", "method"]
+    assert not merged.duplicated(key).any()
     assert len(merged) == len(committed) + int(
-        (~rerun.set_index(["n", "repetition", "outcome", "method"]).index.isin(
-            committed.set_index(["n", "repetition", "outcome", "method"]).index)).sum())
+        (~rerun.set_index(key).index.isin(committed.set_index(key).index)).sum())
 
 
 def test_an_exact_tie_goes_to_the_method_that_also_fits_under_separation():
