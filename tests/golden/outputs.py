@@ -86,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write {STORED}")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.conftest import TEST_BOOTSTRAP, TEST_SEED
+    from tests.conftest import TEST_BOOTSTRAP, TEST_FEATURES, TEST_SEED
     from training.reproduce import default_cohort_path
     from training.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
         train(default_cohort_path(), bundle, bootstrap=TEST_BOOTSTRAP, seed=TEST_SEED, jobs=1,
-              progress=False)
+              progress=False, features_path=TEST_FEATURES)
         current = outputs(bundle)
     predictor = json.dumps(current.pop("predictor"), indent=1, sort_keys=True, allow_nan=False)
     text = json.dumps(current, indent=1, sort_keys=True, allow_nan=False) + "\n"
