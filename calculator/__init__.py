@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-#: Largest request body accepted (a patient is a few hundred bytes).
+#: Largest request body accepted (a patient is a few hundred bytes); FHIR bodies and CDS Hooks
+#: calls have a larger one (:data:`calculator.interop.MAX_CHART_BYTES`).
 MAX_REQUEST_BYTES = 16 * 1024
 
 
@@ -44,6 +45,10 @@ def create_app(config: Mapping[str, Any] | None = None):
     app.json = FastJSONProvider(app)
     app.config.from_mapping(
         BUNDLE_PATH=os.environ.get("CART_RISK_BUNDLE") or str(default_bundle_path()),
+        # The service's address as other systems reach it (CDS card links, the JWT's aud), and
+        # the CDS Hooks trusted issuers (calculator/interop/cds_auth.py); both optional.
+        PUBLIC_URL=os.environ.get("CART_RISK_PUBLIC_URL") or None,
+        CDS_ISSUERS_FILE=os.environ.get("CART_RISK_CDS_ISSUERS") or None,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
     )
@@ -64,14 +69,17 @@ def create_app(config: Mapping[str, Any] | None = None):
         if json_requests.is_api_path():
             code = error.code or 500
             if code >= 500:
-                answer = json_requests.error_response(code, failures.server_error_message(), "server")
+                message, field = failures.server_error_message(), "server"
             else:
+                message = error.description or error.name
                 field = {404: "path", 405: "method"}.get(code, "body")
-                answer = json_requests.error_response(code, error.description or error.name, field)
+            formatted = (answer_as(code, message)
+                         for answer_as in app.extensions.get(json_requests.ERROR_FORMATS, ()))
+            answer = next((item for item in formatted if item is not None), None) \
+                or json_requests.error_response(code, message, field)
         else:
             answer = web.error_page(error)
-        body, code = answer
-        response = app.make_response((body, code))
+        response = app.make_response(answer)
         for name, value in error.get_headers():  # e.g. Allow on 405, as HTTP requires
             if name.lower() != "content-type":
                 response.headers[name] = value

@@ -8,6 +8,9 @@ a bundle exists.
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -53,8 +56,45 @@ def _add_patient_options(parser: argparse.ArgumentParser) -> None:
                            help=_patient_help(spec))
 
 
+class SuggestingParser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped option or command (Python 3.14's
+    ``suggest_on_error``, which the supported 3.11-3.13 lack), in this one place."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            known = self._options_of(getattr(parsed, "command", None))
+            hints = []
+            for extra in extras:
+                if extra.startswith("-"):
+                    close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1,
+                                                      cutoff=0.6)
+                    if close:
+                        hints.append(f"{extra.split('=', 1)[0]}: did you mean {close[0]}?")
+            self.error("unrecognized arguments: " + " ".join(extras)
+                       + ("; " + "; ".join(hints) if hints else ""))
+        return parsed
+
+    def _options_of(self, command: str | None) -> list[str]:
+        """The option strings of ``command``'s parser (or of this parser without one)."""
+        parser = self
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+                parser = action.choices[command]
+        return [option for action in parser._actions for option in action.option_strings]
+
+    def error(self, message: str):
+        match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if match:
+            choices = re.findall(r"'([^']*)'", match.group(2))
+            close = difflib.get_close_matches(match.group(1), choices, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SuggestingParser(
         prog="cart-risk",
         description="CAR-T (ssCART-19) risk calculator for r/r B-ALL, from Li et al. (NCT03919240).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -165,9 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict for one patient")
     p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
-    p.add_argument("--json", action="store_true", help="print the API's JSON answer")
-    p.add_argument("--fhir", action="store_true",
-                   help="print the answer as a FHIR R4 RiskAssessment (docs/fhir.md)")
+    answer_format = p.add_mutually_exclusive_group()
+    answer_format.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    answer_format.add_argument("--fhir", action="store_true",
+                               help="print the answer as a FHIR R4 RiskAssessment (docs/fhir.md)")
     _add_patient_options(p)
 
     p = sub.add_parser("score", help="score a CSV of patients (columns named as the API fields)")
@@ -328,9 +369,27 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        return _reader_went_away()
     except (InputError, CohortError, BundleError, CommandError, ConfigurationError, OSError,
             KeyboardInterrupt) as error:
         return report_failure(args.command, error)  # exit codes: model/errors.py, docs/cli.md
+
+
+#: Exit code when the reader of stdout went away (``cart-risk predict | head``): 128 + SIGPIPE,
+#: what a shell reports for a program that SIGPIPE ended, as coreutils' do.
+EXIT_BROKEN_PIPE = 141
+
+
+def _reader_went_away() -> int:
+    """Exit quietly when stdout's reader closed the pipe: no message (the reader wanted no
+    more), and stdout pointed at /dev/null so the interpreter's final flush cannot fail too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no real file (e.g. captured in a test)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ fitting libraries (unless the default bundle has to be trained first) or Flask (
 """
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import sys
@@ -158,7 +159,19 @@ def score_command(args) -> int:
     from model.bundle import load_predictor
 
     bundle = load_predictor(_bundle_path(args))
-    summary = score_csv(bundle, args.input, args.output, keep_errors=MAX_PRINTED_ROW_ERRORS)
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"cannot write the output: the directory "
+                                f"{output.parent} does not exist", str(output))
+    try:
+        summary = score_csv(bundle, args.input, output, keep_errors=MAX_PRINTED_ROW_ERRORS)
+    except OSError as error:
+        if error.filename is not None and Path(error.filename).parent == output.parent \
+                and Path(error.filename) != Path(args.input):
+            # the temporary file beside the output: name the file the user asked for
+            raise type(error)(error.errno, f"cannot write the output: {error.strerror}",
+                              str(output)) from None
+        raise
     for problem in summary.errors:
         where = f"line {problem.line}" + (f" (patient_id {problem.patient_id})"
                                           if problem.patient_id else "")

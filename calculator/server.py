@@ -15,7 +15,8 @@ calculator.wsgi:app`` reads the same settings from this module's top-level names
 - **Malformed requests** that gunicorn refuses before the app sees them (bad request line,
   headers too long, URI too long, unsupported transfer coding, broken chunks) are answered by
   :meth:`CalculatorWorker.handle_error` with the app's security headers, JSON in the API's error
-  shape under ``/api/``, and a log line naming only the error's type: gunicorn's own handler
+  shape under the paths whose errors the app answers in JSON (``/api/``, ``/cds-services``,
+  ``/fhir/``, ``/healthz``), and a log line naming only the error's type: gunicorn's own handler
   would log the request target (which can carry patient fields) and answer without headers.
 - **Logs** (:class:`CalculatorLogger`): any query string is cut from every line, and
   exceptions are logged as types and stack frames without their messages.
@@ -160,9 +161,16 @@ class CalculatorWorker(ThreadWorker):
                           type(exc).__name__)
         path = getattr(req or getattr(exc, "req", None), "path", None) or ""
         try:
-            client.sendall(error_response(status, reason, path.startswith("/api/")))
+            client.sendall(error_response(status, reason, answers_json(path)))
         except Exception:  # the client is gone; nothing to answer
             self.log.debug("could not send the error answer")
+
+
+def answers_json(path: str) -> bool:
+    """Whether the app answers errors at ``path`` in JSON (the API, CDS Hooks, FHIR paths)."""
+    from calculator.json_requests import JSON_PATHS, JSON_PREFIXES
+
+    return path.startswith(JSON_PREFIXES) or path in JSON_PATHS
 
 
 def error_response(status: int, reason: str, as_json: bool) -> bytes:

@@ -151,8 +151,16 @@ def change_inputs():
 @blueprint.post("/result")
 def result():
     """Parse the form; show the result, or the form again with each error by its field."""
+    return result_response(request.form.to_dict(flat=True))
+
+
+def result_response(submitted: Mapping[str, str]):
+    """The result page of the submitted form values (or the form with its errors, 422).
+
+    Also renders a result link's page (:mod:`calculator.result_links`) inside that GET request,
+    so the page's "Change inputs" form gets a CSRF token whose session cookie is sent with it.
+    """
     bundle = calculator_state().bundle
-    submitted = request.form.to_dict(flat=True)
     values = _raw_values(submitted)
     try:
         patient = parse_form(submitted, required=bundle.predictor.required_fields,

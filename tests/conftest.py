@@ -70,7 +70,8 @@ def loaded_bundle(trained_bundle_path):
 def app(trained_bundle_path):
     from calculator import create_app
 
-    return create_app({"BUNDLE_PATH": str(trained_bundle_path), "TESTING": True})
+    return create_app({"BUNDLE_PATH": str(trained_bundle_path), "TESTING": True,
+                       "PUBLIC_URL": "http://localhost"})
 
 
 @pytest.fixture()
@@ -131,10 +132,13 @@ def start_calculator(bundle: Path, log: Path, *, workers: int = 1, env: dict | N
                      cwd: Path = REPO, timeout: float = 60) -> tuple[subprocess.Popen, str]:
     """Start ``cart-risk serve`` on a free loopback port; (process, base URL) once /healthz answers.
 
-    Output (stdout and stderr) goes to ``log``; ``env`` replaces the environment when given. The
-    caller stops the process with :func:`stop_process`.
+    Output (stdout and stderr) goes to ``log``; ``env`` replaces the environment when given
+    (``CART_RISK_PUBLIC_URL`` is the listening address unless it sets one). The caller stops the
+    process with :func:`stop_process`.
     """
     port = free_port()
+    env = dict(os.environ if env is None else env)
+    env.setdefault("CART_RISK_PUBLIC_URL", f"http://127.0.0.1:{port}")  # where it listens
     with open(log, "wb") as output:
         server = subprocess.Popen(
             [sys.executable, "-m", "calculator.cli", "serve", "--bundle", str(bundle),
