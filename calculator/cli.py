@@ -154,7 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fitting method of the logistic or cox models, e.g. logistic=firth "
                         "(default: the simulation study's winners, docs/method-selection.md)")
 
-    p = sub.add_parser("simulate", help="run the simulation study of the fitting methods")
+    p = sub.add_parser("simulate", help="run the simulation study of the fitting methods "
+                                        "(or, with --study coverage, the direct coverage study)")
+    p.add_argument("--study", choices=("methods", "coverage"), default="methods",
+                   help="methods: the fitting-method study (docs/method-selection.md); coverage: "
+                        "do the shipped single-cohort intervals cover the true risk, under two "
+                        "truths (Amendment 4) (default: %(default)s)")
     p.add_argument("--repetitions", type=int, nargs="+", default=[200], metavar="R",
                    help="cohorts per size: one count, or one per --sizes value")
     p.add_argument("--sizes", type=int, nargs="+", default=[78, 200, 500], metavar="N",
@@ -168,6 +173,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-packaged", action="store_true",
                    help="also write the summary to training/data/simulation/, which "
                         "cart-risk report shows (maintainers)")
+    p.add_argument("--cohorts", type=int, default=400, metavar="R",
+                   help="coverage: cohorts of 78 a truth (default: %(default)s)")
+    p.add_argument("--refits", type=int, default=100, metavar="B",
+                   help="coverage: bootstrap refits a model (default: %(default)s)")
+    p.add_argument("--interval", choices=("percentile", "bias_corrected"), default="percentile",
+                   help="coverage: bootstrap interval (default: %(default)s, as shipped)")
+    p.add_argument("--features", type=Path, metavar="TOML",
+                   help="coverage: feature configuration (default: the packaged one)")
+    p.add_argument("--method", metavar="KIND=METHOD", action="append", default=[],
+                   help="coverage: fitting method of a kind (default: the shipped methods)")
+    p.add_argument("--construction", default="C1", metavar="NAME",
+                   help="coverage: name of what is scored (Amendment 4: C1, C2...)")
+    p.add_argument("--add-to", type=Path, metavar="ROWS",
+                   help="coverage: coverage_rows.csv.gz of an earlier run to add this one to")
+    p.add_argument("--shipped", metavar="NAME",
+                   help="coverage: the construction the card and report show (default: this one)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="joblib backend for the cohorts (default: local processes)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (with --backend dask)")
 
     p = sub.add_parser("report", help="write the statistician's HTML report of a bundle")
     p.add_argument("--bundle", type=Path, required=True, metavar="DIR",
@@ -268,6 +292,8 @@ def _train(args) -> int:
 def _simulate(args) -> int:
     from training.simulation.study import simulate_command
 
+    if args.study == "coverage":
+        return _simulate_coverage(args)
     repetitions = args.repetitions[0] if len(args.repetitions) == 1 else args.repetitions
     if min(args.repetitions) < 1 or min(args.sizes) < 20:
         raise UsageError("--repetitions must be 1 or more and --sizes 20 or more")
@@ -277,6 +303,37 @@ def _simulate(args) -> int:
         raise UsageError("--jobs must be 1 or more")
     return simulate_command(repetitions, args.sizes, args.seed, args.jobs, args.out,
                             args.update_packaged)
+
+
+def _simulate_coverage(args) -> int:
+    import shlex
+
+    from training.simulation.coverage import coverage_command, shipped_construction
+    from training.development.fit_models import parse_methods
+    from training.options import OptionError, training_options
+    from training.train import parallel_backend
+
+    for option in ("cohorts", "refits", "jobs"):
+        if getattr(args, option) < 1:
+            raise UsageError(f"--{option} must be 1 or more")
+    try:
+        options = training_options(args.refits, args.jobs, args.backend, args.scheduler, None)
+        methods = parse_methods(args.method)
+    except OptionError as error:
+        option = "refits" if error.option == "bootstrap" else error.option
+        raise UsageError(f"--{option} {error.problem}") from None
+    except ValueError as error:
+        raise UsageError(f"--method: {error}") from None
+    construction = shipped_construction(args.construction, args.refits, args.interval,
+                                        args.features, methods)
+    command = (f"cart-risk simulate --study coverage --cohorts {args.cohorts} --refits "
+               f"{args.refits} --interval {args.interval} --seed {args.seed} --construction "
+               f"{args.construction}"
+               + "".join(f" --method {m}" for m in args.method)
+               + (f" --features {shlex.quote(str(args.features))}" if args.features else ""))
+    with parallel_backend(options.backend, options.scheduler) as backend:
+        return coverage_command(args.cohorts, construction, args.seed, options.jobs, args.out,
+                                backend, args.update_packaged, args.add_to, args.shipped, command)
 
 
 def _report(args) -> int:

@@ -9,6 +9,8 @@ saying that nothing was calculated and why.
 """
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Mapping
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
@@ -215,7 +217,16 @@ def about():
                            band_basis=results.band_basis(bundle),
                            coefficients=results.coefficient_table(bundle),
                            card=card_text.card(bundle.manifest),
+                           honest=_honest_intervals(),
                            labels=results.OUTCOME_LABELS, kind=bundle.basis, **_common())
+
+
+@functools.lru_cache(maxsize=1)
+def _honest_intervals():
+    """The packaged coverage study's table (read, never typed); None when not installed."""
+    from training.simulation.coverage_tables import honest_intervals
+
+    return honest_intervals()
 
 
 @blueprint.errorhandler(CSRFError)

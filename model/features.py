@@ -53,6 +53,32 @@ def _log10_blasts(data: Mapping) -> np.ndarray:
     return np.log10(np.maximum(blasts, BLASTS_FLOOR_PCT))
 
 
+#: The paper's burden grouping (Li et al.): marrow blasts below / at or above 5 %.
+SPLIT_PCT = 5.0
+#: Knots (log10 %) of the restricted cubic spline of log10 blasts: 0.01 % (the floor), 5 % (the
+#: paper's split) and 80 %, about the 10th, 50th and 90th centiles of the reconstruction's burden
+#: (docs/method-selection.md, Amendment 4). Fixed, so that the column is a function of the patient
+#: alone.
+RCS_KNOTS = (-2.0, float(np.log10(5.0)), float(np.log10(80.0)))
+
+
+def _blasts_ge_5(data: Mapping) -> np.ndarray:
+    return (np.asarray(data["marrow_blasts_pct"], dtype=float) >= SPLIT_PCT).astype(float)
+
+
+def restricted_cubic_term(x: np.ndarray, knots=RCS_KNOTS) -> np.ndarray:
+    """The one non-linear term of a 3-knot restricted cubic spline (Harrell, Regression Modeling
+    Strategies, sect. 2.4.5), divided by (k3 - k1)^2 so it is on the scale of x; linear beyond
+    the last knot."""
+    k1, k2, k3 = knots
+    cube = lambda t: np.maximum(x - t, 0.0) ** 3
+    return (cube(k1) - cube(k2) * (k3 - k1) / (k3 - k2) + cube(k3) * (k2 - k1) / (k3 - k2)) / (k3 - k1) ** 2
+
+
+def _log10_blasts_rcs(data: Mapping) -> np.ndarray:
+    return restricted_cubic_term(_log10_blasts(data))
+
+
 def _male(data: Mapping) -> np.ndarray:
     return (np.asarray(data["sex"]).astype(str) == "M").astype(float)
 
@@ -66,6 +92,9 @@ FEATURES: dict[str, Feature] = {
     for f in [
         Feature("log10_blasts", "marrow_blasts_pct",
                 "log10 marrow blasts (%), floored at 0.01 %", _log10_blasts),
+        Feature("blasts_ge_5", "marrow_blasts_pct", "marrow blasts >= 5 %", _blasts_ge_5),
+        Feature("log10_blasts_rcs", "marrow_blasts_pct",
+                "spline term of log10 marrow blasts (knots 0.01, 5, 80 %)", _log10_blasts_rcs),
         Feature("age_years", "age_years", "age (years)", _flag("age_years")),
         Feature("male", "sex", "male sex", _male),
         Feature("ph_positive", "ph_positive", "Ph-positive", _flag("ph_positive")),

@@ -42,6 +42,11 @@ def cart_risk_home(tmp_path_factory) -> Path:
             os.environ[name] = value
 
 
+#: Features of the test bundles: every covariate of the previous default, through --features, so
+#: the tests reach the fields that the shipped default (log10 blasts alone) no longer asks.
+TEST_FEATURES = Path(__file__).with_name("data") / "full_features.toml"
+
+
 @pytest.fixture(scope="session")
 def trained_bundle_path(tmp_path_factory) -> Path:
     """A bundle trained by training.train.train on the reconstructed cohort, B = 20."""
@@ -50,7 +55,7 @@ def trained_bundle_path(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("trained") / "bundle"
     train(default_cohort_path(), path, bootstrap=TEST_BOOTSTRAP, seed=TEST_SEED, jobs=1,
-          progress=False)
+          progress=False, features_path=TEST_FEATURES)
     return path
 
 
@@ -200,5 +205,6 @@ def ensemble_bundle_path(small_ensemble_dir, tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("ensemble-bundle") / "bundle"
     train_ensemble(small_ensemble_dir, path, bootstrap=TEST_ENSEMBLE_BOOTSTRAP, seed=TEST_SEED,
-                   jobs=1, progress=False, validation_replicates=TEST_ENSEMBLE_REPLICATES)
+                   jobs=1, progress=False, validation_replicates=TEST_ENSEMBLE_REPLICATES,
+                   features_path=TEST_FEATURES)
     return path

@@ -100,8 +100,10 @@ def test_survival_moves_with_blasts_as_the_hazard_ratio_says(client, patient, lo
 
 
 def test_inputs_outside_training_range_warn(client, patient, loaded_bundle):
-    body = post(client, {**patient, "age_years": 81}).get_json()
-    assert any("age_years 81 is outside the training range" in w for w in body["warnings"])
+    top = loaded_bundle.manifest["models"]["cr"]["field_ranges"]["marrow_blasts_pct"][1]
+    assert top < 99.5  # the default models read blasts only; age is not asked
+    body = post(client, {**patient, "marrow_blasts_pct": 99.5}).get_json()
+    assert any("marrow_blasts_pct 99.5 is outside the training range" in w for w in body["warnings"])
     assert post(client, patient).get_json()["warnings"] == []
 
 

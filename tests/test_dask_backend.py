@@ -15,6 +15,7 @@ distributed = pytest.importorskip(
                           "the dask backend is optional")
 
 from calculator.cli import main  # noqa: E402
+from conftest import TEST_FEATURES  # noqa: E402
 from training.reproduce import default_cohort_path  # noqa: E402
 
 pytestmark = pytest.mark.slow  # starts a two-process cluster and trains twice
@@ -35,7 +36,8 @@ def dask_bundle(cluster, trained_bundle_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("dask") / "bundle"
     code = main(["train", "--cohort", str(default_cohort_path()), "--out", str(out),
                  "--bootstrap", str(local["bootstrap"]), "--seed", str(local["seed"]),
-                 "--jobs", "2", "--backend", "dask", "--scheduler", cluster.scheduler_address])
+                 "--jobs", "2", "--backend", "dask", "--scheduler", cluster.scheduler_address,
+                 "--features", str(TEST_FEATURES)])
     assert code == 0
     return out
 

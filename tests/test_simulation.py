@@ -9,7 +9,9 @@ import pytest
 from calculator.cli import main
 from training.simulation import dgp
 from training.paper import reconstruction as rec
+from training.development.config import load_config
 from training.development.fit_models import DEFAULT_METHODS
+from training.simulation.feature_sets import features_of
 from training.simulation.study import (KINDS, SLOPE_TARGET, run_study, select_method, summarize)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,11 +116,17 @@ def test_rule_falls_back_to_the_slopes_closest_to_one():
 def test_shipped_defaults_are_the_committed_studys_winners():
     meta = json.loads((PACKAGED / "selection.json").read_text())
     assert (DOCS / "selection.json").read_text() == (PACKAGED / "selection.json").read_text()
-    for kind in KINDS:
-        assert DEFAULT_METHODS[kind] == meta["selection"][kind]["winner"]
+    shipped = load_config(None).models
+    for kind, outcomes in KINDS.items():
+        sel = meta["selection"][kind]
+        assert DEFAULT_METHODS[kind] == sel["winner"]
+        for outcome in outcomes:  # the packaged features.toml is the winning feature set
+            assert shipped[outcome] == features_of(sel["features"], outcome)
     summary = pd.read_csv(PACKAGED / "summary.csv")
-    recomputed = {kind: select_method(summary, kind)["winner"] for kind in KINDS}
-    assert recomputed == DEFAULT_METHODS  # the rule, applied again to the committed table
+    recomputed = {kind: select_method(summary, kind) for kind in KINDS}
+    assert {k: s["winner"] for k, s in recomputed.items()} == DEFAULT_METHODS  # the rule, again
+    assert {k: s["features"] for k, s in recomputed.items()} == {
+        k: s["features"] for k, s in meta["selection"].items()}
 
 
 def test_selection_says_plainly_whether_the_slope_target_was_met():
@@ -126,7 +134,8 @@ def test_selection_says_plainly_whether_the_slope_target_was_met():
     summary = pd.read_csv(PACKAGED / "summary.csv")
     for kind, outcomes in KINDS.items():
         sel = meta["selection"][kind]
-        at78 = summary[(summary.n == 78) & (summary.method == sel["winner"])].set_index("outcome")
+        at78 = summary[(summary.n == 78) & (summary.method == sel["winner"])
+                       & (summary.features == sel["features"])].set_index("outcome")
         slopes = [float(at78.loc[o, "slope_median"]) for o in outcomes]
         met = all(SLOPE_TARGET[0] <= v <= SLOPE_TARGET[1] for v in slopes)
         assert sel["target_met"] == met
@@ -164,10 +173,10 @@ def test_round_two_reruns_reproduce_round_one_and_merge_with_it():
     assert gap["rows"] >= 2 and gap["failed_mismatch"] == 0
     assert gap["max_abs_difference"] < 1e-9  # same seed [seed, n, r]: the same fits
     merged = merge_rounds(committed, rerun)
-    assert not merged.duplicated(["n", "repetition", "outcome", "method"]).any()
+    key = ["n", "repetition", "outcome", "features", "method"]
+    assert not merged.duplicated(key).any()
     assert len(merged) == len(committed) + int(
-        (~rerun.set_index(["n", "repetition", "outcome", "method"]).index.isin(
-            committed.set_index(["n", "repetition", "outcome", "method"]).index)).sum())
+        (~rerun.set_index(key).index.isin(committed.set_index(key).index)).sum())
 
 
 def test_an_exact_tie_goes_to_the_method_that_also_fits_under_separation():

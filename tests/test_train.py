@@ -274,10 +274,20 @@ def test_missing_every_outcome_column_is_a_clear_error(tmp_path, capsys):
 
 
 def test_default_config_is_the_documented_feature_set():
+    """Round 5 of the method study (Amendment 4): log10 blasts alone for every model."""
     config = load_config()
-    binary = ("log10_blasts", "age_years")
-    survival = ("log10_blasts", "age_years", "ph_positive", "prior_hsct", "relapsed")
-    assert config.models == {"cr": binary, "severe_crs": binary, "efs": survival, "os": survival}
+    assert config.models == {name: ("log10_blasts",) for name in ("cr", "severe_crs", "efs", "os")}
+
+
+def test_a_default_bundle_asks_only_blasts_and_mrd_status(tmp_path):
+    from model.bundle import load_predictor
+    from model.patient_schema import patient_json_schema
+    from training.reproduce import default_cohort_path
+
+    train(default_cohort_path(), tmp_path / "b", bootstrap=2, seed=1, jobs=1, progress=False)
+    required = list(load_predictor(tmp_path / "b").predictor.required_fields)
+    assert required == ["marrow_blasts_pct", "mrd_positive"]
+    assert patient_json_schema(required)["required"] == required  # what OpenAPI documents
 
 
 @pytest.mark.parametrize("text, key", [

@@ -20,7 +20,6 @@ from training.development import bundle_models as bm
 from training.paper.analyses import derive
 from training.external.center_simulation import Miscalibration, simulate_center
 from training.external.validation import validate_models
-from training.fitting.logistic import fit_logistic
 from training.external.update_tests import closed_test
 from training.updating import NothingToUpdate, _decide, update_bundle
 
@@ -136,8 +135,11 @@ def test_refit_is_the_training_procedure_on_the_center_cohort(trained_bundle_pat
     after = load_predictor(out)
     cohort = derive(read_cohort(CENTER))
     spec = after.params["models"]["severe_crs"]
-    fit = fit_logistic(bm.standardized(spec, cohort) * spec["scale"] + spec["center"],
-                       cohort["severe_crs"].to_numpy())
+    from training.development.methods import fit_logistic_method
+
+    method = after.manifest["models"]["severe_crs"]["method"]["name"]  # the default's: Firth
+    fit = fit_logistic_method(method, bm.standardized(spec, cohort) * spec["scale"] + spec["center"],
+                              cohort["severe_crs"].to_numpy())
     assert spec["coef"] == pytest.approx(fit.coef.tolist(), abs=1e-10)
     assert manifest["models"]["severe_crs"]["n"] == len(cohort)
     assert manifest["provenance"] == "center-cohort"

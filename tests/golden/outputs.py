@@ -32,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 STORED = Path(__file__).with_name("outputs.json")
+REPO = Path(__file__).resolve().parents[2]
 STORED_PREDICTOR = Path(__file__).with_name("predictor.json")
 #: Patients across the burden range and the history fields (all fields; each bundle reads its own).
 PANEL = [
@@ -67,9 +68,15 @@ def outputs(bundle_dir: Path) -> dict:
     page = render_report(bundle_dir)
     for volatile in (bundle.id, bundle.id[:12], str(bundle.manifest.get("created"))):
         page = page.replace(volatile, "<masked>")
+    page = page.replace(str(REPO) + "/", "")  # the checkout's folder (the test features file)
     for package, version in (bundle.manifest.get("packages") or {}).items():
         page = page.replace(f"{package} {version}", f"{package} <masked>")
     manifest = {k: v for k, v in bundle.manifest.items() if k not in VOLATILE}
+    # the test features file is named by its absolute path, which depends on the checkout's folder
+    source = (manifest.get("features_config") or {}).get("source", "")
+    if source.startswith(str(REPO) + "/"):
+        manifest["features_config"] = {**manifest["features_config"],
+                                       "source": source[len(str(REPO)) + 1:]}
     manifest["files"] = {k: v for k, v in manifest.get("files", {}).items()
                          if not k.endswith(".joblib") and k not in UNSTORED_DIGESTS}
     figures = re.findall(r"data:image/[^\"')\s]+", page)
@@ -86,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write {STORED}")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.conftest import TEST_BOOTSTRAP, TEST_SEED
+    from tests.conftest import TEST_BOOTSTRAP, TEST_FEATURES, TEST_SEED
     from training.reproduce import default_cohort_path
     from training.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
         train(default_cohort_path(), bundle, bootstrap=TEST_BOOTSTRAP, seed=TEST_SEED, jobs=1,
-              progress=False)
+              progress=False, features_path=TEST_FEATURES)
         current = outputs(bundle)
     predictor = json.dumps(current.pop("predictor"), indent=1, sort_keys=True, allow_nan=False)
     text = json.dumps(current, indent=1, sort_keys=True, allow_nan=False) + "\n"

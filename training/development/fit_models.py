@@ -31,7 +31,7 @@ HORIZON_MONTHS = 12.0
 
 #: Fitting method of each model kind: the winners of the simulation study by the rule of
 #: docs/method-selection.md (docs/simulation/selection.json; tests/test_simulation.py checks).
-DEFAULT_METHODS = {"logistic": "aic_ridge", "cox": "heuristic_shrinkage"}
+DEFAULT_METHODS = {"logistic": "firth", "cox": "firth"}
 
 RULES = {
     "aic_ridge": ("minimum AIC = -2 loglik + 2 df(lambda), df = effective degrees of freedom "

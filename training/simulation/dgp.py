@@ -73,12 +73,15 @@ def _response(rng: np.random.Generator, letters: np.ndarray) -> np.ndarray:
     return np.where(~cr, "nr", np.where(neg, "mrd_neg_cr", "mrd_pos_cr"))
 
 
-def sample_patients(rng: np.random.Generator, n: int, censor: bool = True) -> pd.DataFrame:
+def sample_patients(rng: np.random.Generator, n: int, censor: bool = True,
+                    with_true_risks: bool = True) -> pd.DataFrame:
     """``n`` patients from the process, with outcomes and each one's true risks.
 
     Columns: burden_subgroup, marrow_blasts_pct, age_years, ph_positive, prior_hsct, relapsed,
-    response, cr, severe_crs, efs_months, efs_event, os_months, os_event, and true_cr,
-    true_severe_crs, true_efs, true_os (12-month event risks for the last two).
+    response, cr, severe_crs, efs_months, efs_event, os_months, os_event, and (unless
+    ``with_true_risks`` is False, which spares the Monte Carlo of :func:`true_risks`) true_cr,
+    true_severe_crs, true_efs, true_os (12-month event risks for the last two). The draws do not
+    depend on ``with_true_risks``.
     """
     letters = np.array(SUBGROUPS)[rng.choice(len(SUBGROUPS), size=n, p=SUBGROUP_P)]
     group = np.array([_group(s) for s in letters])
@@ -105,6 +108,8 @@ def sample_patients(rng: np.random.Generator, n: int, censor: bool = True) -> pd
         follow_up = np.full(n, np.inf)
     survival = rec._survival_draw(rng, df, follow_up)
     df = pd.concat([df, survival], axis=1)
+    if not with_true_risks:
+        return df
     risks = true_risks()
     for outcome, by_subgroup in risks.items():
         df[f"true_{outcome}"] = np.array([by_subgroup[s] for s in letters])

@@ -2,8 +2,8 @@
 
 For every cohort size n and repetition r, one cohort is drawn (:func:`training.simulation.dgp.sample_patients`,
 seed ``[seed, n, r]``), each candidate of :data:`training.development.methods.METHODS_BY_KIND` is fitted for
-every outcome of its kind with the default features, and the fit is scored on one independent validation sample of
-:data:`VALIDATION_N` patients (seed ``[seed, 0]``) against the true risks. The measures and the
+every outcome of its kind with each requested feature set (:mod:`training.simulation.feature_sets`), and the
+fit is scored on one independent validation sample of :data:`VALIDATION_N` patients (seed ``[seed, 0]``) against the true risks. The measures and the
 selection rule are those of ``docs/method-selection.md``; :func:`select_method` applies the rule.
 Everything is a function of ``seed``: the study is reproducible for any number of workers.
 
@@ -25,7 +25,8 @@ from model.atomic import write_atomic
 from model.defaults import DEFAULT_SEED
 from model.features import design_matrix
 from training.simulation import dgp
-from training.development.config import load_config
+from training.simulation.feature_sets import (DEFAULT, NO_MODEL, NO_MODEL_LABEL, NONE, features_of,
+                                              methods_of, no_model_cox, no_model_logistic)
 from training.fitting.logistic import FitError
 from training.development.methods import LABELS, METHODS_BY_KIND, fit_cox_method, fit_logistic_method
 from training.evaluation.metrics import auc, calibration_slope, cox_calibration_slope, harrell_c
@@ -47,10 +48,6 @@ SELECTION_SIZE = 78
 EXTENDS = {"heuristic_shrinkage_fallback": "heuristic_shrinkage"}
 
 
-def _features() -> dict[str, tuple[str, ...]]:
-    return dict(load_config(None).models)
-
-
 def validation_sample(seed: int = DEFAULT_SEED, n: int = VALIDATION_N) -> pd.DataFrame:
     """The independent sample every fit is scored on."""
     return dgp.sample_patients(np.random.default_rng([seed, 0]), n)
@@ -58,6 +55,11 @@ def validation_sample(seed: int = DEFAULT_SEED, n: int = VALIDATION_N) -> pd.Dat
 
 def _fit(method: str, outcome: str, cohort: pd.DataFrame, features: tuple[str, ...]):
     X = design_matrix(cohort, features)
+    if method == NO_MODEL:
+        if OUTCOMES[outcome] == "logistic":
+            return no_model_logistic(cohort[outcome].to_numpy(int))
+        return no_model_cox(cohort[f"{outcome}_months"].to_numpy(float),
+                            cohort[f"{outcome}_event"].to_numpy(int))
     if OUTCOMES[outcome] == "logistic":
         return fit_logistic_method(method, X, cohort[outcome].to_numpy(int))
     return fit_cox_method(method, X, cohort[f"{outcome}_months"].to_numpy(float),
@@ -66,7 +68,7 @@ def _fit(method: str, outcome: str, cohort: pd.DataFrame, features: tuple[str, .
 
 def score(fit, outcome: str, validation: pd.DataFrame, features: tuple[str, ...]) -> dict:
     """Measures of one fit on the validation sample (see docs/method-selection.md)."""
-    X = design_matrix(validation, features)
+    X = design_matrix(validation, features) if features else np.empty((len(validation), 0))
     truth = validation[f"true_{outcome}"].to_numpy(float)
     if OUTCOMES[outcome] == "logistic":
         predicted = fit.predict_proba(X)
@@ -88,32 +90,36 @@ def score(fit, outcome: str, validation: pd.DataFrame, features: tuple[str, ...]
             "lambda": float(fit.lam), "shrinkage": float(fit.shrinkage), "failed": False}
 
 
-def _repetition(seed: int, n: int, r: int, validation: pd.DataFrame, methods, outcomes) -> list[dict]:
+def _repetition(seed: int, n: int, r: int, validation: pd.DataFrame, methods, outcomes,
+                feature_sets=(DEFAULT,)) -> list[dict]:
     cohort = dgp.sample_patients(np.random.default_rng([seed, n, r]), n)
-    features = _features()
     rows = []
     for outcome in outcomes:
-        for method in methods:
-            if method not in METHODS_BY_KIND[OUTCOMES[outcome]]:
-                continue  # a logistic-only candidate (round 2) is not fitted to survival
-            row = {"n": n, "repetition": r, "outcome": outcome, "method": method}
-            try:
-                fit = _fit(method, outcome, cohort, features[outcome])
-            except (FitError, np.linalg.LinAlgError):
-                rows.append({**row, "failed": True})
-                continue
-            rows.append({**row, **score(fit, outcome, validation, features[outcome])})
+        for feature_set in feature_sets:
+            features = features_of(feature_set, outcome)
+            # a logistic-only candidate (round 2) is not fitted to survival
+            for method in methods_of(feature_set, OUTCOMES[outcome], methods):
+                row = {"n": n, "repetition": r, "outcome": outcome, "features": feature_set,
+                       "method": method}
+                try:
+                    fit = _fit(method, outcome, cohort, features)
+                except (FitError, np.linalg.LinAlgError):
+                    rows.append({**row, "failed": True})
+                    continue
+                rows.append({**row, **score(fit, outcome, validation, features)})
     return rows
 
 
 def run_study(repetitions, sizes=SIZES, seed: int = DEFAULT_SEED, jobs: int = 1,
               methods=None, outcomes=tuple(OUTCOMES), validation_n: int = VALIDATION_N,
-              first_repetition: int = 0) -> pd.DataFrame:
-    """One row per (n, repetition, outcome, method) with the measures of :func:`score`.
+              first_repetition: int = 0, feature_sets=(DEFAULT,)) -> pd.DataFrame:
+    """One row per (n, repetition, outcome, features, method) with the measures of :func:`score`.
 
     ``repetitions`` is one count for every size, or a sequence with one count per size.
     ``methods`` defaults to every method of each outcome's kind (:data:`METHODS_BY_KIND`); a
     method is fitted only to the outcomes of the kinds it belongs to.
+    ``feature_sets`` are the feature-set candidates (:mod:`training.feature_sets`; Amendment 4);
+    the no-covariate set ``none`` has the one method ``none``.
     ``first_repetition`` numbers the cohorts from there (cohort r of size n always has seed
     ``[seed, n, r]``), so a long study can run in chunks that :func:`combine_parts` joins.
     """
@@ -123,7 +129,8 @@ def run_study(repetitions, sizes=SIZES, seed: int = DEFAULT_SEED, jobs: int = 1,
     if methods is None:
         methods = tuple(dict.fromkeys(m for kind in METHODS_BY_KIND.values() for m in kind))
     validation = validation_sample(seed, validation_n)
-    tasks = (joblib.delayed(_repetition)(seed, int(n), r, validation, tuple(methods), tuple(outcomes))
+    tasks = (joblib.delayed(_repetition)(seed, int(n), r, validation, tuple(methods), tuple(outcomes),
+                                         tuple(feature_sets))
              for n, count in zip(sizes, counts)
              for r in range(first_repetition, first_repetition + count))
     results = joblib.Parallel(n_jobs=jobs)(tasks)
@@ -142,15 +149,18 @@ def _quantile(values: np.ndarray, q: float) -> float:
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per (n, outcome, method): the measures' summaries over repetitions, with the
-    Monte Carlo standard errors (``*_mcse``, :mod:`training.simulation.monte_carlo`) of the median slope and
-    of the mean CITL, RMSE and C."""
+    """One row per (n, outcome, features, method): the measures' summaries over repetitions, with
+    the Monte Carlo standard errors (``*_mcse``, :mod:`training.simulation.monte_carlo`) of the median slope
+    and of the mean CITL, RMSE and C. Rows of a study without feature sets count as ``full``."""
     out = []
-    for (n, outcome, method), group in rows.groupby(["n", "outcome", "method"], sort=False):
+    rows = with_feature_sets(rows)
+    for (n, outcome, features, method), group in rows.groupby(["n", "outcome", "features", "method"],
+                                                              sort=False):
         ok = group[~group["failed"].astype(bool)]
         slope = ok["calibration_slope"].to_numpy(float) if len(ok) else np.array([])
         out.append({
-            "n": int(n), "outcome": outcome, "method": method, "cohorts": len(group),
+            "n": int(n), "outcome": outcome, "features": features, "method": method,
+            "cohorts": len(group),
             "failure_share": float(group["failed"].astype(bool).mean()),
             "slope_median": _quantile(slope, 0.5), "slope_median_mcse": mcse_median(slope),
             "slope_q25": _quantile(slope, 0.25),
@@ -171,9 +181,22 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _log_slope_distance(summary: pd.DataFrame, method: str, outcomes) -> float:
-    medians = summary.set_index(["outcome", "method"]).loc[[(o, method) for o in outcomes], "slope_median"]
-    values = medians.to_numpy(float)
+def with_feature_sets(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``features`` column (``full`` for a study written before Amendment 4)."""
+    if "features" in table:
+        return table
+    table = table.copy()
+    table.insert(table.columns.get_loc("method"), "features", DEFAULT)
+    return table
+
+
+def candidate(features: str, method: str) -> str:
+    """A candidate's name: the method for the ``full`` set (rounds 1-4), else ``features:method``."""
+    return method if features == DEFAULT else f"{features}:{method}"
+
+
+def _log_slope_distance(group: pd.DataFrame, outcomes) -> float:
+    values = group.set_index("outcome").loc[list(outcomes), "slope_median"].to_numpy(float)
     if np.any(~np.isfinite(values)) or np.any(values <= 0):
         return math.inf
     return float(np.max(np.abs(np.log(values))))
@@ -181,9 +204,11 @@ def _log_slope_distance(summary: pd.DataFrame, method: str, outcomes) -> float:
 
 def _rank(table: dict, method: str, among) -> tuple:
     """Order of step 2's tie-break and step 3: slopes closest to 1, then RMSE, then
-    :data:`EXTENDS` (the extending method before the one it extends, on an exact tie)."""
-    extended = EXTENDS.get(method) in among
-    return (table[method]["slope_distance"], table[method]["rmse_mean"], 0 if extended else 1)
+    :data:`EXTENDS` (the extending method before the one it extends, on an exact tie), then
+    fewer parameters (Amendment 4)."""
+    row = table[method]
+    extended = candidate(row["features"], EXTENDS.get(row["method"], "")) in among
+    return (row["slope_distance"], row["rmse_mean"], 0 if extended else 1, row["parameters"])
 
 
 def _mcse(group: pd.DataFrame) -> dict:
@@ -198,33 +223,55 @@ def _mcse(group: pd.DataFrame) -> dict:
 def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> dict:
     """The rule of docs/method-selection.md for ``kind`` ("logistic" or "cox") at cohort size n.
 
+    A candidate is a (feature set, method) pair (Amendment 4); a study without feature sets has
+    the ``full`` set only. When the study has the no-covariate comparator (set ``none``), step 0
+    admits only candidates whose mean RMSE is below the comparator's for every outcome of the kind.
+
     Returns
     -------
-    dict: winner, eligible (list), reason (plain words), target_met (bool), table (per method:
+    dict: winner (the method), features (its feature set), candidate (its name), eligible
+    (list), admissible (list), reason (plain words), target_met (bool), table (per candidate:
     failure / edge share, median slopes, mean RMSE, eligible).
     """
     outcomes = KINDS[kind]
+    summary = with_feature_sets(summary)
     at_n = summary[(summary["n"] == n) & summary["outcome"].isin(outcomes)]
     if at_n.empty:
         raise ValueError(f"the study has no cohorts of n = {n} for {kind}")
+    comparator = at_n[at_n["features"] == NONE]
+    no_model = (dict(zip(comparator["outcome"], comparator["rmse_mean"].astype(float)))
+                if set(comparator["outcome"]) >= set(outcomes) else None)
     table = {}
-    for method, group in at_n.groupby("method", sort=False):
+    for (features, method), group in at_n[at_n["features"] != NONE].groupby(["features", "method"],
+                                                                            sort=False):
+        if set(group["outcome"]) < set(outcomes):
+            continue
+        name = candidate(features, method)
         slopes = dict(zip(group["outcome"], group["slope_median"].astype(float)))
+        rmse = dict(zip(group["outcome"], group["rmse_mean"].astype(float)))
+        admissible = no_model is None or all(rmse[o] < no_model[o] for o in outcomes)
         safe = bool((group["failure_share"] <= MAX_FAILURE_SHARE).all()
-                    and (group["edge_share"].fillna(0) <= MAX_EDGE_SHARE).all())
+                    and (group["edge_share"].fillna(0) <= MAX_EDGE_SHARE).all()) and admissible
         in_target = all(SLOPE_TARGET[0] <= slopes[o] <= SLOPE_TARGET[1] for o in outcomes)
-        table[method] = {"failure_share": float(group["failure_share"].max()),
-                         "edge_share": float(group["edge_share"].fillna(0).max()),
-                         "slope_median": slopes, "rmse_mean": float(group["rmse_mean"].mean()),
-                         **_mcse(group),
-                         "safe": safe, "eligible": safe and in_target,
-                         "slope_distance": _log_slope_distance(at_n, method, outcomes)}
+        table[name] = {"features": features, "method": method,
+                       "parameters": _parameters(features, group),
+                       "failure_share": float(group["failure_share"].max()),
+                       "edge_share": float(group["edge_share"].fillna(0).max()),
+                       "slope_median": slopes, "rmse_mean": float(group["rmse_mean"].mean()),
+                       "rmse": rmse, **_mcse(group), "admissible": admissible,
+                       "safe": safe, "eligible": safe and in_target,
+                       "slope_distance": _log_slope_distance(group, outcomes)}
+    beats = ("" if no_model is None else
+             "a mean RMSE below the no-covariate model's for every outcome, ")
     eligible = [m for m, t in table.items() if t["eligible"]]
+    admissible = [m for m, t in table.items() if t["admissible"]]
+    result = {"kind": kind, "n": n, "admissible": admissible,
+              "no_model_rmse": no_model, "table": table}
     if eligible:
         best = min(table[m]["rmse_mean"] for m in eligible)
         close = [m for m in eligible if table[m]["rmse_mean"] <= best * (1 + TIE_RELATIVE)]
         winner = min(close, key=lambda m: _rank(table, m, close))
-        among = (f"the methods with median calibration slopes in [{SLOPE_TARGET[0]}, "
+        among = (f"the candidates with {beats}median calibration slopes in [{SLOPE_TARGET[0]}, "
                  f"{SLOPE_TARGET[1]}] for {' and '.join(outcomes)}, at most 1 % failed fits and "
                  "at most 1 % grid-edge choices")
         lowest = min(eligible, key=lambda m: table[m]["rmse_mean"])
@@ -236,17 +283,23 @@ def select_method(summary: pd.DataFrame, kind: str, n: int = SELECTION_SIZE) -> 
             reason = (f"among {among}, its mean RMSE against the true risk "
                       f"({table[winner]['rmse_mean']:.4f}) is within 1 % of the lowest ({best:.4f}, "
                       f"{lowest}), and of those its median slopes are the closest to 1")
-        return {"kind": kind, "n": n, "winner": winner, "eligible": eligible, "target_met": True,
-                "reason": reason, "table": table}
+        return {**result, "winner": table[winner]["method"], "features": table[winner]["features"],
+                "candidate": winner, "eligible": eligible, "target_met": True, "reason": reason}
     safe = [m for m, t in table.items() if t["safe"]]
     if not safe:
-        raise ValueError(f"no {kind} method meets the failure and grid-edge conditions")
+        raise ValueError(f"no {kind} candidate meets the failure and grid-edge conditions"
+                         + ("" if no_model is None else " and beats the no-covariate model"))
     winner = min(safe, key=lambda m: _rank(table, m, safe))
     reason = (f"no method reached median calibration slopes in [{SLOPE_TARGET[0]}, "
               f"{SLOPE_TARGET[1]}] for {' and '.join(outcomes)}; this one's are the closest to 1 "
-              "among the methods with at most 1 % failed fits and grid-edge choices")
-    return {"kind": kind, "n": n, "winner": winner, "eligible": [], "target_met": False,
-            "reason": reason, "table": table}
+              f"among the candidates with {beats}at most 1 % failed fits and grid-edge choices")
+    return {**result, "winner": table[winner]["method"], "features": table[winner]["features"],
+            "candidate": winner, "eligible": [], "target_met": False, "reason": reason}
+
+
+def _parameters(features: str, group: pd.DataFrame) -> int:
+    """Number of model columns of a candidate ."""
+    return max(len(features_of(features, o)) for o in group["outcome"])
 
 
 def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int,
@@ -264,7 +317,7 @@ def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int,
     selection = {kind: select_method(summary, kind) for kind in KINDS
                  if SELECTION_SIZE in set(summary["n"]) and set(KINDS[kind]) <= set(summary["outcome"])}
     meta = {"command": command, "seed": seed, "validation_n": VALIDATION_N,
-            "methods": {m: LABELS[m] for m in dict.fromkeys(rows["method"])}, "selection": selection,
+            "methods": {m: LABELS.get(m, NO_MODEL_LABEL) for m in dict.fromkeys(rows["method"])}, "selection": selection,
             "true_risks": dgp.true_risks()}
     files = {"rows.csv": rows.to_csv(index=False),
              "summary.csv": summary.to_csv(index=False, float_format="%.6g"),
@@ -309,12 +362,12 @@ def combine_parts(part_dirs, out_dir, command: str, seed: int, packaged_copy: bo
     """
     rows = pd.concat([pd.read_csv(Path(d) / "rows.csv", float_precision="round_trip")
                       for d in part_dirs], ignore_index=True)
-    if rows.duplicated(["n", "repetition", "outcome", "method"]).any():
+    if with_feature_sets(rows).duplicated(KEY).any():
         raise ValueError("the parts overlap: the same cohort appears twice")
     return write_study(rows, out_dir, command, seed, packaged_copy=packaged_copy)
 
 
-KEY = ["n", "repetition", "outcome", "method"]
+KEY = ["n", "repetition", "outcome", "features", "method"]
 
 
 def reproduction_gap(earlier: pd.DataFrame, rerun: pd.DataFrame) -> dict:
@@ -325,6 +378,7 @@ def reproduction_gap(earlier: pd.DataFrame, rerun: pd.DataFrame) -> dict:
     dict: ``rows`` compared (fits in both), ``failed_mismatch`` (fits that failed in one run
     only), ``max_abs_difference`` over the numeric measures (NaN when nothing is compared).
     """
+    earlier, rerun = with_feature_sets(earlier), with_feature_sets(rerun)
     both = earlier.merge(rerun, on=KEY, suffixes=("_earlier", "_rerun"))
     failed = (both["failed_earlier"].astype(bool) != both["failed_rerun"].astype(bool))
     fitted = both[~both["failed_earlier"].astype(bool) & ~failed]
@@ -341,5 +395,6 @@ def reproduction_gap(earlier: pd.DataFrame, rerun: pd.DataFrame) -> dict:
 
 def merge_rounds(earlier: pd.DataFrame, rerun: pd.DataFrame) -> pd.DataFrame:
     """The re-run's rows, plus the earlier study's rows for fits the re-run did not repeat."""
+    earlier, rerun = with_feature_sets(earlier), with_feature_sets(rerun)
     repeated = earlier.set_index(KEY).index.isin(rerun.set_index(KEY).index)
     return pd.concat([earlier[~repeated], rerun], ignore_index=True)

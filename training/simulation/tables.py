@@ -33,11 +33,24 @@ def _share(r: pd.Series, column: str) -> str:
     return "" if column not in r or pd.isna(r[column]) else f"{100 * r[column]:.1f} %"
 
 
+def _with_candidates(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary with ``features`` (``full`` for a study before Amendment 4) and
+    ``candidate`` (the method, or ``features:method`` for another feature set)."""
+    summary = summary.copy()
+    if "features" not in summary:
+        summary["features"] = "full"
+    summary["candidate"] = [m if f == "full" else f"{f}:{m}"
+                            for f, m in zip(summary["features"], summary["method"])]
+    return summary
+
+
 def table_rows(summary: pd.DataFrame) -> list[list[str]]:
     """One row of display strings per (n, outcome, method)."""
     rows = []
-    for _, r in summary.sort_values(["n", "outcome", "method"], kind="stable").iterrows():
-        rows.append([str(r["n"]), OUTCOME_LABELS.get(r["outcome"], r["outcome"]), r["method"],
+    summary = _with_candidates(summary)
+    for _, r in summary.sort_values(["n", "outcome", "features", "method"], kind="stable").iterrows():
+        rows.append([str(r["n"]), OUTCOME_LABELS.get(r["outcome"], r["outcome"]), r["features"],
+                     r["method"],
                      _with_mcse(r, "slope_median", "slope_median_mcse", 3),
                      f"{_f(r['slope_q25'], 2)}-{_f(r['slope_q75'], 2)}",
                      f"{_f(r['slope_q05'], 2)}-{_f(r['slope_q95'], 2)}",
@@ -48,7 +61,7 @@ def table_rows(summary: pd.DataFrame) -> list[list[str]]:
     return rows
 
 
-HEADER = ["n", "outcome", "method", "slope median (MCSE)", "slope IQR", "slope 5-95 %",
+HEADER = ["n", "outcome", "features", "method", "slope median (MCSE)", "slope IQR", "slope 5-95 %",
           "CITL (mean)", "RMSE (MCSE)", "MAE", "C", "grid edge", "no-effect limit", "flat fits",
           "failed"]
 
@@ -60,7 +73,7 @@ def summary_markdown(summary: pd.DataFrame, selection: dict, command: str) -> st
              "Data: the reconstruction's data-generating process (synthetic; `training/simulation/dgp.py`).",
              "", f"Reproduce: `{command}`", "", "## Selection", ""]
     for kind, sel in selection.items():
-        lines.append(f"- **{kind}**: `{sel['winner']}` -- {sel['reason']}.")
+        lines.append(f"- **{kind}**: `{sel.get('candidate', sel['winner'])}` -- {sel['reason']}.")
     lines += ["", "## Measures by cohort size, outcome and method", "",
               "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary)]
@@ -85,13 +98,15 @@ def slope_figure(summary: pd.DataFrame) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    summary = _with_candidates(summary)
     outcomes = [o for o in OUTCOME_LABELS if o in set(summary["outcome"])]
-    methods = list(dict.fromkeys(summary["method"]))
+    methods = list(dict.fromkeys(summary["candidate"]))
     sizes = sorted(set(summary["n"]))
-    fig, axes = plt.subplots(1, len(outcomes), figsize=(4.0 * len(outcomes), 4.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(outcomes), figsize=(max(4.0, 0.25 * len(methods)) * len(outcomes), 4.0),
+                             squeeze=False)
     for ax, outcome in zip(axes[0], outcomes):
         for k, n in enumerate(sizes):
-            part = summary[(summary.outcome == outcome) & (summary.n == n)].set_index("method")
+            part = summary[(summary.outcome == outcome) & (summary.n == n)].set_index("candidate")
             x = np.arange(len(methods)) + (k - (len(sizes) - 1) / 2) * 0.22
             clip = lambda column: np.clip(part.reindex(methods)[column].to_numpy(float), 0.0, 4.0)
             median, q25, q75, q05, q95 = (clip(c) for c in

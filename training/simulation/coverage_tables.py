@@ -1,0 +1,103 @@
+"""Tables of the direct coverage study (docs/simulation/coverage.csv, its Markdown, and the
+"how we know the intervals are honest" section of the card and the report)."""
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+
+#: Columns of the published CSV, in order.
+CSV_COLUMNS = ["construction", "truth", "output", "patient", "true_risk", "cohorts", "failed",
+               "coverage", "coverage_mcse", "coverage_unrounded", "mean_width", "width_mcse",
+               "bias", "bias_mcse", "refits", "interval", "features", "methods", "seeds", "command"]
+OUTPUT_LABELS = {"cr": "CR", "severe_crs": "severe CRS", "efs_6mo": "EFS 6 mo",
+                 "efs_12mo": "EFS 12 mo", "efs_24mo": "EFS 24 mo", "os_6mo": "OS 6 mo",
+                 "os_12mo": "OS 12 mo", "os_24mo": "OS 24 mo"}
+
+
+def coverage_csv(summary: pd.DataFrame, constructions: dict, command: str, seeds: str) -> str:
+    """The published CSV: one row per (construction, truth, output, patient), with what was run."""
+    table = summary.copy()
+    for key in ("refits", "interval", "features", "methods"):
+        table[key] = [constructions[c][key] for c in table["construction"]]
+    table["seeds"] = seeds
+    table["command"] = command
+    return table[CSV_COLUMNS].to_csv(index=False, float_format="%.6g")
+
+
+def _cell(coverage: float, mcse: float) -> str:
+    return f"{coverage:.2f} ({mcse:.2f})"
+
+
+def coverage_table(summary: pd.DataFrame, construction: str) -> dict:
+    """Display table of one construction: a row per (output, patient), coverage (MCSE) and mean
+    width under each truth; ``header`` and ``rows`` of strings."""
+    part = summary[summary["construction"] == construction]
+    truths = list(dict.fromkeys(part["truth"]))
+    header = ["output", "patient (blasts)"] + [f"{t}: coverage (MCSE)" for t in truths] + \
+             [f"{t}: mean width" for t in truths]
+    rows = []
+    keyed = {t: part[part["truth"] == t].set_index(["output", "patient"]) for t in truths}
+    for (output, patient) in dict.fromkeys(zip(part["output"], part["patient"])):
+        cells = [keyed[t].loc[(output, patient)] for t in truths]
+        rows.append([OUTPUT_LABELS.get(output, output), patient]
+                    + [_cell(c["coverage"], c["coverage_mcse"]) for c in cells]
+                    + [f"{c['mean_width']:.2f}" for c in cells])
+    averages = {t: float(part[part["truth"] == t]["coverage"].mean()) for t in truths}
+    lowest = {t: part[part["truth"] == t].nsmallest(1, "coverage").iloc[0] for t in truths}
+    return {"construction": construction, "header": header, "rows": rows, "averages": averages,
+            "lowest": {t: {"output": r["output"], "patient": r["patient"],
+                           "coverage": float(r["coverage"])} for t, r in lowest.items()},
+            "cohorts": int(part["cohorts"].max())}
+
+
+def coverage_markdown(summary: pd.DataFrame, verdicts: dict, constructions: dict,
+                      command: str) -> str:
+    lines = ["# Direct coverage of the true risk (results)", "",
+             "Written by `cart-risk simulate --study coverage`; the plan is Amendment 4 of "
+             "`docs/method-selection.md`. Synthetic data: two true-risk processes "
+             "(`training/truths.py`).", "", f"Reproduce: `{command}`", ""]
+    for name, spec in constructions.items():
+        lines += [f"## Construction {name}", "",
+                  f"Features {spec['features']}; methods {spec['methods']}; {spec['refits']} "
+                  f"refits; interval {spec['interval']}.", ""]
+        for truth, v in verdicts.get(name, {}).items():
+            lines.append(f"- {truth}: average coverage {v['average_coverage']:.3f}, "
+                         f"{len(v['cells_below'])} of {v['cells']} cells below 0.90, mean width "
+                         f"{v['mean_width']:.3f}; target {'met' if v['target_met'] else 'missed'}.")
+        table = coverage_table(summary, name)
+        lines += ["", "| " + " | ".join(table["header"]) + " |", "|" + "---|" * len(table["header"])]
+        lines += ["| " + " | ".join(row) + " |" for row in table["rows"]]
+        lines.append("")
+    lines += ["Coverage: share of cohorts whose 95 % interval, as displayed (3 decimals), contains "
+              "the true risk; MCSE sqrt(c (1 - c) / cohorts). Width: upper - lower bound, mean "
+              "over cohorts. Bias is in `coverage.csv`.", ""]
+    return "\n".join(lines)
+
+
+def load_packaged_coverage() -> tuple[pd.DataFrame, dict] | None:
+    """The coverage study shipped with the package (training/data/simulation/), or None."""
+    from importlib import resources
+
+    folder = resources.files("training") / "data" / "simulation"
+    try:
+        summary = pd.read_csv(io.StringIO((folder / "coverage.csv").read_text(encoding="utf-8")))
+        meta = json.loads((folder / "coverage.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+    return summary, meta
+
+
+def honest_intervals() -> dict | None:
+    """The "how we know the intervals are honest" section: the shipped construction's coverage
+    table, read from the packaged study (never typed); None when it is not installed."""
+    study = load_packaged_coverage()
+    if study is None:
+        return None
+    summary, meta = study
+    shipped = meta["shipped"]
+    table = coverage_table(summary, shipped)
+    return {**table, "command": meta["command"], "verdict": meta["verdicts"].get(shipped, {}),
+            "refits": meta["constructions"][shipped]["refits"],
+            "interval": meta["constructions"][shipped]["interval"]}
