@@ -92,7 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fitting method of the logistic or cox models, e.g. logistic=firth "
                         "(default: the simulation study's winners, docs/method-selection.md)")
 
-    p = sub.add_parser("simulate", help="run the simulation study of the fitting methods")
+    p = sub.add_parser("simulate", help="run the simulation study of the fitting methods "
+                                        "(or, with --study end-to-end, the end-to-end coverage study)")
+    p.add_argument("--study", choices=("methods", "end-to-end"), default="methods",
+                   help="methods: the fitting-method study (docs/method-selection.md); end-to-end: "
+                        "coverage of the true risk by the whole pipeline, trial -> published "
+                        "statistics -> reconstructions -> ensemble bundle (Amendment 5) "
+                        "(default: %(default)s)")
     p.add_argument("--repetitions", type=int, nargs="+", default=[200], metavar="R",
                    help="cohorts per size: one count, or one per --sizes value")
     p.add_argument("--sizes", type=int, nargs="+", default=[78, 200, 500], metavar="N",
@@ -106,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-packaged", action="store_true",
                    help="also write the summary to training/data/simulation/, which "
                         "cart-risk report shows (maintainers)")
+    p.add_argument("--trials", type=int, default=200, metavar="T",
+                   help="end-to-end: simulated 78-patient trials (default: %(default)s)")
+    p.add_argument("--members", type=int, default=5, metavar="K",
+                   help="end-to-end: reconstructions a trial (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=50, metavar="B",
+                   help="end-to-end: bootstrap refits in total over the K reconstructions "
+                        "(default: %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="end-to-end: joblib backend for the trials (default: local processes)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (with --backend dask)")
 
     p = sub.add_parser("report", help="write the statistician's HTML report of a bundle")
     p.add_argument("--bundle", type=Path, required=True, metavar="DIR",
@@ -202,6 +218,9 @@ def _train(args) -> int:
 def _simulate(args) -> int:
     from training.simulation import simulate_command
 
+    if args.study == "end-to-end":
+        return _simulate_end_to_end(args)
+
     repetitions = args.repetitions[0] if len(args.repetitions) == 1 else args.repetitions
     if min(args.repetitions) < 1 or min(args.sizes) < 20:
         raise UsageError("--repetitions must be 1 or more and --sizes 20 or more")
@@ -211,6 +230,21 @@ def _simulate(args) -> int:
         raise UsageError("--jobs must be 1 or more")
     return simulate_command(repetitions, args.sizes, args.seed, args.jobs, args.out,
                             args.update_packaged)
+
+
+def _simulate_end_to_end(args) -> int:
+    from training.end_to_end import end_to_end_command
+    from training.options import OptionError, training_options
+
+    for option in ("trials", "members", "bootstrap", "jobs"):
+        if getattr(args, option) < 1:
+            raise UsageError(f"--{option} must be 1 or more")
+    try:
+        options = training_options(args.bootstrap, args.jobs, args.backend, args.scheduler, None)
+    except OptionError as error:
+        raise UsageError(f"--{error.option} {error.problem}") from None
+    return end_to_end_command(args.trials, args.members, args.bootstrap, args.seed, options.jobs,
+                              args.out, options.backend, options.scheduler)
 
 
 def _report(args) -> int:
