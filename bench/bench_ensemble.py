@@ -57,9 +57,9 @@ def fresh_prediction(seed: int, split: int) -> dict:
     from model.bundle import load_predictor
     from model.cohort import write_cohort
     from model.predictor import predict_points
-    from training.assumptions import ImpossibleAssumption, sample_assumptions
-    from training.ensemble import unmatched
-    from training.reconstruction import reconstruct
+    from training.paper.assumptions import ImpossibleAssumption, sample_assumptions
+    from training.paper.ensemble import unmatched
+    from training.paper.reconstruction import reconstruct
     from training.train import train
 
     started = time.perf_counter()
@@ -145,7 +145,7 @@ def prediction_cost(bundle_dir: Path, reference_dir: Path, calls: int = 3000) ->
 def training_time(jobs: int) -> None:
     """Wall time of training the default bundle: the packaged 20-member ensemble, B = 200."""
     from calculator.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-    from training.ensemble import default_ensemble_dir
+    from training.paper.ensemble import default_ensemble_dir
     from training.train_ensemble import train_ensemble
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,8 +1,8 @@
 """The simulation study of the fitting methods at full size, timed (``cart-risk simulate``).
 
-Draws hundreds of cohorts from the reconstruction's data-generating process (``training/dgp.py``),
+Draws hundreds of cohorts from the reconstruction's data-generating process (``training/simulation/dgp.py``),
 fits every candidate method for the four outcomes and scores each fit against the true risks on an
-independent sample of 10,000 patients (``training/simulation.py``). Prints the time, the selection
+independent sample of 10,000 patients (``training/simulation/study.py``). Prints the time, the selection
 by the rule of ``docs/method-selection.md`` and the median calibration slopes at n = 78. The
 committed study in ``docs/simulation/`` was written by this script with its defaults plus
 ``--out docs/simulation --update-packaged``. The tests run the same code with two cohorts.
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     print_header("simulation study: cart-risk simulate", argv)
     import pandas as pd
 
-    from training.simulation import (merge_rounds, reproduction_gap, run_study, summarize,
+    from training.simulation.study import (merge_rounds, reproduction_gap, run_study, summarize,
                                      write_study)
 
     earlier = (pd.read_csv(args.keep_rows, float_precision="round_trip") if args.keep_rows

@@ -9,7 +9,7 @@ Cohorts of 780 and 7,800 patients are generated from the reconstructed cohort by
 with jitter (``bench/synthetic.py`` says how, and why the reconstruction itself cannot be run at
 a larger n); they carry its assumptions and event rates and measure speed only. The time per
 bootstrap refit shows how the cost grows: linearly in n since the calibration loess and
-Harrell's C no longer compare every pair of patients (``training/metrics.py``).
+Harrell's C no longer compare every pair of patients (``training/evaluation/metrics.py``).
 
 Peak memory is the largest summed resident memory of the training process and its worker
 processes, sampled every 0.1 s (needs psutil, which dask.distributed installs; otherwise n/a).

@@ -1,7 +1,7 @@
 """External validation and updating on simulated centers whose truth is known.
 
 For each scenario (a model of the bundle, a known miscalibration, a cohort size) the script
-simulates N center cohorts from the bundle's own model (:mod:`training.center_simulation`), and
+simulates N center cohorts from the bundle's own model (:mod:`training.external.center_simulation`), and
 counts (1) how often ``cart-risk validate``'s 95 % CI covers the true shift and (2) which update
 ``cart-risk update --method auto`` chooses by the closed testing procedure. Nothing is timed;
 the figures are rates, printed with the number of simulations behind them.
@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from model.bundle import TRAINING_DATA, load_predictor
     from model.cohort import read_cohort
-    from training.analyses import derive
-    from training.center_simulation import Miscalibration, simulate_center
-    from training.external_validation import validate_models
+    from training.paper.analyses import derive
+    from training.external.center_simulation import Miscalibration, simulate_center
+    from training.external.validation import validate_models
     from training.reproduce import default_cohort_path
     from training.train import train
     from training.updating import _decide

@@ -1,6 +1,6 @@
 """Synthetic cohorts and patients for the benchmarks, generated from the reconstructed cohort.
 
-The reconstruction (``training/reconstruction.py``) is not a generative model that could simply
+The reconstruction (``training/paper/reconstruction.py``) is not a generative model that could simply
 be run at a larger n: it searches, for exactly 78 patients, for the one arrangement whose counts
 and P values equal the paper's. Larger cohorts are therefore made by resampling its rows with
 replacement (seeded) and jittering every continuous value, so that the copies are not exact ties

@@ -34,7 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None):
     """
     from werkzeug.exceptions import HTTPException
 
-    from calculator import (api, cds_hooks, extensions, failures, fhir_api, result_links,
+    from calculator import (api, extensions, failures, interop, json_requests, result_links,
                             security, web)
     from calculator.defaults import default_bundle_path
     from calculator.json_output import FastJSONProvider
@@ -52,22 +52,22 @@ def create_app(config: Mapping[str, Any] | None = None):
         app.config.from_mapping(config)
     extensions.init_app(app)
     failures.init_app(app)
-    security.init_app(app, csrf_exempt=[api.blueprint, fhir_api.blueprint, cds_hooks.blueprint])
+    security.init_app(app, csrf_exempt=[api.blueprint, *interop.blueprints()])
     app.register_blueprint(web.blueprint)
     app.register_blueprint(api.blueprint)
-    for blueprint in (fhir_api.blueprint, cds_hooks.blueprint, result_links.blueprint):
-        app.register_blueprint(blueprint)
+    interop.init_app(app)
+    app.register_blueprint(result_links.blueprint)
 
     def http_error(error: HTTPException):
         # Routing errors (404, 405) happen before a blueprint is known, so one handler picks the
         # format: JSON under the API's paths, HTML everywhere else.
-        if api.is_api_path():
+        if json_requests.is_api_path():
             code = error.code or 500
             if code >= 500:
-                answer = api.error_response(code, failures.server_error_message(), "server")
+                answer = json_requests.error_response(code, failures.server_error_message(), "server")
             else:
                 field = {404: "path", 405: "method"}.get(code, "body")
-                answer = api.error_response(code, error.description or error.name, field)
+                answer = json_requests.error_response(code, error.description or error.name, field)
         else:
             answer = web.error_page(error)
         body, code = answer

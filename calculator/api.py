@@ -9,37 +9,19 @@ Input goes through :func:`model.patient.parse_patient` only; the answer is
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from calculator.extensions import calculator_state
-from model.errors import FieldError, InputError
+from calculator.json_requests import OPENAPI_EXTENSIONS, PREDICT_PATH, read_json_body
+from model.errors import InputError
 from model.outcomes import LOGISTIC, OUTCOMES
 from model.patient import PATIENT_FIELDS, parse_patient
 from model.patient_schema import patient_json_schema
 from model.predictor import HORIZONS_MONTHS, prediction_answer
 
 blueprint = Blueprint("api", __name__)
-API_PREFIX = "/api/"
-#: Other paths answered only in JSON (their errors too): CDS Hooks and the FHIR code system.
-JSON_PREFIXES = (API_PREFIX, "/cds-services", "/fhir/")
-JSON_PATHS = ("/healthz",)
-
-
-class _RejectedJSON(ValueError):
-    """A JSON document this API refuses although a lenient parser would accept it."""
-
-
-def is_api_path() -> bool:
-    """Whether the current request is for the API (errors answered as JSON)."""
-    return request.path.startswith(JSON_PREFIXES) or request.path in JSON_PATHS
-
-
-def error_response(status: int, message: str, field: str = "body"):
-    """The API's one error shape, for any status."""
-    return jsonify(InputError([FieldError(field, message)]).to_dict()), status
 
 
 @blueprint.errorhandler(InputError)
@@ -47,62 +29,13 @@ def _input_error(error: InputError):
     return jsonify(error.to_dict()), error.status_code
 
 
-def _refuse_constant(name: str) -> Any:
-    raise _RejectedJSON(f"{name} is not valid JSON; send finite numbers only")
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    repeated = sorted({key for key in keys if keys.count(key) > 1})
-    if repeated:
-        raise _RejectedJSON(f"field(s) given more than once: {', '.join(repeated)}")
-    return dict(pairs)
-
-
-def read_json_body(media_types: tuple[str, ...] = ("application/json",)) -> Any:
-    """The request body parsed as strict JSON (no NaN / Infinity, no repeated keys).
-
-    Parameters
-    ----------
-    media_types : tuple of str
-        The Content-Types accepted (FHIR input is ``application/fhir+json``).
-
-    Raises
-    ------
-    InputError
-        With status 400, 413 or 415 set on the error, field ``body``.
-    """
-    if request.mimetype not in media_types:  # not any application/*+json: named formats only
-        raise _status(InputError([FieldError(
-            "body", "send the patient as JSON with Content-Type: "
-                    + " or ".join(media_types))]), 415)
-    data = request.get_data(cache=False)
-    try:
-        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant,
-                          object_pairs_hook=_refuse_duplicates)
-    except UnicodeDecodeError:
-        message = "the body is not UTF-8 text"
-    except _RejectedJSON as problem:
-        message = str(problem)
-    except ValueError as problem:  # json.JSONDecodeError and number overflow
-        message = f"the body is not valid JSON ({problem})"
-    except RecursionError:
-        message = "the body is nested too deeply"
-    raise _status(InputError([FieldError("body", message)]), 400)
-
-
-def _status(error: InputError, status: int) -> InputError:
-    error.status_code = status  # instance attribute: the class default (422) stays as it is
-    return error
-
-
-@blueprint.post("/api/v1/predict")
+@blueprint.post(PREDICT_PATH)
 def predict():
-    """Predict for one patient (body: patient fields as JSON, or FHIR: see calculator.fhir_api)."""
-    from calculator import fhir_api
+    """Predict for one patient from the patient fields as JSON.
 
-    if fhir_api.is_fhir_request():
-        return fhir_api.predict_fhir()
+    A request that sends or prefers FHIR never reaches this view: :mod:`calculator.interop`
+    answers it first (see :func:`calculator.interop.fhir_api.answer_fhir_predict`).
+    """
     bundle = calculator_state().bundle
     patient = parse_patient(read_json_body(), required=bundle.predictor.required_fields)
     return jsonify(prediction_answer(bundle, patient))
@@ -270,7 +203,6 @@ def openapi_document() -> dict[str, Any]:
                                                           "message": {"type": "string"}}}}}},
         }},
     }
-    from calculator import interop_openapi
-
-    interop_openapi.extend(document)  # FHIR and CDS Hooks endpoints
+    for extend in current_app.extensions.get(OPENAPI_EXTENSIONS, ()):
+        extend(document)  # e.g. the FHIR and CDS Hooks endpoints (calculator.interop)
     return document

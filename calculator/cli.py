@@ -197,7 +197,7 @@ def _options(args, **more):
 
 
 def _train(args) -> int:
-    from training.fit_models import parse_methods
+    from training.development.fit_models import parse_methods
     from training.train import train_command
 
     try:
@@ -216,7 +216,7 @@ def _train(args) -> int:
 
 
 def _simulate(args) -> int:
-    from training.simulation import simulate_command
+    from training.simulation.study import simulate_command
 
     if args.study == "end-to-end":
         return _simulate_end_to_end(args)
@@ -233,7 +233,7 @@ def _simulate(args) -> int:
 
 
 def _simulate_end_to_end(args) -> int:
-    from training.end_to_end import end_to_end_command
+    from training.simulate import end_to_end_command
     from training.options import OptionError, training_options
 
     for option in ("trials", "members", "bootstrap", "jobs"):
@@ -248,7 +248,7 @@ def _simulate_end_to_end(args) -> int:
 
 
 def _report(args) -> int:
-    from training.report import report_command
+    from training.report.page import report_command
 
     return report_command(args.bundle, args.out)
 

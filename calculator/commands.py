@@ -58,7 +58,7 @@ def predict_command(args) -> int:
         raise InputError([FieldError(_option(problem.field), problem.message)
                           for problem in error.errors]) from None
     if getattr(args, "fhir", False):
-        from calculator.fhir_output import risk_assessment
+        from calculator.interop.fhir_output import risk_assessment
 
         print(json.dumps(risk_assessment(answer, patient, bundle.manifest), allow_nan=False,
                          indent=2))

@@ -1,11 +1,11 @@
 """The outcomes the calculator predicts: one record each, which every module iterates.
 
 Adding an outcome (say, relapse after CR) is one :class:`Outcome` entry in :data:`OUTCOMES` plus
-its fitting rule (how :func:`training.analyses.derive` builds its model column(s) from the cohort);
+its fitting rule (how :func:`training.paper.analyses.derive` builds its model column(s) from the cohort);
 training, the bundle checks, the predictor, the API, the pages, the CLI and the reports iterate
 this registry. What stays per outcome elsewhere: its cohort CSV columns and their checks
 (:mod:`model.cohort`), its features (``training/features.toml``) and its FHIR code
-(:mod:`calculator.fhir_codes`). The order of :data:`OUTCOMES` is the order of every answer,
+(:mod:`calculator.interop.fhir_codes`). The order of :data:`OUTCOMES` is the order of every answer,
 table and report section.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Outcome:
         Cohort CSV columns (docs/cohort-csv.md) the outcome needs; without them the model is
         unavailable.
     model_columns : tuple of str
-        Columns of the modelling frame (after :func:`training.analyses.derive`): the 0/1 outcome of
+        Columns of the modelling frame (after :func:`training.paper.analyses.derive`): the 0/1 outcome of
         a logistic model, or (time in months, event 0/1) of a Cox model.
     label : str
         Full label, as the calculator page and the CLI show it.

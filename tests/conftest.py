@@ -175,7 +175,7 @@ def small_ensemble_dir(tmp_path_factory) -> Path:
     """The first TEST_ENSEMBLE_MEMBERS cohorts of the packaged ensemble, with their own index."""
     import shutil
 
-    from training.ensemble import INDEX_FILE, default_ensemble_dir
+    from training.paper.ensemble import INDEX_FILE, default_ensemble_dir
 
     source, target = default_ensemble_dir(), tmp_path_factory.mktemp("ensemble")
     index = json.loads((source / INDEX_FILE).read_text(encoding="utf-8"))

@@ -6,9 +6,9 @@ import pytest
 from scipy import stats
 
 from model.burden import burden_subgroups
-from training import assumptions, derivations, reconstruction
-from training.assumptions import DOCUMENTED, ImpossibleAssumption, check_assumptions, sample_assumptions
-from training.ensemble import build_member, member_plan
+from training.paper import assumptions, derivations, reconstruction
+from training.paper.assumptions import DOCUMENTED, ImpossibleAssumption, check_assumptions, sample_assumptions
+from training.paper.ensemble import build_member, member_plan
 
 
 def test_documented_choice_is_admissible_and_is_the_packaged_cohorts():

@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from training.bootstrap import optimism_bootstrap
-from training.cox import fit_cox
-from training.logistic import FitError, fit_logistic
-from training.metrics import evaluate_cox, evaluate_logistic
+from training.development.bootstrap import optimism_bootstrap
+from training.fitting.cox import fit_cox
+from training.fitting.logistic import FitError, fit_logistic
+from training.evaluation.metrics import evaluate_cox, evaluate_logistic
 
 
 def binary_data(seed: int, n: int = 80):

@@ -11,10 +11,11 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from model.features import design_matrix
-from training import dgp, logistic
-from training.config import load_config
-from training.logistic import FitError
-from training.methods import (BOOTSTRAP_SEED, bootstrap_factor, bootstrap_slopes,
+from training.simulation import dgp
+from training.fitting import logistic
+from training.development.config import load_config
+from training.fitting.logistic import FitError
+from training.development.methods import (BOOTSTRAP_SEED, bootstrap_factor, bootstrap_slopes,
                               fit_logistic_method)
 
 RESAMPLES = 12
@@ -97,7 +98,7 @@ R_REFERENCE = dict(failed=[39], first_slopes=(1.28029420119474, 1.37349160782503
 def test_full_method_matches_r_glm_on_the_same_resamples():
     import pandas as pd
 
-    from training.methods import BOOTSTRAP_RESAMPLES
+    from training.development.methods import BOOTSTRAP_RESAMPLES
 
     reference = Path(__file__).parent / "reference"
     data = pd.read_csv(reference / "bootstrap_shrinkage_data.csv")

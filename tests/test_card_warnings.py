@@ -1,8 +1,8 @@
 """Card warnings: calibration judged once; Riley's shortfall never contradicts it."""
 import numpy as np
 
-from training.bootstrap import BootstrapResult
-from training.card_warnings import card_warnings
+from training.development.bootstrap import BootstrapResult
+from training.development.card_warnings import card_warnings
 
 
 def result(B=10):

@@ -69,7 +69,7 @@ def json_answer(app) -> dict:
 
 
 def test_discovery_lists_the_service_with_prefetch_for_every_input(client):
-    from calculator.fhir_codes import OBSERVATIONS
+    from calculator.interop.fhir_codes import OBSERVATIONS
 
     answer = client.get("/cds-services")
     assert answer.status_code == 200
@@ -93,7 +93,7 @@ def test_the_specifications_example_call_without_this_services_prefetch_gets_412
 
 
 def test_a_call_with_the_prefetch_gets_one_card_with_the_json_apis_numbers(client, json_answer):
-    from calculator.fhir_output import survival_at
+    from calculator.interop.fhir_output import survival_at
     from calculator.results import percent, percent_interval
 
     card = only_card(client.post(SERVICE, json=example_call()))

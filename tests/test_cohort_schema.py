@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from model.cohort import COLUMNS, CohortError, available_models, read_cohort
-from training.provenance import default_cohort_path
+from training.paper.provenance import default_cohort_path
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from statsmodels.duration.hazard_regression import PHReg
 
-from training.cox import (
+from training.fitting.cox import (
     FitError, baseline_survival, fit_cox, fit_lifelines, fit_unpenalized, hazard_ratios,
     predict_survival, restandardize,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.curves import roc_points
+from training.report.curves import roc_points
 
 
 def _roc_by_counting(y, p):
@@ -41,10 +41,10 @@ def test_roc_points_with_one_outcome_class_equal_the_counting_definition(outcome
 def test_wilson_interval_agrees_with_scipy_binomtest_but_is_kept():
     """scipy's Wilson interval agrees to 1e-12 but not bit for bit (last-place differences), and
     the intervals are stored in predictor.json and the manifest, which must stay byte-identical:
-    so training.bands keeps its closed form. This pins the agreement for a later swap."""
+    so training.evaluation.bands keeps its closed form. This pins the agreement for a later swap."""
     from scipy import stats
 
-    from training.bands import wilson_interval
+    from training.evaluation.bands import wilson_interval
 
     worst = 0.0
     for n in range(1, 90):
@@ -56,16 +56,16 @@ def test_wilson_interval_agrees_with_scipy_binomtest_but_is_kept():
 
 
 def test_every_report_template_is_package_data():
-    """An installed package renders its reports from training/templates/: each file must ship."""
+    """An installed package renders its reports from training/report/templates/: each file must ship."""
     import fnmatch
     import tomllib
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     patterns = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))[
-        "tool"]["setuptools"]["package-data"]["training"]
-    templates = sorted((root / "training" / "templates").iterdir())
+        "tool"]["setuptools"]["package-data"]["training.report"]
+    templates = sorted((root / "training" / "report" / "templates").iterdir())
     assert templates
     for path in templates:
-        relative = path.relative_to(root / "training").as_posix()
+        relative = path.relative_to(root / "training" / "report").as_posix()
         assert any(fnmatch.fnmatch(relative, p) for p in patterns), relative

@@ -12,14 +12,15 @@ import pytest
 
 from calculator.cli import main
 from model.cohort import read_cohort
-from training import end_to_end as e2e
-from training import reconstruction as rec
-from training.analyses import reproduce
-from training.assumptions import NR, N, SEVERE_CRS, subgroup_splits
-from training.ensemble import build_member, member_plan, unmatched
-from training.provenance import default_cohort_path
-from training.targets import TargetError, paper_targets, targets_from_statistics
-from training.trial_statistics import statistics_of
+from training.simulation import end_to_end as e2e
+from training.paper import reconstruction as rec
+from training.paper.analyses import reproduce
+from training.paper.assumptions import NR, N, SEVERE_CRS, subgroup_splits
+from training.paper.ensemble import build_member, member_plan, unmatched
+from training.paper.provenance import default_cohort_path
+from training.paper.targets import TargetError, paper_targets, targets_from_statistics
+from training.paper.trial_statistics import statistics_of
+from training.train_ensemble import train_ensemble
 
 SEED = e2e.DEFAULT_SEED
 
@@ -66,7 +67,7 @@ def test_a_trial_statistics_file_differs_from_the_paper_and_is_reproduced_by_a_m
 
 
 def test_trial_cohorts_are_the_method_study_patients():
-    from training import dgp
+    from training.simulation import dgp
 
     cohort = e2e.trial_cohort(SEED, 0)
     patients = dgp.sample_patients(np.random.default_rng([SEED, 78, 0]), 78)
@@ -76,7 +77,7 @@ def test_trial_cohorts_are_the_method_study_patients():
 
 
 def test_true_risks_extend_the_dgp_twelve_month_risks():
-    from training import dgp
+    from training.simulation import dgp
 
     risks, dgp_risks = e2e.true_risks(), dgp.true_risks()
     for outcome in ("efs", "os"):
@@ -117,7 +118,7 @@ def test_the_tiny_study_counts_a_failure_and_scores_every_cell(tiny_study):
 
 @pytest.mark.slow  # two worker processes, each drawing the process's true risks once
 def test_the_tiny_study_is_identical_with_two_processes(tiny_study, tmp_path):
-    rows = e2e.trial_rows(e2e.run_study(2, 2, 4, SEED, jobs=2))
+    rows = e2e.trial_rows(e2e.run_study(train_ensemble, 2, 2, 4, SEED, jobs=2))
     e2e.write_study(rows, tmp_path, "same", SEED, 2, 4)
     for name in ("end_to_end.csv", "end_to_end_trials.csv"):
         assert (tmp_path / name).read_bytes() == (tiny_study / name).read_bytes(), name

@@ -9,10 +9,10 @@ import pytest
 from model.bundle import load_predictor, verify_bundle
 from model.cohort import read_cohort, write_cohort
 from model.predictor import predict_points, prediction_answer
-from training import cox, logistic
-from training.ensemble import (INDEX_FILE, EnsembleError, build_member, default_ensemble_dir,
+from training.fitting import cox, logistic
+from training.paper.ensemble import (INDEX_FILE, EnsembleError, build_member, default_ensemble_dir,
                                read_index, unmatched)
-from training.pooling import merged_warnings, pool_cox, pool_logistic
+from training.development.pooling import merged_warnings, pool_cox, pool_logistic
 from training.train_ensemble import PANEL_BLASTS, panel
 
 from conftest import EXAMPLE_PATIENT, TEST_ENSEMBLE_MEMBERS
@@ -178,7 +178,7 @@ def test_cli_text_shows_the_band_range_and_the_evidence(ensemble_bundle_path):
 
 def test_about_page_and_report_show_the_spread_and_the_uninformative_inputs(ensemble_bundle_path):
     from calculator import create_app
-    from training.report import render_report
+    from training.report.page import render_report
 
     client = create_app({"BUNDLE_PATH": str(ensemble_bundle_path), "TESTING": True}).test_client()
     about = client.get("/about").get_data(as_text=True)
@@ -221,7 +221,7 @@ def test_an_ensemble_of_other_cohorts_is_not_labelled_reconstructed(small_ensemb
 def test_one_reconstruction_is_not_called_observed_either(trained_bundle_path, capsys):
     from calculator import create_app
     from calculator.cli import main
-    from training.report import render_report
+    from training.report.page import render_report
 
     options = [item for name, value in EXAMPLE_PATIENT.items()
                for item in ("--" + name.replace("_", "-"),

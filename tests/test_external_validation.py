@@ -1,4 +1,4 @@
-"""External validation (training/external_validation.py) on data whose truth is known."""
+"""External validation (training/external/validation.py) on data whose truth is known."""
 from __future__ import annotations
 
 import math
@@ -11,12 +11,12 @@ from lifelines import KaplanMeierFitter
 
 from model.bundle import TRAINING_DATA
 from model.cohort import read_cohort
-from training import bundle_models as bm
-from training.analyses import derive
-from training.center_simulation import Miscalibration, simulate_center
-from training.external_validation import (binary_validation, delong_auc, km_at,
+from training.development import bundle_models as bm
+from training.paper.analyses import derive
+from training.external.center_simulation import Miscalibration, simulate_center
+from training.external.validation import (binary_validation, delong_auc, km_at,
                                           survival_validation, uno_c, validate_models)
-from training.metrics import censoring_survival
+from training.evaluation.metrics import censoring_survival
 from training.validate import validation_report
 
 REFERENCE = Path(__file__).parent / "reference"

@@ -183,7 +183,7 @@ def test_the_command_line_prints_a_risk_assessment(trained_bundle_path, capsys, 
 def test_the_input_code_system_lists_every_code(client):
     from fhir.resources.R4B.codesystem import CodeSystem
 
-    from calculator.fhir_codes import OBSERVATIONS
+    from calculator.interop.fhir_codes import OBSERVATIONS
 
     answer = client.get("/fhir/CodeSystem/cart-risk-input")
     assert answer.status_code == 200 and answer.mimetype == FHIR
@@ -358,7 +358,7 @@ def test_the_openapi_document_describes_the_fhir_exchange(client):
 
 
 def test_the_docs_name_every_code(loaded_bundle):
-    from calculator.fhir_codes import OBSERVATIONS
+    from calculator.interop.fhir_codes import OBSERVATIONS
 
     text = Path(REPO / "docs" / "fhir.md").read_text()
     for entry in OBSERVATIONS:
@@ -432,7 +432,7 @@ def test_damaged_fhir_gets_a_risk_assessment_or_an_operation_outcome_never_a_500
 
 def test_survival_is_read_from_either_shape_of_the_answers_at(json_answer):
     """``at`` may hold numbers (the curve then gives the band) or {survival, lower, upper}."""
-    from calculator.fhir_output import survival_at
+    from calculator.interop.fhir_output import survival_at
 
     curve = json_answer["efs"]
     from_numbers = survival_at(curve, 12)

@@ -6,8 +6,8 @@ from statsmodels.duration.survfunc import SurvfuncRight
 
 from model.cohort import read_cohort
 from model.survival import kaplan_meier, survival_at
-from training.analyses import derive, km_survival
-from training.provenance import default_cohort_path
+from training.paper.analyses import derive, km_survival
+from training.paper.provenance import default_cohort_path
 
 GRID = np.arange(0.0, 52.0, 0.25)
 

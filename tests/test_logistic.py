@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from training.logistic import (
+from training.fitting.logistic import (
     LAMBDA_GRID, FitError, effective_df, fit_logistic, fit_unpenalized, restandardize, select_lambda,
     standardize,
     to_sklearn, wald_intervals,

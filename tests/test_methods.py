@@ -1,10 +1,10 @@
-"""The candidate fitting methods (training/methods.py): each checked against its definition."""
+"""The candidate fitting methods (training/development/methods.py): each checked against its definition."""
 import numpy as np
 import pytest
 from scipy.special import expit
 
-from training import cox, logistic
-from training.methods import METHODS, _folds, fit_cox_method, fit_logistic_method
+from training.fitting import cox, logistic
+from training.development.methods import METHODS, _folds, fit_cox_method, fit_logistic_method
 
 
 def binary(seed: int, n: int = 90):

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training import logistic
-from training.fit_models import parse_methods
-from training.firth import firth_lr
-from training.methods import METHODS_BY_KIND, fit_cox_method, fit_logistic_method
+from training.fitting import logistic
+from training.development.fit_models import parse_methods
+from training.fitting.firth import firth_lr
+from training.development.methods import METHODS_BY_KIND, fit_cox_method, fit_logistic_method
 
 REFERENCE = Path(__file__).parent / "reference"
 
@@ -87,7 +87,7 @@ def test_intercept_re_estimation_converges_for_a_wide_offset():
     from scipy.optimize import brentq
     from scipy.special import expit as sigmoid
 
-    from training.firth import intercept_with_offset as _intercept_with_offset
+    from training.fitting.firth import intercept_with_offset as _intercept_with_offset
 
     rng = np.random.default_rng(5)
     offset = np.r_[rng.uniform(-5, -3, 8), rng.uniform(5, 11, 70)]

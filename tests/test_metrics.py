@@ -10,8 +10,8 @@ from lifelines import KaplanMeierFitter
 from lifelines.utils import concordance_index
 from statsmodels.nonparametric.smoothers_lowess import lowess
 
-from training import cox, logistic
-from training.metrics import (
+from training.fitting import cox, logistic
+from training.evaluation.metrics import (
     METRICS, auc, binary_metrics, brier, brier_ipcw, calibration_intercept, calibration_slope,
     LOESS_POINTS, censoring_survival, cox_calibration_slope, evaluate_cox, evaluate_logistic, harrell_c,
     ici_binary, loess, survival_metrics,

@@ -1,12 +1,12 @@
-"""Monte Carlo standard errors of the simulation study (training/monte_carlo.py)."""
+"""Monte Carlo standard errors of the simulation study (training/simulation/monte_carlo.py)."""
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from training.monte_carlo import mcse_mean, mcse_median, median_interval
-from training.simulation import summarize
+from training.simulation.monte_carlo import mcse_mean, mcse_median, median_interval
+from training.simulation.study import summarize
 
 
 def test_order_statistic_ranks_follow_the_binomial_interval():

@@ -11,9 +11,9 @@ import pytest
 
 from model.cohort import read_cohort
 from model.features import design_matrix
-from training import cox
-from training.analyses import derive
-from training.ph_test import cox_zph, time_transform
+from training.fitting import cox
+from training.paper.analyses import derive
+from training.evaluation.ph_test import cox_zph, time_transform
 
 REFERENCE = Path(__file__).with_name("reference") / "cox_reference.out"
 COHORT = Path(__file__).resolve().parents[1] / "training" / "data" / "reconstructed_cohort.csv"

@@ -8,9 +8,9 @@ import pytest
 from statsmodels.duration.survfunc import survdiff
 
 from model.cohort import read_cohort
-from training import derivations, reconstruction
-from training.analyses import derive, load_published, reproduce
-from training.provenance import default_cohort_path
+from training.paper import derivations, reconstruction
+from training.paper.analyses import derive, load_published, reproduce
+from training.paper.provenance import default_cohort_path
 
 PUBLISHED = load_published()["statistics"]
 
@@ -28,7 +28,7 @@ def reproduced(cohort):
 @pytest.mark.slow
 def test_generator_rewrites_the_committed_file_byte_for_byte(tmp_path):
     out = tmp_path / "cohort.csv"
-    done = subprocess.run([sys.executable, "-m", "training.reconstruction", "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "training.paper.reconstruction", "--out", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == default_cohort_path().read_bytes()

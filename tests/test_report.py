@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training.report import markdown_to_html, report_command, write_report
+from training.report.page import markdown_to_html, report_command, write_report
 from training.train import train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 
 from calculator.cli import main
 from model.cohort import COLUMNS, REQUIRED_COLUMNS, read_cohort
-from training.analyses import load_published
+from training.paper.analyses import load_published
 from training.reproduce import default_cohort_path
 
 #: Columns the analyses derive, and the cohort columns each is computed from.

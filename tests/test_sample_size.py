@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from training import logistic
-from training.sample_size import cox_snell_r2, r2cs_from_c, riley_binary, riley_survival
+from training.fitting import logistic
+from training.evaluation.sample_size import cox_snell_r2, r2cs_from_c, riley_binary, riley_survival
 
 
 def required(result):

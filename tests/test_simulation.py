@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from calculator.cli import main
-from training import dgp, reconstruction as rec
-from training.fit_models import DEFAULT_METHODS
-from training.simulation import (KINDS, SLOPE_TARGET, run_study, select_method, summarize)
+from training.simulation import dgp
+from training.paper import reconstruction as rec
+from training.development.fit_models import DEFAULT_METHODS
+from training.simulation.study import (KINDS, SLOPE_TARGET, run_study, select_method, summarize)
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "simulation"
@@ -150,7 +151,7 @@ def test_train_refuses_an_unknown_method(tmp_path, capsys):
 
 
 def test_round_two_reruns_reproduce_round_one_and_merge_with_it():
-    from training.simulation import merge_rounds, reproduction_gap
+    from training.simulation.study import merge_rounds, reproduction_gap
 
     committed = pd.read_csv(DOCS / "rows.csv")
     rerun = run_study(1, sizes=(78,), methods=("heuristic_shrinkage", "firth_heuristic_shrinkage"),

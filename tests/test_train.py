@@ -13,11 +13,12 @@ from model.bundle import load_predictor, verify_bundle
 from model.cohort import CohortError, read_cohort
 from model.errors import BundleError
 from model.features import design_matrix
-from training import methods, ph_test
-from training.fit_models import DEFAULT_METHODS
-from training.analyses import derive
-from training.bands import isotonic_rates, wilson_interval
-from training.config import ConfigError, load_config
+from training.development import methods
+from training.evaluation import ph_test
+from training.development.fit_models import DEFAULT_METHODS
+from training.paper.analyses import derive
+from training.evaluation.bands import isotonic_rates, wilson_interval
+from training.development.config import ConfigError, load_config
 from training.train import (PROVENANCE_CENTER, PROVENANCE_RECONSTRUCTED, TrainingError, month_grid,
                             train, train_command)
 

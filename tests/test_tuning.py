@@ -1,10 +1,10 @@
-"""Penalty grids that never bind silently (training/tuning.py) and their use by the fits."""
+"""Penalty grids that never bind silently (training/fitting/tuning.py) and their use by the fits."""
 import numpy as np
 import pytest
 
-from training import logistic
-from training.fit_models import _fit_logistic
-from training.tuning import GRID_CAP, GRID_STEP, search_grid
+from training.fitting import logistic
+from training.development.fit_models import _fit_logistic
+from training.fitting.tuning import GRID_CAP, GRID_STEP, search_grid
 
 GRID = logistic.LAMBDA_GRID
 
@@ -46,8 +46,8 @@ def test_cr_bootstrap_resamples_never_choose_a_grid_edge():
     """The old grid (upper end 100) bound in 30 of 200 CR resamples; the extended one never does."""
     from model.cohort import read_cohort
     from model.features import design_matrix
-    from training.analyses import derive
-    from training.reconstruction import DEFAULT_PATH
+    from training.paper.analyses import derive
+    from training.paper.reconstruction import DEFAULT_PATH
 
     df = derive(read_cohort(DEFAULT_PATH))
     X, y = design_matrix(df, ("log10_blasts", "age_years")), df["cr"].to_numpy(int)

@@ -1,4 +1,4 @@
-"""Updating a bundle on a center's cohort (training/updating.py, training/update_tests.py)."""
+"""Updating a bundle on a center's cohort (training/updating.py, training/external/update_tests.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -16,12 +16,12 @@ from calculator.cli import main
 from model.bundle import TRAINING_DATA, load_predictor
 from model.cohort import read_cohort
 from model.predictor import prediction_answer
-from training import bundle_models as bm
-from training.analyses import derive
-from training.center_simulation import Miscalibration, simulate_center
-from training.external_validation import validate_models
-from training.logistic import fit_logistic
-from training.update_tests import closed_test
+from training.development import bundle_models as bm
+from training.paper.analyses import derive
+from training.external.center_simulation import Miscalibration, simulate_center
+from training.external.validation import validate_models
+from training.fitting.logistic import fit_logistic
+from training.external.update_tests import closed_test
 from training.updating import _decide, update_bundle
 
 from conftest import start_calculator, stop_process

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from calculator.cli import main
-from training.validation_page import lookup
+from training.external.validation_page import lookup
 
 CENTER = Path(__file__).parent / "data" / "synthetic_center_cohort.csv"
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from model.defaults import BACKENDS
 from model.errors import EXIT_USAGE
-from training.fit_models import DEFAULT_METHODS
-from training.methods import METHODS_BY_KIND
+from training.development.fit_models import DEFAULT_METHODS
+from training.development.methods import METHODS_BY_KIND
 
 
 class TrainingError(ValueError):
@@ -75,7 +75,7 @@ def training_options(bootstrap, jobs, backend: str | None = None, scheduler: str
         Address of a dask scheduler; needed by, and only by, the dask backend.
     methods : dict, optional
         Fitting method by model kind ({"logistic": ..., "cox": ...}); missing kinds get
-        :data:`training.fit_models.DEFAULT_METHODS`.
+        :data:`training.development.fit_models.DEFAULT_METHODS`.
 
     Raises
     ------

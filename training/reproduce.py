@@ -1,6 +1,6 @@
 """`cart-risk reproduce`: the paper's analyses on a cohort, side by side with the paper.
 
-Text and JSON renderings of :func:`training.analyses.reproduce`, and the Kaplan-Meier
+Text and JSON renderings of :func:`training.paper.analyses.reproduce`, and the Kaplan-Meier
 figures of Fig. 2C/D (by burden group) and Fig. 3A/B (by time of assessment) as PNG files.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from model.atomic import atomic_path
 from model.cohort import read_cohort
 from model.outcomes import SURVIVAL_COLUMNS
 from model.provenance import PROVENANCE_RECONSTRUCTED
-from training.analyses import Reproduced, as_records, derive, reproduce
-from training.provenance import default_cohort_path, provenance_of
+from training.paper.analyses import Reproduced, as_records, derive, reproduce
+from training.paper.provenance import default_cohort_path, provenance_of
 
 def _cell(value) -> str:
     if value is None:

@@ -1,7 +1,7 @@
 """Train the four models on a cohort CSV and write a bundle (``cart-risk train``).
 
 :func:`train` reads and validates the cohort, fits every model the cohort supports with the
-prespecified features (:mod:`training.config`), runs each model's optimism bootstrap, builds the
+prespecified features (:mod:`training.development.config`), runs each model's optimism bootstrap, builds the
 manifest and ``predictor.json`` of ``docs/bundle-format.md`` plus the sCRS band table, and writes
 the bundle atomically with :func:`model.bundle.write_bundle`. The result depends only on the cohort,
 the features, B and the seed: every bootstrap repetition draws from its own seeded generator, so
@@ -25,13 +25,13 @@ from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.errors import BundleError, report_failure
 from model.features import BLASTS_FLOOR_PCT, required_fields
 from model.outcomes import BY_NAME, COX, NAMES
-from training.analyses import derive, load_published
-from training.bands import scrs_band_table
-from training.config import ConfigError, load_config
-from training.fit_models import DEFAULT_METHODS, HORIZON_MONTHS, fit_model
+from training.paper.analyses import derive, load_published
+from training.evaluation.bands import scrs_band_table
+from training.development.config import ConfigError, load_config
+from training.development.fit_models import DEFAULT_METHODS, HORIZON_MONTHS, fit_model
 from training.options import TrainingError, training_options
-from training.logistic import FitError
-from training.provenance import provenance_of, sha256_file
+from training.fitting.logistic import FitError
+from training.paper.provenance import provenance_of, sha256_file
 from model.provenance import PROVENANCE_CENTER, PROVENANCE_RECONSTRUCTED  # noqa: F401  (re-exported)
 
 #: Spacing (months) of the survival month grid, which runs from 0 to the last follow-up.
@@ -164,7 +164,7 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
         Show a bootstrap progress bar; default: only when stderr is a terminal.
     methods : dict, optional
         Fitting method per model kind ({"logistic": ..., "cox": ...}); missing kinds get
-        :data:`training.fit_models.DEFAULT_METHODS` (the simulation study's winners).
+        :data:`training.development.fit_models.DEFAULT_METHODS` (the simulation study's winners).
 
     Returns
     -------
@@ -175,7 +175,7 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
     ------
     model.cohort.CohortError
         The cohort file is unreadable or fails validation.
-    training.config.ConfigError
+    training.development.config.ConfigError
         The feature configuration is invalid.
     TrainingError
         No model can be fitted (the message gives each model's reason), or a bad option.

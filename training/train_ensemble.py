@@ -1,9 +1,9 @@
 """``cart-risk train --ensemble DIR``: the same models, fitted on every reconstruction, pooled.
 
-Each member cohort of the ensemble (:mod:`training.ensemble`) is fitted with exactly the
-procedure ``cart-risk train`` uses on one cohort (:func:`training.fit_models.fit_model`, with
+Each member cohort of the ensemble (:mod:`training.paper.ensemble`) is fitted with exactly the
+procedure ``cart-risk train`` uses on one cohort (:func:`training.development.fit_models.fit_model`, with
 ``ceil(B / K)`` bootstrap refits per member, so the bundle keeps about B parameter sets a model);
-:mod:`training.pooling` pools them. The bundle has the single-cohort format, plus an ``ensemble``
+:mod:`training.development.pooling` pools them. The bundle has the single-cohort format, plus an ``ensemble``
 block in the manifest: the members, the pooling rule, how much each output moves across members
 for a reference panel, and the sCRS bands' range.
 """
@@ -24,13 +24,13 @@ from model.features import BLASTS_FLOOR_PCT
 from model.outcomes import BY_NAME, COX, NAMES
 from model.predictor import compile_predictor, predict_points
 from model.provenance import PROVENANCE_RECONSTRUCTED
-from training.analyses import derive, load_published
-from training.bands import scrs_band_table, wilson_interval
-from training.config import load_config
-from training.ensemble import read_index
-from training.fit_models import fit_model
-from training.logistic import FitError
-from training.pooling import POOLING_RULE, pool_cox, pool_logistic, pooled_coefficients, pooled_entry
+from training.paper.analyses import derive, load_published
+from training.evaluation.bands import scrs_band_table, wilson_interval
+from training.development.config import load_config
+from training.paper.ensemble import read_index
+from training.development.fit_models import fit_model
+from training.fitting.logistic import FitError
+from training.development.pooling import POOLING_RULE, pool_cox, pool_logistic, pooled_coefficients, pooled_entry
 from training.options import TrainingError, training_options
 from training.train import json_safe, models_manifest, month_grid, parallel_backend, plan_models
 
@@ -98,8 +98,8 @@ def ensemble_provenance(paths: list[Path]) -> str:
     reconstruction of this paper does).
     """
     from model.provenance import PROVENANCE_CENTER
-    from training.ensemble import default_ensemble_dir, unmatched
-    from training.provenance import default_cohort_path, sha256_file
+    from training.paper.ensemble import default_ensemble_dir, unmatched
+    from training.paper.provenance import default_cohort_path, sha256_file
 
     _, packaged = read_index(default_ensemble_dir())
     known = {sha256_file(p) for p in packaged} | {sha256_file(default_cohort_path())}
@@ -209,7 +209,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
     Parameters
     ----------
     ensemble_dir : path
-        Directory with ``ensemble.json`` and the member CSVs (:mod:`training.ensemble`).
+        Directory with ``ensemble.json`` and the member CSVs (:mod:`training.paper.ensemble`).
     out_dir, bootstrap, seed, jobs, features_path, backend, scheduler, progress
         As :func:`training.train.train`; ``bootstrap`` is the total over members (each member gets
         ``ceil(bootstrap / K)`` refits, seeded ``seed + k``).
@@ -217,7 +217,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
         Fitting method by model kind, as :func:`training.train.train` (default: the simulation
         study's winners); every member is fitted with the same method.
     **fit_keywords
-        Passed through to :func:`training.fit_models.fit_model`.
+        Passed through to :func:`training.development.fit_models.fit_model`.
 
     Returns
     -------
@@ -302,8 +302,8 @@ def ensemble_command(ensemble_dir, out, bootstrap: int = DEFAULT_BOOTSTRAP,
     from model.bundle import MANIFEST_DIGEST
     from model.cohort import CohortError
     from model.errors import BundleError, report_failure
-    from training.config import ConfigError
-    from training.ensemble import EnsembleError, default_ensemble_dir
+    from training.development.config import ConfigError
+    from training.paper.ensemble import EnsembleError, default_ensemble_dir
     from training.train import summary_lines
 
     started = time.perf_counter()

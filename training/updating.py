@@ -1,13 +1,13 @@
 """Update a bundle's models on a center's cohort and write the updated bundle (``cart-risk update``).
 
 For each model of the parent bundle whose columns the cohort has, the method is the one asked for,
-or with ``auto`` the one the closed test of :mod:`training.update_tests` chooses (``none`` keeps
+or with ``auto`` the one the closed test of :mod:`training.external.update_tests` chooses (``none`` keeps
 the model as it is). Then:
 
 * intercept / recalibrate: the parent's point parameters are updated (logistic: intercept
   ``a + b * intercept``, coefficients ``b * coef``; Cox: coefficients ``b * coef``, baseline
   survival ``S0 ** exp(a)``). The update itself is validated by the optimism bootstrap of
-  :mod:`training.bootstrap` on the center's cohort (the update re-estimated in each resample),
+  :mod:`training.development.bootstrap` on the center's cohort (the update re-estimated in each resample),
   and the B parameter sets of the prediction intervals are the parent's bootstrap sets, each
   updated with the (a, b) of one resample: they carry the parent's estimation uncertainty and the
   update's.
@@ -32,15 +32,15 @@ from model.bundle import load_predictor, write_bundle
 from model.cohort import read_cohort
 from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.provenance import PROVENANCE_CENTER
-from training import bundle_models as bm
-from training import metrics
-from training import update_tests as ut
-from training.analyses import derive
-from training.bands import scrs_band_table
-from training.bootstrap import optimism_bootstrap
-from training.fit_models import fit_model
-from training.logistic import FitError
-from training.provenance import sha256_file
+from training.development import bundle_models as bm
+from training.evaluation import metrics
+from training.external import update_tests as ut
+from training.paper.analyses import derive
+from training.evaluation.bands import scrs_band_table
+from training.development.bootstrap import optimism_bootstrap
+from training.development.fit_models import fit_model
+from training.fitting.logistic import FitError
+from training.paper.provenance import sha256_file
 from training.options import OptionError, training_options
 from training.train import json_safe
 
@@ -252,7 +252,7 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
     cohort = derive(read_cohort(cohort_path))
     params, manifest = copy.deepcopy(parent.params), copy.deepcopy(parent.manifest)
     grid = params["month_grid"]
-    from training.report import _estimators
+    from training.report.page import _estimators
 
     parent_estimators = _estimators(bundle_dir)[0] or {}  # unloadable: only the audit lacks them
     estimators = {}

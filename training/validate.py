@@ -1,9 +1,9 @@
 """``cart-risk validate``: a bundle's models on a center's cohort, as JSON and as one HTML page.
 
-:func:`validation_report` assembles the figures of :mod:`training.external_validation` with what
+:func:`validation_report` assembles the figures of :mod:`training.external.validation` with what
 the reader needs to judge them (which bundle, its provenance and lineage, which cohort, by hash).
 Every float of the JSON is rounded to :data:`SIGNIFICANT` significant digits, and the HTML page
-(:mod:`training.validation_page`) prints those same numbers, so the two never disagree.
+(:mod:`training.external.validation_page`) prints those same numbers, so the two never disagree.
 Nothing is written unless the bundle verifies and the cohort passes the schema; the page is
 written whole and renamed into place.
 """
@@ -18,9 +18,9 @@ from model.atomic import write_atomic
 from model.bundle import load_predictor
 from model.cohort import read_cohort
 from model.provenance import is_reconstructed
-from training.analyses import derive
-from training.external_validation import validate_models
-from training.provenance import sha256_file
+from training.paper.analyses import derive
+from training.external.validation import validate_models
+from training.paper.provenance import sha256_file
 
 SIGNIFICANT = 4
 RECONSTRUCTED_NOTICE = ("The bundle's models were trained on a synthetic cohort reconstructed "
@@ -114,7 +114,7 @@ def summary_lines(report: dict) -> list[str]:
 def validate_command(bundle, cohort, out=None, as_json: bool = False) -> int:
     """``cart-risk validate``: 0 on success; 2 for a bad cohort; 1 for a bad bundle or output."""
     from model.errors import BundleError, CohortError, report_failure
-    from training.validation_page import render_page
+    from training.external.validation_page import render_page
 
     try:
         report = validation_report(bundle, cohort)
