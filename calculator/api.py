@@ -95,9 +95,14 @@ def _survival_schema(description: str) -> dict[str, Any]:
                                               "last follow-up)"),
                 "at_risk": by_horizon({"type": "integer", "minimum": 0},
                                       "training patients still at risk (followed, without an "
-                                      "event) at 6, 12 and 24 months; an estimate resting on "
+                                      "event) at 6, 12 and 24 months, of one cohort (an "
+                                      "ensemble: the mean over its reconstructions; see "
+                                      "model.at_risk); an estimate resting on "
                                       "fewer than 10 % of the cohort or 10 patients also gets "
-                                      "an entry in warnings")}}
+                                      "an entry in warnings"),
+                "at_risk_range": by_horizon({"type": "array", "items": {"type": "integer"}},
+                                            "ensemble bundles: the smallest and largest "
+                                            "number at risk over the reconstructions")}}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -156,6 +161,9 @@ def openapi_document() -> dict[str, Any]:
                 "created": {"type": "string"},
                 "reconstructions": {"type": "integer", "description": "ensemble bundles: how many "
                                     "reconstructed cohorts were pooled"},
+                "at_risk": {"type": "string", "description": "ensemble and updated bundles: what "
+                            "the numbers at risk count ('mean of 20 reconstructions', 'observed "
+                            "in the update cohort of 160 center patients')"},
                 "evidence": {"type": "object", "additionalProperties": {"type": "string"},
                              "description": "what each number rests on: published, derived from "
                                             "published numbers, assumed, or model output"},

@@ -73,6 +73,7 @@ def format_answer(answer: dict, patient: dict, manifest: dict) -> str:
     """The API answer as text for a terminal (ASCII only)."""
     from calculator.results import (OUTCOME_LABELS, describe_value, is_reconstructed_manifest,
                                     percent, percent_interval, survival_at)
+    from model.bundle_kind import bundle_basis
     from model.patient import PATIENT_FIELDS
     from model.predictor import HORIZONS_MONTHS
 
@@ -98,7 +99,8 @@ def format_answer(answer: dict, patient: dict, manifest: dict) -> str:
         lines.append(f"{label}: {pct(result['probability'])} (95 % CI {ci(result['ci95'])})")
     band = (answer.get("severe_crs") or {}).get("band")
     if band:
-        lines += band_lines(band, pct, ci, is_reconstructed_manifest(manifest))
+        basis = bundle_basis(manifest)
+        lines += band_lines(band, pct, ci, basis.root_reconstructed and not basis.bands_observed)
     header = "".join(f"{f'{h} months':<22}" for h in HORIZONS_MONTHS)
     lines += ["", f"{'Survival':<24}{header}"]
     for name in SURVIVAL_NAMES:
@@ -127,7 +129,7 @@ def band_lines(band: dict, pct, ci, reconstructed_cohort: bool = False) -> list[
     reconstructed = band.get("reconstructed")
     if reconstructed is None:
         who = ("patients of the reconstructed cohort (assumed subgroup split)" if reconstructed_cohort
-               else "cohort patients")
+               else "cohort patients (observed)")
         return [f"  burden subgroup {band['subgroup']} ({band['label']}): severe CRS in "
                 f"{observed['events']} of {observed['n']} {who} "
                 f"({pct(observed['rate'])}, 95 % CI {ci(observed['ci95'])})"]

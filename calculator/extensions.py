@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from flask import Flask, current_app
 
-from model.bundle import (LoadedBundle, load_predictor, read_training_cohort,
+from model.bundle import (LoadedBundle, load_predictor, read_training_members,
                           version_differences)
 from model.burden import HIGH_BURDEN_FROM_PCT
 from model.errors import BundleError
 from model.outcomes import SURVIVAL_COLUMNS
-from model.survival import KaplanMeier, kaplan_meier
+from model.survival import KaplanMeier, kaplan_meier, mean_kaplan_meier
 
 EXTENSION_KEY = "cart_risk"
 
@@ -43,11 +43,22 @@ def cohort_curves(bundle: LoadedBundle) -> dict[str, dict[str, KaplanMeier]]:
     """Kaplan-Meier curves of the bundle's training cohort by burden group (low < 5 % <= high).
 
     The cohort file is read from the bundle, its hash checked against the manifest again and its
-    content validated by the cohort schema (:func:`model.bundle.read_training_cohort`), so the
+    content validated by the cohort schema (:func:`model.bundle.read_training_members`), so the
     curves come from the very data the models were fitted on, and a bad cell refuses the bundle
-    before anything is served.
+    before anything is served. An ensemble's curves are fitted on each reconstruction and
+    summarized by :func:`model.survival.mean_kaplan_meier` (pointwise mean, mean counts).
     """
-    cohort = read_training_cohort(bundle)
+    per_member = [_member_curves(cohort) for cohort in read_training_members(bundle)]
+    curves: dict[str, dict[str, KaplanMeier]] = {}
+    for outcome in per_member[0]:
+        groups = per_member[0][outcome]
+        curves[outcome] = {group: mean_kaplan_meier(member[outcome][group] for member in per_member
+                                                    if group in member.get(outcome, {}))
+                           for group in groups}
+    return curves
+
+
+def _member_curves(cohort) -> dict[str, dict[str, KaplanMeier]]:
     blasts = cohort["marrow_blasts_pct"].to_numpy(dtype=float)
     high = blasts >= HIGH_BURDEN_FROM_PCT
     curves: dict[str, dict[str, KaplanMeier]] = {}

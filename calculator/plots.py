@@ -22,8 +22,8 @@ from model.burden import SUBGROUP_EDGES_PCT
 from model.features import BLASTS_FLOOR_PCT
 from model.outcomes import BY_NAME, SURVIVAL_NAMES
 from model.predictor import HORIZONS_MONTHS
-from model.survival import (FEW_AT_RISK_FRACTION, FEW_AT_RISK_PATIENTS, KaplanMeier, few_at_risk,
-                            number_at_risk)
+from model.bundle_kind import CohortTimes
+from model.survival import FEW_AT_RISK_FRACTION, FEW_AT_RISK_PATIENTS, KaplanMeier, few_at_risk
 
 SURVIVAL_TITLES = {name: BY_NAME[name].label for name in SURVIVAL_NAMES}
 #: The cohort's groups drawn under the patient's curve: key, colour, label of the at-risk row.
@@ -36,7 +36,7 @@ def _floats(values: Sequence[float | None]) -> np.ndarray:
 
 
 def survival_figure(name: str, curve: Mapping[str, Any], cohort: Mapping[str, KaplanMeier],
-                    follow_up: np.ndarray | None) -> Markup:
+                    follow_up: CohortTimes | None, counts: str = "training cohort") -> Markup:
     """One outcome: the patient's curve and 95 % band over the cohort's Kaplan-Meier curves.
 
     Parameters
@@ -48,16 +48,18 @@ def survival_figure(name: str, curve: Mapping[str, Any], cohort: Mapping[str, Ka
         the cohort's last follow-up.
     cohort : mapping
         ``"low"`` / ``"high"`` -> the training cohort's Kaplan-Meier curve by burden group.
-    follow_up : numpy.ndarray, optional
-        The whole training cohort's follow-up times (months): the "All" row at risk and the
-        few-at-risk mark.
+    follow_up : model.bundle_kind.CohortTimes, optional
+        The whole training cohort's follow-up times (months), per reconstruction: the "All" row
+        at risk and the few-at-risk mark.
+    counts : str
+        What the numbers at risk are ("training cohort", "mean of 20 reconstructions", ...).
     """
     months = _floats(curve["months"])
     end = float(months[-1]) if months.size else 1.0
     groups = [(key, colour, label, cohort[key]) for key, colour, label in COHORT_GROUPS
               if key in cohort]
     rows = ([("All", MUTED, follow_up)] if follow_up is not None else []) + \
-        [(label, colour, km.times) for _, colour, label, km in groups]
+        [(label, colour, km) for _, colour, label, km in groups]
     left, right, top, plot_height = 64, 14, 26, 160
     bottom = top + plot_height
     height = bottom + 44 + 17 * (len(rows) + 1)
@@ -96,13 +98,13 @@ def survival_figure(name: str, curve: Mapping[str, Any], cohort: Mapping[str, Ka
                fill=PATIENT_COLOUR, fill_opacity=0.18)
     canvas.add("path", d=step_path(x(months), y(_floats(curve["survival"]))), fill="none",
                stroke=PATIENT_COLOUR, stroke_width=2.2)
-    if follow_up is not None and follow_up.size:
-        sparse = months[few_at_risk(number_at_risk(follow_up, months), follow_up.size)]
+    if follow_up is not None and follow_up.n:
+        sparse = months[few_at_risk(follow_up.at_risk(months), follow_up.n)]
         if sparse.size:
             start = float(sparse[0])
             canvas.line(x(start), top, x(start), bottom, stroke=SCRS_COLOUR, width=1.2,
                         dash="4 2", class_="few-at-risk")
-            threshold = max(FEW_AT_RISK_PATIENTS, round(FEW_AT_RISK_FRACTION * follow_up.size))
+            threshold = max(FEW_AT_RISK_PATIENTS, round(FEW_AT_RISK_FRACTION * follow_up.n))
             canvas.text(x(start) - 3, bottom - 6, f"< {threshold} at risk", size=11.5,
                         anchor="end", fill=SCRS_COLOUR)
     canvas.line(left, bottom, width - right, bottom, stroke=MUTED)
@@ -113,12 +115,12 @@ def survival_figure(name: str, curve: Mapping[str, Any], cohort: Mapping[str, Ka
     canvas.text((left + width - right) / 2, bottom + 32, "Months after infusion", size=12,
                 anchor="middle", fill=MUTED)
     row_y = bottom + 52
-    canvas.text(4, row_y, "Number at risk (training cohort)", size=12, weight="600",
+    canvas.text(4, row_y, f"Number at risk ({counts})", size=12, weight="600",
                 fill=MUTED)
     for label, colour, times in rows:
         row_y += 17
         canvas.text(4, row_y, label, size=12, fill=colour, weight="600")
-        for month, count in zip(tick_months, number_at_risk(times, tick_months)):
+        for month, count in zip(tick_months, times.at_risk(tick_months)):
             canvas.text(x(month), row_y, str(int(count)), size=12, anchor="middle",
                         fill=colour, class_="risk-count")
     return canvas.markup()

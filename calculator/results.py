@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from model.bundle import LoadedBundle
+from model.bundle_kind import SINGLE
 from model.burden import SUBGROUP_LABELS
 from model.errors import FieldError, InputError
 from model.outcomes import LOGISTIC_NAMES, SURVIVAL_NAMES
@@ -132,7 +133,8 @@ def survival_at(curve: Mapping[str, Any] | None, months: int) -> dict[str, Any] 
         return None
     lower, upper = curve["at_ci95"][str(months)]
     return {"survival": curve["at"][str(months)], "lower": lower, "upper": upper,
-            "at_risk": curve["at_risk"].get(str(months))}
+            "at_risk": curve["at_risk"].get(str(months)),
+            "at_risk_range": (curve.get("at_risk_range") or {}).get(str(months))}
 
 
 def band_rows(bundle: LoadedBundle, subgroup: str | None) -> list[dict[str, Any]]:
@@ -168,17 +170,28 @@ def band_basis(bundle: LoadedBundle) -> dict[str, Any]:
 
     A reconstructed count is never headed "observed": its five-subgroup split is assumption A1.
     """
-    members = (bundle.manifest.get("ensemble") or {}).get("members")
-    if members:
+    basis = bundle.basis
+    if any(row.get("rate_range") for row in bundle.predictor.scrs_bands.values()):
         return {"ensemble": True, "patients": "reconstructed patients",
-                "header": f"Rate across {members} reconstructions (assumed split; n range)",
-                "figure": "range across reconstructions"}
-    if is_reconstructed_manifest(bundle.manifest):
+                "header": f"Rate across {basis.reconstructions} reconstructions (assumed split; "
+                          "n range)", "figure": "range across reconstructions"}
+    if basis.bands_observed:
+        who = "center patients" if basis.updates else "cohort patients"
+        return {"ensemble": False, "patients": who, "header": "Observed in cohort (95 % CI)",
+                "figure": "observed"}
+    if basis.root_reconstructed:
         return {"ensemble": False, "patients": "patients of the reconstructed cohort",
                 "header": "Reconstructed cohort, assumed split (95 % CI)",
                 "figure": "reconstructed, assumed split"}
     return {"ensemble": False, "patients": "cohort patients", "header": "Observed in cohort (95 % CI)",
             "figure": "observed"}
+
+
+def at_risk_label(bundle: LoadedBundle) -> str:
+    """What the result page's numbers at risk count: "training cohort" for a single cohort, else
+    the bundle's rule ("mean of 20 reconstructions", "observed in the update cohort ...")."""
+    basis = bundle.basis
+    return "training cohort" if basis.kind == SINGLE else basis.counts_label
 
 
 def model_basis(bundle: LoadedBundle) -> list[dict[str, Any]]:
@@ -247,7 +260,7 @@ def result_view(bundle: LoadedBundle, patient: Mapping[str, Any],
             "label": OUTCOME_LABELS[name], "rows": rows,
             "follow_up_months": curve["months"][-1] if curve["months"] else None,
             "few_at_risk": few_at_risk_warnings(name, curve["at_risk"],
-                                                bundle.follow_up.get(name)),
+                                                bundle.follow_up.get(name), bundle.basis),
         }
     cohort_notes = {text for item in survival.values() for text in item["few_at_risk"]}
     target = None

@@ -175,7 +175,8 @@ def _figures(view: Mapping[str, Any], target: float | None) -> dict[str, Any]:
         if answer.get(name):
             figures[name] = plots.survival_figure(name, answer[name],
                                                   state.cohort_curves.get(name, {}),
-                                                  state.bundle.follow_up.get(name))
+                                                  state.bundle.follow_up.get(name),
+                                                  results.at_risk_label(state.bundle))
     patient = view["patient"]
     figures["window"] = plots.treatment_window_figure(
         results.treatment_window(state.bundle, patient), patient["marrow_blasts_pct"], target)
@@ -200,7 +201,7 @@ def about():
                            bands=results.band_rows(bundle, None),
                            band_basis=results.band_basis(bundle),
                            coefficients=results.coefficient_table(bundle),
-                           labels=results.OUTCOME_LABELS, **_common())
+                           labels=results.OUTCOME_LABELS, kind=bundle.basis, **_common())
 
 
 @blueprint.errorhandler(CSRFError)

@@ -13,16 +13,18 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from model.bundle_kind import SINGLE, Basis, bundle_basis
 from model.errors import FieldError, InputError
 from model.evaluation import HORIZONS_MONTHS, SurvivalCurves, predict
 from model.outcomes import LOGISTIC_NAMES, NAMES, SURVIVAL_NAMES
 from model.patient import SUBGROUP_LABELS, population_refusal
 from model.provenance import is_reconstructed
 from model.rounding import MONTH_DECIMALS, round_value, round_values
-from model.survival import FEW_AT_RISK_FRACTION, FEW_AT_RISK_PATIENTS, few_at_risk, number_at_risk
+from model.survival import FEW_AT_RISK_FRACTION, FEW_AT_RISK_PATIENTS, few_at_risk
 
 if TYPE_CHECKING:
     from model.bundle import LoadedBundle
+    from model.bundle_kind import CohortTimes
 
 
 def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,21 +61,21 @@ def prediction_answer(bundle: LoadedBundle, patient: Mapping[str, Any]) -> dict[
         f"{name}: this bundle has no {name} model (its training cohort lacked the outcome)"
         for name in missing]
     manifest = bundle.manifest
-    n = manifest.get("training_data", {}).get("n")
-    trained_on = f"{n} patients" if n is not None else None
-    parent_n = ((manifest.get("lineage") or {}).get("parent") or {}).get("training_data", {}).get("n")
-    if trained_on and parent_n is not None:  # an updated bundle: say both
-        trained_on = f"{parent_n} patients, updated on {n}"
+    basis = _basis(bundle)
     answer["model"] = {"id": bundle.id, "provenance": manifest.get("provenance"),
-                       "trained_on": trained_on,
+                       "trained_on": basis.trained_on if basis.root_n is not None else None,
                        "created": manifest.get("created"),
                        "lineage": lineage_summary(manifest)}
-    members = (manifest.get("ensemble") or {}).get("members")
-    if members:
-        answer["model"]["reconstructions"] = int(members)
-        answer["model"]["trained_on"] = f"{n} patients in each of {members} reconstructed cohorts"
+    if basis.reconstructions > 1:
+        answer["model"]["reconstructions"] = basis.reconstructions
+    if curves and basis.kind != SINGLE:  # what the numbers at risk count
+        answer["model"]["at_risk"] = basis.counts_label
     answer["model"]["evidence"] = evidence_labels(manifest)
     return answer
+
+
+def _basis(bundle: LoadedBundle) -> Basis:
+    return bundle.basis or bundle_basis(bundle.manifest)
 
 
 #: Evidence labels: what each number shown rests on.
@@ -86,13 +88,18 @@ EVIDENCE_MODEL = "model output"
 def evidence_labels(manifest: Mapping) -> dict[str, str]:
     """What the answer's numbers rest on, by key (for the API, page, CLI and report)."""
     reconstructed = is_reconstructed(manifest)
-    ensemble = bool((manifest.get("ensemble") or {}).get("members"))
+    basis = bundle_basis(manifest)
     trained = ("trained on cohorts reconstructed from published aggregates; the 95 % interval "
-               "covers sampling and reconstruction uncertainty" if ensemble else
-               "trained on one cohort reconstructed from published aggregates" if reconstructed
-               else "trained on the center's cohort")
+               "covers sampling and reconstruction uncertainty" if basis.reconstructions > 1
+               and basis.root_reconstructed else
+               "trained on one cohort reconstructed from published aggregates"
+               if basis.root_reconstructed else "trained on the center's cohort")
+    if basis.updates:
+        trained += f"; {basis.trained_on}"
     out = {name: f"{EVIDENCE_MODEL} ({trained})" for name in NAMES}
-    if reconstructed:
+    if basis.bands_observed:
+        out["severe_crs.band"] = "observed in the center's cohort"
+    elif reconstructed:
         out["severe_crs.band"] = (f"{EVIDENCE_ASSUMED}: the five-subgroup split is assumption A1 "
                                   "(a reconstruction, not observed)")
         out["severe_crs.band.published"] = (f"{EVIDENCE_PUBLISHED}: two burden groups (4/33 vs 19/45, "
@@ -112,6 +119,7 @@ class _CohortFacts:
     reported: tuple[bool, ...]  # whether each horizon lies within follow-up
     at_risk: tuple[int | None, ...]  # training patients at risk at each horizon
     warnings: tuple[str, ...]  # the few-at-risk warnings
+    at_risk_range: tuple | None = None  # per horizon [min, max] over the reconstructions
 
 
 @functools.lru_cache(maxsize=8)  # a few bundles x 2 outcomes: a replaced bundle is soon let go
@@ -122,13 +130,19 @@ def _cohort_facts(bundle: LoadedBundle, name: str) -> _CohortFacts:
     horizons = list(HORIZONS_MONTHS)
     columns = np.searchsorted(curves_months, horizons, side="right") - 1
     reported = [h <= bundle.predictor.models[name].max_follow_up_months for h in horizons]
-    counts = (number_at_risk(follow_up, horizons).tolist() if follow_up is not None
+    counts = (follow_up.at_risk(horizons).tolist() if follow_up is not None
               else [None] * len(horizons))
     at_risk = {str(h): count if shown else None
                for h, count, shown in zip(horizons, counts, reported)}
+    spread = None
+    if follow_up is not None and len(follow_up.members) > 1:
+        low, high = follow_up.at_risk_range(horizons)
+        spread = tuple([int(a), int(b)] if shown else None
+                       for a, b, shown in zip(low, high, reported))
     return _CohortFacts(tuple(round_values(curves_months, MONTH_DECIMALS)), tuple(horizons),
                         tuple(columns.tolist()), tuple(reported), tuple(at_risk.values()),
-                        tuple(few_at_risk_warnings(name, at_risk, follow_up)))
+                        tuple(few_at_risk_warnings(name, at_risk, follow_up, _basis(bundle))),
+                        spread)
 
 
 def _survival_answers(bundle: LoadedBundle,
@@ -155,11 +169,14 @@ def _survival_answers(bundle: LoadedBundle,
             "at": {str(h): survival[i] if ok else None for h, i, ok in shown},
             "at_ci95": {str(h): [lower[i], upper[i]] if ok else None for h, i, ok in shown},
             "at_risk": dict(zip(map(str, facts.horizons), facts.at_risk))}
+        if facts.at_risk_range is not None:  # an ensemble: the mean count's range
+            answers[name]["at_risk_range"] = dict(zip(map(str, facts.horizons),
+                                                      facts.at_risk_range))
     return answers
 
 
 def few_at_risk_warnings(name: str, at_risk: Mapping[str, int | None],
-                          follow_up: np.ndarray | None) -> list[str]:
+                          follow_up: CohortTimes | None, basis: Basis | None = None) -> list[str]:
     """A warning for each horizon whose estimate rests on few patients.
 
     Parameters
@@ -167,15 +184,21 @@ def few_at_risk_warnings(name: str, at_risk: Mapping[str, int | None],
     name : str
         ``"efs"`` or ``"os"``.
     at_risk : mapping
-        The survival answer's ``at_risk`` (month -> training patients at risk, or None).
-    follow_up : numpy.ndarray, optional
-        The training cohort's follow-up times (its size is the cohort's n).
+        The survival answer's ``at_risk`` (month -> patients at risk, or None; for an ensemble
+        the mean over its reconstructions).
+    follow_up : model.bundle_kind.CohortTimes, optional
+        The training cohort's follow-up times (``n``: patients of one cohort).
+    basis : model.bundle_kind.Basis, optional
+        What the counts are (default: one training cohort).
     """
     if follow_up is None:
         return []
-    n = int(follow_up.size)
-    return [f"{name} at {months} months: only {count} of the {n} training patients remained "
-            f"at risk (fewer than {FEW_AT_RISK_FRACTION * 100:g} % of the cohort or "
+    n = follow_up.n
+    who = basis.patients_label if basis is not None else "training patients"
+    rule = (f" ({basis.counts_label})" if basis is not None and basis.reconstructions > 1
+            and not basis.updates else "")
+    return [f"{name} at {months} months: only {count} of the {n} {who} remained "
+            f"at risk{rule} (fewer than {FEW_AT_RISK_FRACTION * 100:g} % of the cohort or "
             f"{FEW_AT_RISK_PATIENTS} patients); this estimate rests on few patients"
             for months, count in at_risk.items()
             if count is not None and few_at_risk(count, n)]

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from model.bundle_content import check_manifest, check_predictor, parse_json
+from model.bundle_kind import Basis, bundle_basis, member_times
 from model.errors import BundleError, BundleVersionWarning
 from model.bundle_swap import (backup_path, directory_lock, fsync_directory,
                                recover_interrupted_swap, remove_abandoned, sibling_path)
 from model.compiling import CompiledPredictor, compile_predictor
-from model.survival import cohort_follow_up
 from model.versions import (installed_version, installed_versions, major_minor,
                             version_differences)
 
@@ -62,9 +62,11 @@ class LoadedBundle:
         Parsed ``predictor.json``.
     predictor : CompiledPredictor
         ``params`` as numpy arrays, ready for :mod:`model.predictor`.
-    follow_up : dict of str -> numpy.ndarray
+    follow_up : dict of str -> model.bundle_kind.CohortTimes
         Survival outcome (``efs``, ``os``) -> the training cohort's follow-up times (months,
-        sorted), for the numbers at risk behind each survival estimate.
+        sorted), one array per reconstruction, for the numbers at risk behind each estimate.
+    basis : model.bundle_kind.Basis
+        What the bundle rests on: its kind, cohort sizes and labels.
     """
 
     id: str
@@ -73,13 +75,14 @@ class LoadedBundle:
     params: dict
     predictor: CompiledPredictor
     follow_up: dict = field(default_factory=dict)
+    basis: Basis | None = None
 
 
 # --------------------------------------------------------------------------- writing
 
 
 def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, estimators: Any,
-                 training_csv_path: str | os.PathLike) -> dict:
+                 training_csv_path: str | os.PathLike, *, check_cohort: bool = True) -> dict:
     """Write a bundle atomically: ``out_dir`` ends up with the whole new bundle or the old one.
 
     Parameters
@@ -97,6 +100,10 @@ def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, es
         Fitted estimators, serialized with joblib.
     training_csv_path : path
         Cohort CSV the bundle was trained on; copied into the bundle.
+    check_cohort : bool
+        Also validate the copied cohort by the cohort schema (and split it into its
+        reconstructions) before the swap, as ``serve`` will; off only for toy files in tests.
+        Everything else a load checks (hashes, manifest, predictor) is checked always.
 
     Returns
     -------
@@ -115,7 +122,7 @@ def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, es
     staging.mkdir()
     try:
         written = _fill_staging(staging, manifest, predictor, estimators, Path(training_csv_path))
-        _verify(staging)
+        _check_loadable(staging, out, check_cohort)
         discards = []
         with directory_lock(out.parent, exclusive=True):
             _refuse_foreign_directory(out)
@@ -138,6 +145,26 @@ def write_bundle(out_dir: str | os.PathLike, manifest: dict, predictor: dict, es
         recover_interrupted_swap(out)  # a rename that failed between the two leaves out missing
         raise
     return written
+
+
+def _check_loadable(staging: Path, out: Path, check_cohort: bool) -> None:
+    """Load the staged bundle as ``predict`` and ``serve`` will (hashes, manifest and predictor
+    content, the training cohort's schema and reconstructions), before it may replace ``out``.
+
+    Raises
+    ------
+    BundleError
+        Naming the failed check and saying that ``out`` was left as it was.
+    """
+    try:
+        loaded = load_predictor(staging)
+        if check_cohort:
+            read_training_members(loaded)
+    except BundleError as error:
+        detail = str(error).split(": ", 1)[-1]
+        raise BundleError(error.check, error.file,
+                          f"{detail}; the new bundle would not load, so it was not written and "
+                          f"{out} was left as it was") from None
 
 
 def _fill_staging(staging: Path, manifest: dict, predictor: dict, estimators: Any,
@@ -294,14 +321,11 @@ def load_predictor(path: str | os.PathLike) -> LoadedBundle:
     check_manifest(manifest)
     params = parse_json(content, PREDICTOR)
     check_predictor(params)
-    follow_up = cohort_follow_up(cohort)
-    members = int((manifest.get("ensemble") or {}).get("members") or 1)
-    if members > 1:
-        # An ensemble's cohort file stacks its reconstructions: every members-th of the sorted
-        # times is one reconstruction's worth, so counts at risk are per reconstruction.
-        follow_up = {outcome: times[members // 2::members] for outcome, times in follow_up.items()}
+    basis = bundle_basis(manifest)
+    # An ensemble's cohort file stacks its reconstructions: times are kept per reconstruction
+    follow_up = member_times(cohort, basis.stacked)
     return LoadedBundle(_sha256(manifest_bytes), bundle, manifest, params,
-                        compile_predictor(params, manifest), follow_up)
+                        compile_predictor(params, manifest), follow_up, basis)
 
 
 def _refuse_oversized(bundle: Path, name: str) -> None:
@@ -338,6 +362,15 @@ def read_training_cohort(bundle: LoadedBundle):
         more = f" (and {len(error.problems) - 1} more)" if len(error.problems) > 1 else ""
         raise BundleError(CHECKS[TRAINING_DATA], TRAINING_DATA,
                           f"{error.problems[0]}{more}") from None
+
+
+def read_training_members(bundle: LoadedBundle) -> list:
+    """The bundle's training cohort as one frame per reconstruction (one for a single cohort or
+    an updated bundle): :func:`read_training_cohort` split by :func:`model.bundle_kind.split_members`.
+    """
+    from model.bundle_kind import split_members
+
+    return split_members(read_training_cohort(bundle), bundle.basis.stacked)
 
 
 def load_estimators(path: str | os.PathLike, *, allow_version_mismatch: bool = False) -> Any:

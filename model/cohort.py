@@ -24,6 +24,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from model.atomic import atomic_path
+from model.bundle_kind import MEMBER_COLUMN
 from model.burden import MRD_THRESHOLD_PCT
 from model.errors import CohortError  # noqa: F401  (raised here; importable from here too)
 from model.outcomes import OUTCOMES
@@ -37,6 +38,8 @@ NUMBER_COLUMNS = [
     "efs_months", "os_months",
 ]
 GRADE_COLUMNS = ["crs_grade", "neurotox_grade"]
+#: Whole-number columns: an ensemble's stacked training cohort numbers its reconstructions.
+INTEGER_COLUMNS = [MEMBER_COLUMN]
 CHOICE_COLUMNS = {
     "sex": ("M", "F"),
     "tb_assessed": ("before_fc", "after_fc"),
@@ -52,6 +55,9 @@ COLUMNS = [
     "marrow_blasts_pct", "mrd_positive", "response", "crs_grade", "neurotox_grade",
     "il6_peak_pg_ml", "cart_peak_copies_per_ug", "efs_months", "efs_event", "os_months", "os_event",
 ]
+#: Every column a file may have, in the order written: an ensemble bundle's stacked training
+#: cohort adds which reconstruction each row belongs to (model/bundle_kind.py).
+FILE_COLUMNS = COLUMNS + [MEMBER_COLUMN]
 #: At most this many unknown columns or malformed lines are listed in a refusal.
 MAX_REPORTED_COLUMNS = 20
 #: Upper bound on an event time: 30 years of follow-up, far beyond any CAR-T cohort.
@@ -75,6 +81,8 @@ def _column_checks() -> dict[str, pa.Column]:
     }
     columns.update({name: pa.Column(float, flag) for name in FLAG_COLUMNS})
     columns.update({name: pa.Column(float, grade) for name in GRADE_COLUMNS})
+    columns[MEMBER_COLUMN] = pa.Column(float, pa.Check.isin(list(range(1000)),
+                                                            error="must be a whole number from 0 to 999"))
     columns.update({
         name: pa.Column(str, pa.Check.isin(list(values), error=f"must be one of {', '.join(values)}"))
         for name, values in CHOICE_COLUMNS.items()
@@ -148,7 +156,7 @@ def _parse(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for column in raw.columns:
         text = raw[column].astype("string").str.strip()
         blank = text.isna() | (text == "")
-        if column in NUMBER_COLUMNS or column in FLAG_COLUMNS or column in GRADE_COLUMNS:
+        if column in NUMBER_COLUMNS + FLAG_COLUMNS + GRADE_COLUMNS + INTEGER_COLUMNS:
             values = pd.to_numeric(text.where(~blank), errors="coerce").astype(float)
             bad = ~blank & (values.isna() | ~np.isfinite(values))
             for i in raw.index[bad]:
@@ -221,16 +229,16 @@ def validate_cohort(raw: pd.DataFrame, source: str = "cohort") -> pd.DataFrame:
         problems += _describe_failures(raw.reset_index(drop=True), error)
     if problems:
         raise CohortError(source, problems)
-    for column in FLAG_COLUMNS + GRADE_COLUMNS:
+    for column in FLAG_COLUMNS + GRADE_COLUMNS + INTEGER_COLUMNS:
         if column in df.columns:
             df[column] = df[column].astype(int)
-    ordered = [c for c in COLUMNS if c in df.columns]
+    ordered = [c for c in FILE_COLUMNS if c in df.columns]
     return df[ordered]
 
 
 def _header_problems(header: list[str]) -> list[str]:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    unknown = [c for c in dict.fromkeys(header) if c not in COLUMNS]
+    unknown = [c for c in dict.fromkeys(header) if c not in FILE_COLUMNS]
     repeated = [c for c, count in Counter(header).items() if count > 1]
     problems = [f"missing required column {c!r}" for c in missing]
     problems += [f"unknown column {c[:64]!r} (known columns: {', '.join(COLUMNS)})"
@@ -309,5 +317,5 @@ def available_models(df: pd.DataFrame) -> dict[str, str | None]:
 def write_cohort(df: pd.DataFrame, path: str | Path) -> None:
     """Write a cohort CSV with the canonical column order and number formatting (atomic)."""
     with atomic_path(path) as temporary:
-        df[[c for c in COLUMNS if c in df.columns]].to_csv(temporary, index=False,
+        df[[c for c in FILE_COLUMNS if c in df.columns]].to_csv(temporary, index=False,
                                                            lineterminator="\n")

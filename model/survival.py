@@ -6,13 +6,10 @@ estimator with lifelines and statsmodels.
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.outcomes import SURVIVAL_COLUMNS
 
 #: A survival estimate is flagged where fewer than this share of the cohort remains at risk...
 FEW_AT_RISK_FRACTION = 0.10
@@ -100,22 +97,29 @@ def few_at_risk(at_risk, n: int) -> np.ndarray:
     return np.asarray(at_risk) < max(FEW_AT_RISK_PATIENTS, FEW_AT_RISK_FRACTION * n)
 
 
-def cohort_follow_up(content: bytes) -> dict[str, np.ndarray]:
-    """Each survival outcome's follow-up times (months) from a cohort CSV's bytes.
+@dataclass(frozen=True)
+class MeanKaplanMeier(KaplanMeier):
+    """The pointwise mean of several reconstructions' Kaplan-Meier curves (one group).
 
-    An outcome whose columns are absent, or whose cells are not all numbers (a centre cohort
-    with blank outcome cells), is left out.
+    ``n`` and ``events`` are the members' mean counts (rounded); :meth:`at_risk` is the mean of
+    the members' numbers at risk (rounded); ``member_curves`` keeps each member's curve.
     """
-    try:
-        rows = list(csv.DictReader(io.StringIO(content.decode("utf-8"))))
-    except (UnicodeDecodeError, csv.Error):
-        return {}
-    times = {}
-    for outcome, (column, _) in SURVIVAL_COLUMNS.items():
-        try:
-            values = np.array([float(row[column]) for row in rows])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if values.size and np.all(np.isfinite(values)):
-            times[outcome] = np.sort(values)
-    return times
+
+    member_curves: tuple = ()
+
+    def at_risk(self, months) -> np.ndarray:
+        counts = np.mean([curve.at_risk(months) for curve in self.member_curves], axis=0)
+        return np.rint(counts).astype(int)
+
+
+def mean_kaplan_meier(curves) -> KaplanMeier:
+    """One curve for one group over the reconstructions: the pointwise mean of their curves
+    (each held at its last value after its last follow-up); a single curve is returned as it is."""
+    curves = list(curves)
+    if len(curves) == 1:
+        return curves[0]
+    months = np.unique(np.concatenate([curve.months for curve in curves]))
+    survival = np.mean([survival_at(curve, months) for curve in curves], axis=0)
+    return MeanKaplanMeier(months, survival, int(round(np.mean([c.n for c in curves]))),
+                           int(round(np.mean([c.events for c in curves]))), np.empty(0),
+                           tuple(curves))

@@ -1,6 +1,7 @@
 """The reconstruction ensemble: packaged data, pooling, the ensemble bundle and how it is shown."""
 import json
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -238,3 +239,113 @@ def test_one_reconstruction_is_not_called_observed_either(trained_bundle_path, c
 def test_every_packaged_member_reproduces_every_published_statistic():
     _, paths = read_index(default_ensemble_dir())
     assert {path.name: unmatched(read_cohort(path)) for path in paths} == {path.name: [] for path in paths}
+
+
+def _broken_ensemble(small_ensemble_dir, tmp_path, edit) -> Path:
+    """A copy of the small ensemble whose index is rewritten by ``edit(index, directory)``."""
+    import hashlib
+    import shutil
+
+    copy = tmp_path / "broken"
+    shutil.copytree(small_ensemble_dir, copy)
+    index = json.loads((copy / INDEX_FILE).read_text())
+    edit(index, copy)
+    for record in index["cohorts"] if isinstance(index.get("cohorts"), list) else []:
+        path = copy / str(record.get("file", "")) if isinstance(record, dict) else None
+        if path is not None and path.is_file() and path.parent == copy:
+            record["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (copy / INDEX_FILE).write_text(json.dumps(index))
+    return copy
+
+
+def _longer_member(index, directory):
+    member = directory / index["cohorts"][1]["file"]
+    lines = member.read_text().splitlines()
+    extra = lines[1].split(",")
+    extra[0] = "R999"
+    member.write_text("\n".join(lines + [",".join(extra)]) + "\n")
+
+
+def _fewer_columns(index, directory):
+    member = directory / index["cohorts"][2]["file"]
+    cohort = read_cohort(member)
+    write_cohort(cohort.drop(columns=["neurotox_grade"]), member)
+
+
+def _outside(index, directory):
+    index["cohorts"][1]["file"] = "../elsewhere.csv"
+
+
+def _absolute(index, directory):
+    index["cohorts"][0]["file"] = str((directory / index["cohorts"][0]["file"]).resolve())
+
+
+def _malformed(index, directory):
+    index["cohorts"] = ["member_00.csv"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_longer_member, r"member 1 has 79 patients but member 0 has 78"),
+    (_fewer_columns, r"member 2 has other columns than member 0 \(missing: neurotox_grade"),
+    (_outside, r"member 1 \('\.\./elsewhere\.csv'\): member files must lie inside the ensemble"),
+    (_absolute, r"member 0 \('/.*'\): member files must lie inside the ensemble folder"),
+    (_malformed, r"member 0 has no 'file' name"),
+])
+def test_train_ensemble_refuses_inconsistent_members_and_keeps_the_existing_bundle(
+        small_ensemble_dir, ensemble_bundle_path, tmp_path, capsys, edit, message):
+    import re
+    import shutil
+
+    from calculator.cli import main
+
+    broken = _broken_ensemble(small_ensemble_dir, tmp_path, edit)
+    out = tmp_path / "bundle"
+    shutil.copytree(ensemble_bundle_path, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code = main(["train", "--ensemble", str(broken), "--out", str(out), "--bootstrap", "3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "bundle"]
+
+
+def test_a_bundle_that_would_not_load_never_replaces_one_that_does(trained_bundle_path, tmp_path):
+    """The content check a load makes runs on the staged bundle, before the swap."""
+    import shutil
+
+    from model.bundle import PREDICTOR, load_predictor, write_bundle
+    from model.errors import BundleError
+
+    out = tmp_path / "bundle"
+    shutil.copytree(trained_bundle_path, out)
+    good = load_predictor(out)
+    manifest = json.loads(json.dumps(good.manifest))
+    manifest["models"]["cr"]["events"] = 83  # of 78 patients: what mismatched members produced
+    for key in ("files", "packages", "created"):
+        manifest.pop(key)
+    params = json.loads((out / PREDICTOR).read_text())
+    with pytest.raises(BundleError, match=r"events.*83.*the new bundle would not load, so it was "
+                                          r"not written and .* was left as it was"):
+        write_bundle(out, manifest, params, {}, out / "training_cohort.csv")
+    assert load_predictor(out).id == good.id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_the_stacked_training_cohort_is_never_read_as_one_cohort(ensemble_bundle_path, tmp_path,
+                                                                  capsys):
+    from calculator.cli import main
+    from model.bundle import load_predictor, read_training_members
+
+    bundle = load_predictor(ensemble_bundle_path)
+    members = read_training_members(bundle)
+    assert [len(m) for m in members] == [78] * TEST_ENSEMBLE_MEMBERS
+    assert "reconstruction" not in members[0].columns
+    stacked = ensemble_bundle_path / "training_cohort.csv"
+    for command in (["train", "--cohort", str(stacked), "--out", str(tmp_path / "t")],
+                    ["update", "--bundle", str(ensemble_bundle_path), "--cohort", str(stacked),
+                     "--out", str(tmp_path / "u")],
+                    ["validate", "--bundle", str(ensemble_bundle_path), "--cohort", str(stacked)]):
+        assert main(command) == 2
+        assert f"stacks {TEST_ENSEMBLE_MEMBERS} reconstructions" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -97,7 +97,7 @@ def bundle(tmp_path_factory, params):
     out = tmp_path_factory.mktemp("bundle") / "b"
     csv = out.parent / "cohort.csv"
     csv.write_text("patient_id,age_years\np1,30\np2,40\n")
-    write_bundle(out, make_manifest(), params, {"fitted": "estimators"}, csv)
+    write_bundle(out, make_manifest(), params, {"fitted": "estimators"}, csv, check_cohort=False)
     return load_predictor(out)
 
 
@@ -339,7 +339,7 @@ def test_api_answer_for_a_bundle_without_an_os_model(params):
     compiled = compile_predictor(partial)
 
     class Bundle:  # the attributes prediction_answer reads from a LoadedBundle
-        id, manifest, predictor, follow_up = "x", {}, compiled, {}
+        id, manifest, predictor, follow_up, basis = "x", {}, compiled, {}, None
 
     answer = prediction_answer(Bundle(), PATIENT)
     assert answer["os"] is None

@@ -22,7 +22,7 @@ from training.external.center_simulation import Miscalibration, simulate_center
 from training.external.validation import validate_models
 from training.fitting.logistic import fit_logistic
 from training.external.update_tests import closed_test
-from training.updating import _decide, update_bundle
+from training.updating import NothingToUpdate, _decide, update_bundle
 
 from conftest import start_calculator, stop_process
 
@@ -90,7 +90,8 @@ def test_updated_bundle_records_its_lineage(trained_bundle_path, loaded_bundle, 
         assert record["decided_by"] == record["closed_test"]["decided_by"]
     bundle = load_predictor(out)
     answer = prediction_answer(bundle, PATIENT)
-    assert answer["model"]["trained_on"] == f"78 patients, updated on {len(read_cohort(CENTER))}"
+    assert answer["model"]["trained_on"] == (f"78 patients, updated on {len(read_cohort(CENTER))} "
+                                             "center patients")
     assert answer["model"]["lineage"] == {
         "parent_id": loaded_bundle.id, "parent_provenance": loaded_bundle.manifest["provenance"],
         "update_cohort_sha256": lineage["update_cohort"]["sha256"],
@@ -192,5 +193,46 @@ def test_an_update_that_cannot_be_estimated_is_refused_and_auto_keeps_the_model(
     assert code == 1 and not out.exists()
     assert ("cr: the recalibrate update cannot be estimated on this cohort (not estimable on "
             "these patients" in capsys.readouterr().err)
-    manifest = update_bundle(trained_bundle_path, tiny, tmp_path / "auto", "auto", bootstrap=2)
-    assert {r["method"] for r in manifest["lineage"]["models"].values()} == {"none"}
+    with pytest.raises(NothingToUpdate) as kept:
+        update_bundle(trained_bundle_path, tiny, tmp_path / "auto", "auto", bootstrap=2)
+    assert not (tmp_path / "auto").exists()
+    assert all(" none " in line for line in kept.value.lines[1:])
+
+
+def test_an_update_that_changes_no_model_writes_nothing_and_says_so(trained_bundle_path, tmp_path,
+                                                                     capsys):
+    tiny = tmp_path / "one.csv"
+    tiny.write_text("\n".join(CENTER.read_text().splitlines()[:2]) + "\n")  # 1 patient
+    out = tmp_path / "kept"
+    code = main(["update", "--bundle", str(trained_bundle_path), "--cohort", str(tiny),
+                 "--out", str(out), "--bootstrap", "2"])
+    printed = capsys.readouterr().out
+    assert code == 0 and not out.exists()
+    assert f"nothing written: no model changed" in printed and str(out) in printed
+
+
+def test_an_update_cohort_outside_the_training_range_is_warned_about_and_recorded(
+        trained_bundle_path, loaded_bundle, tmp_path, capsys):
+    from model.cohort import write_cohort
+
+    cohort = read_cohort(CENTER)
+    high = cohort.index[:20]
+    cohort.loc[high, "marrow_blasts_pct"] = 97.0  # above every training patient (max 92.5-95 %)
+    wide = tmp_path / "wide.csv"
+    write_cohort(cohort, wide)
+    parent_high = loaded_bundle.manifest["models"]["cr"]["field_ranges"]["marrow_blasts_pct"][1]
+    assert parent_high < 97
+    out = tmp_path / "updated"
+    assert main(["update", "--bundle", str(trained_bundle_path), "--cohort", str(wide), "--out",
+                 str(out), "--method", "intercept", "--bootstrap", "2"]) == 0
+    err = capsys.readouterr().err
+    assert (f"warning: cr: marrow_blasts_pct: the cohort spans 0-97, outside the training range "
+            f"0-{parent_high:g} (20 patients outside)") in err
+    manifest = load_predictor(out).manifest
+    assert manifest["models"]["cr"]["field_ranges"]["marrow_blasts_pct"] == [0.0, 97.0]
+    assert manifest["lineage"]["range_warnings"]["cr"]
+    assert manifest["models"]["cr"]["warnings"][0].startswith(
+        "The update cohort lies outside the parent's training range")
+    assert main(["validate", "--bundle", str(trained_bundle_path), "--cohort", str(wide)]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: the cohort lies outside the model's training range: marrow_blasts_pct" in printed

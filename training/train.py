@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from model.bundle import MANIFEST_DIGEST, write_bundle
+from model.bundle_kind import refuse_stacked
 from model.cohort import CohortError, available_models, read_cohort
 from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.errors import BundleError, report_failure
@@ -184,7 +185,7 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
     bootstrap, jobs, methods = options.bootstrap, options.jobs, options.methods
     config = load_config(features_path)
     cohort_path = Path(cohort_path)
-    cohort = read_cohort(cohort_path)
+    cohort = refuse_stacked(read_cohort(cohort_path), str(cohort_path))
     data_sha256 = sha256_file(cohort_path)
     provenance = provenance_of(cohort_path)
     df = derive(cohort)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from model.bundle import write_bundle
+from model.bundle_kind import MEMBER_COLUMN, refuse_stacked
 from model.cohort import read_cohort, write_cohort
 from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.features import BLASTS_FLOOR_PCT
@@ -27,7 +28,7 @@ from model.provenance import PROVENANCE_RECONSTRUCTED
 from training.paper.analyses import derive, load_published
 from training.evaluation.bands import scrs_band_table, wilson_interval
 from training.development.config import load_config
-from training.paper.ensemble import read_index
+from training.paper.ensemble import check_members, read_index
 from training.development.fit_models import fit_model
 from training.fitting.logistic import FitError
 from training.development.pooling import POOLING_RULE, pool_cox, pool_logistic, pooled_coefficients, pooled_entry
@@ -227,8 +228,9 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
     options = training_options(bootstrap, jobs, backend, scheduler, methods)
     bootstrap, jobs, methods = options.bootstrap, options.jobs, options.methods
     index, paths = read_index(ensemble_dir)
+    cohorts = [derive(refuse_stacked(read_cohort(p), str(p))) for p in paths]
+    check_members(cohorts, paths)
     provenance = ensemble_provenance(paths)
-    cohorts = [derive(read_cohort(p)) for p in paths]
     k = len(cohorts)
     per_member = max(1, math.ceil(bootstrap / k))
     config = load_config(features_path)
@@ -280,6 +282,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
         for member, path in enumerate(paths):
             frame = read_cohort(path)
             frame["patient_id"] = [f"M{member:02d}-{pid}" for pid in frame["patient_id"]]
+            frame[MEMBER_COLUMN] = member
             frames.append(frame)
         write_cohort(pd.concat(frames, ignore_index=True), combined)
         return write_bundle(out_dir, json_safe(manifest), json_safe(predictor), estimators, combined)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -29,12 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from model.bundle import load_predictor, write_bundle
+from model.bundle_kind import MAX_UPDATE_DEPTH, bundle_basis, refuse_stacked
 from model.cohort import read_cohort
 from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from model.provenance import PROVENANCE_CENTER
+from model.provenance import PROVENANCE_CENTER, PROVENANCE_RECONSTRUCTED
 from training.development import bundle_models as bm
 from training.evaluation import metrics
 from training.external import update_tests as ut
+from training.external.ranges import covered_ranges, outside_ranges
 from training.paper.analyses import derive
 from training.evaluation.bands import scrs_band_table
 from training.development.bootstrap import optimism_bootstrap
@@ -49,6 +52,14 @@ REQUESTABLE = ("auto", "intercept", "recalibrate", "refit")
 
 class UpdateError(ValueError):
     """The update cannot be made (bad method, nothing to update)."""
+
+
+class NothingToUpdate(UpdateError):
+    """Every model kept as it was: no bundle is written (``lines``: the per-model reasons)."""
+
+    def __init__(self, message: str, lines: list[str]):
+        super().__init__(message)
+        self.lines = lines
 
 
 # --------------------------------------------------------------------------- per-model data
@@ -221,8 +232,12 @@ def _refitted(name, spec, cohort, B, seed, grid, jobs):
 
 def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
                   bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED,
-                  jobs: int = 1) -> dict:
+                  jobs: int = 1, max_depth: int = MAX_UPDATE_DEPTH) -> dict:
     """Update every model of a bundle on a cohort CSV and write the updated bundle to ``out_dir``.
+
+    Nothing is written when every model is kept as it was (:class:`NothingToUpdate`). Fields of
+    the cohort outside a model's training ranges are warned about (``lineage.range_warnings``
+    and the model card's warnings), and an updated model records the ranges it now covers.
 
     Parameters
     ----------
@@ -232,6 +247,7 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
     method : "auto" (closed test), "intercept", "recalibrate" or "refit"
     bootstrap : B, repetitions of the optimism bootstrap (>= 1)
     seed, jobs : as for ``cart-risk train``
+    max_depth : longest chain of updates built on (the parent's depth must be below it)
 
     Returns
     -------
@@ -240,7 +256,7 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
 
     Raises
     ------
-    model.errors.CohortError, model.errors.BundleError, UpdateError,
+    model.errors.CohortError, model.errors.BundleError, UpdateError (NothingToUpdate),
     training.options.OptionError (a bad ``bootstrap`` or ``jobs``)
     """
     if method not in REQUESTABLE:
@@ -248,8 +264,12 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
     options = training_options(bootstrap, jobs)
     bootstrap, jobs = options.bootstrap, options.jobs
     parent = load_predictor(bundle_dir)
+    if parent.basis.depth >= max_depth:
+        raise UpdateError(f"{bundle_dir} is already update {parent.basis.depth} of a chain; "
+                          f"cart-risk update builds chains of at most {max_depth} updates: "
+                          "update an earlier bundle of the chain on the pooled center cohorts")
     cohort_path = Path(cohort_path)
-    cohort = derive(read_cohort(cohort_path))
+    cohort = derive(refuse_stacked(read_cohort(cohort_path), str(cohort_path)))
     params, manifest = copy.deepcopy(parent.params), copy.deepcopy(parent.manifest)
     grid = params["month_grid"]
     from training.report.page import _estimators
@@ -257,6 +277,7 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
     parent_estimators = _estimators(bundle_dir)[0] or {}  # unloadable: only the audit lacks them
     estimators = {}
     lineage_models = {}
+    range_warnings = {}
     for name, spec in parent.params["models"].items():
         entry = parent.manifest["models"][name]
         reason = bm.unassessable_reason(name, spec, cohort)
@@ -267,6 +288,9 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
             continue
         decision = _decide(name, spec, cohort, method, grid)
         chosen = decision["method"]
+        outside = outside_ranges(entry, cohort)
+        if outside:
+            range_warnings[name] = outside
         try:
             if chosen == "none":
                 new, card, values, estimator = spec, entry, {}, parent_estimators.get(name)
@@ -279,6 +303,12 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
         except FitError as problem:
             raise UpdateError(f"{name}: the {chosen} update cannot be estimated on this cohort "
                               f"({problem})") from None
+        if chosen in ("intercept", "recalibrate"):  # rests on the parent's cohort and this one
+            card = {**card, "field_ranges": covered_ranges(entry, cohort)}
+        if outside and chosen != "none":
+            card = {**card, "warnings": [
+                f"The update cohort lies outside the parent's training range ({'; '.join(outside)}): "
+                "the update extrapolates the parent's model there."] + list(card["warnings"])}
         params["models"][name] = new
         manifest["models"][name] = card
         if estimator is not None:
@@ -288,6 +318,17 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
                                 "closed_test": decision["closed_test"], "parameters": values,
                                 "n": int(len(cohort))}
     updated = [m for m, v in lineage_models.items() if v["method"] != "none"]
+    summary = (f"updated from bundle {parent.id[:12]} on {len(cohort)} patients "
+               f"({cohort_path.name}): " + ", ".join(
+                   f"{m} {v['method']}" for m, v in lineage_models.items()))
+    if not updated:
+        raise NothingToUpdate(
+            f"no model changed (each was kept as it was, for the reasons above), so nothing was "
+            f"written to {out_dir}; the parent bundle {parent.id[:12]} stays the one to use",
+            lineage_lines({"lineage": {"summary": summary,
+                                                         "models": lineage_models}}))
+    basis = parent.basis
+    bands_observed = "crs_grade" in cohort.columns or basis.bands_observed
     if "crs_grade" in cohort.columns:  # the observed bands describe the bundle's own cohort
         params["scrs_bands"] = manifest["scrs_bands"] = scrs_band_table(cohort)
     if all(lineage_models[m]["method"] == "refit" for m in params["models"]):
@@ -297,14 +338,17 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
                    "provenance": parent.manifest.get("provenance"),
                    "source": parent.manifest.get("source"),
                    "training_data": {k: parent.manifest.get("training_data", {}).get(k)
-                                     for k in ("sha256", "n")},
-                   "lineage": parent.manifest.get("lineage")},
+                                     for k in ("sha256", "n")}},
+        "ancestors": ancestors(parent.id, parent.manifest.get("lineage")),
+        "basis": {"root": {"n": basis.root_n, "reconstructions": basis.reconstructions,
+                           "provenance": PROVENANCE_RECONSTRUCTED if basis.root_reconstructed
+                           else PROVENANCE_CENTER},
+                  "updates": [*basis.updates, int(len(cohort))], "bands_observed": bands_observed},
         "update_cohort": {"file": cohort_path.name, "sha256": sha256_file(cohort_path),
                           "n": int(len(cohort)), "bytes": cohort_path.stat().st_size},
         "method": method, "alpha": ut.ALPHA, "models": lineage_models,
-        "summary": (f"updated from bundle {parent.id[:12]} on {len(cohort)} patients "
-                    f"({cohort_path.name}): " + ", ".join(
-                        f"{m} {v['method']}" for m, v in lineage_models.items())),
+        "range_warnings": range_warnings,
+        "summary": summary,
     }
     manifest["source"] = (f"{parent.manifest.get('source')} Updated on a center cohort "
                           f"({cohort_path.name}, {len(cohort)} patients).")
@@ -316,6 +360,19 @@ def update_bundle(bundle_dir, cohort_path, out_dir, method: str = "auto",
     for key in ("files", "packages"):
         manifest.pop(key, None)
     return write_bundle(out_dir, json_safe(manifest), json_safe(params), estimators, cohort_path)
+
+
+def ancestors(parent_id: str, lineage: dict | None) -> list[dict]:
+    """The earlier updates of a chain, oldest first, as a flat list (a chain of any length keeps
+    the manifest's nesting depth constant); ``lineage`` is the parent's, in either format."""
+    if not lineage:
+        return []
+    parent = lineage.get("parent") or {}
+    earlier = (lineage["ancestors"] if "ancestors" in lineage
+               else ancestors(parent.get("id"), parent.get("lineage")))
+    return [*earlier, {"id": parent_id, "parent_id": parent.get("id"),
+                       "update_cohort": lineage.get("update_cohort"),
+                       "summary": lineage.get("summary")}]
 
 
 def lineage_lines(manifest: dict) -> list[str]:
@@ -336,9 +393,17 @@ def update_command(bundle, cohort, out, method: str = "auto", bootstrap: int = D
 
     try:
         manifest = update_bundle(bundle, cohort, out, method, bootstrap, seed, jobs)
+    except NothingToUpdate as nothing:
+        for line in nothing.lines:
+            print(line)
+        print(f"nothing written: {nothing}")
+        return 0
     except (CohortError, UpdateError, OptionError, BundleError) as error:
         return report_failure("update", error)
+    for name, problems in manifest["lineage"].get("range_warnings", {}).items():
+        for problem in problems:
+            print(f"cart-risk update: warning: {name}: {problem}", file=sys.stderr)
     for line in lineage_lines(manifest):
         print(line)
-    print(f"updated bundle written to {out}")
+    print(f"updated bundle written to {out} ({bundle_basis(manifest).trained_on})")
     return 0

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from model.atomic import write_atomic
 from model.bundle import load_predictor
+from model.bundle_kind import refuse_stacked
 from model.cohort import read_cohort
 from model.provenance import is_reconstructed
 from training.paper.analyses import derive
+from training.external.ranges import outside_ranges
 from training.external.validation import validate_models
 from training.paper.provenance import sha256_file
 
@@ -59,26 +61,34 @@ def validation_report(bundle_dir, cohort_path, *, raw: bool = False) -> dict:
     """
     bundle = load_predictor(bundle_dir)
     cohort_path = Path(cohort_path)
-    cohort = derive(read_cohort(cohort_path))
+    cohort = derive(refuse_stacked(read_cohort(cohort_path), str(cohort_path)))
     manifest = bundle.manifest
     lineage = manifest.get("lineage")
+    models = validate_models(bundle.params, manifest, cohort)
+    for name, result in models.items():
+        outside = outside_ranges(manifest["models"].get(name, {}), cohort)
+        if outside and result.get("assessable"):
+            result["warnings"] = [f"the cohort lies outside the model's training range: {text}"
+                                  for text in outside] + list(result.get("warnings") or [])
     report = {
         "bundle": {"id": bundle.id, "created": manifest.get("created"),
                    "provenance": manifest.get("provenance"), "source": manifest.get("source"),
-                   "trained_on_n": manifest.get("training_data", {}).get("n"),
+                   "trained_on_n": bundle.basis.cohort_n, "trained_on": bundle.basis.trained_on,
+                   "kind": bundle.basis.kind,
                    "lineage": lineage.get("summary") if lineage else None},
         "notice": RECONSTRUCTED_NOTICE if is_reconstructed(manifest)
         or is_reconstructed((lineage or {}).get("parent", {})) else None,
         "cohort": {"file": cohort_path.name, "sha256": sha256_file(cohort_path),
                    "n": int(len(cohort))},
-        "models": validate_models(bundle.params, manifest, cohort),
+        "models": models,
     }
     return report if raw else rounded(report)
 
 
 def summary_lines(report: dict) -> list[str]:
     """One line a model: the figures a reader looks at first."""
-    lines = [f"bundle {report['bundle']['id'][:12]} ({report['bundle']['provenance']}) on "
+    lines = [f"bundle {report['bundle']['id'][:12]} ({report['bundle']['provenance']}; trained on "
+             f"{report['bundle']['trained_on']}) on "
              f"{report['cohort']['n']} patients of {report['cohort']['file']}"]
     if report["notice"]:
         lines.append(f"note: {report['notice']}")

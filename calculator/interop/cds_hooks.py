@@ -216,11 +216,14 @@ def _result_card(answer: Mapping[str, Any], patient: Mapping[str, Any]) -> dict[
                      f"{interval(*(cr.get('ci95') or [None, None]))})")
     if scrs:
         observed = band.get("observed") or {}
+        spread = band.get("reconstructed")  # an ensemble: never one count shown as observed
+        counts = (f"severe CRS rate {interval(*spread['rate_range'])} across "
+                  f"{spread.get('reconstructions')} reconstructions (assumed split)" if spread else
+                  f"{observed.get('events')} of {observed.get('n')} training patients "
+                  f"had severe CRS ({percent(observed.get('rate'))})")
         lines.append(f"**Severe CRS** (CTCAE v4.03 grade >= 3): {value(scrs)} (95 % CI "
                      f"{interval(*(scrs.get('ci95') or [None, None]))})"
-                     + (f"; burden subgroup {band['subgroup']} ({band.get('label')}): "
-                        f"{observed.get('events')} of {observed.get('n')} training patients "
-                        f"had severe CRS ({percent(observed.get('rate'))})"
+                     + (f"; burden subgroup {band['subgroup']} ({band.get('label')}): {counts}"
                         if band.get("subgroup") else ""))
     for name, point in (("Event-free survival", efs), ("Overall survival", os_)):
         lines.append(f"**{name} at {h} months**: {survival(point)}"

@@ -151,7 +151,8 @@ def render_page(report: dict, bundle_dir, cohort_path) -> str:
     grid = bundle.params["month_grid"]
     b, co = report["bundle"], report["cohort"]
     facts = [("bundle id", b["id"]), ("created", b["created"]), ("provenance", b["provenance"]),
-             ("source", b["source"]), ("lineage", b["lineage"] or "none (not an updated bundle)"),
+             ("source", b["source"]), ("trained on", b.get("trained_on")),
+             ("lineage", b["lineage"] or "none (not an updated bundle)"),
              ("validation cohort", co["file"]), ("cohort SHA-256", co["sha256"])]
     models = []
     for name, m in report["models"].items():

@@ -133,7 +133,15 @@ def write_ensemble(out_dir: str | Path, members: list[Member], base_seed: int) -
 
 
 def read_index(ensemble_dir: str | Path) -> tuple[dict, list[Path]]:
-    """The index and member CSV paths of an ensemble directory, every hash checked."""
+    """The index and member CSV paths of an ensemble directory, every hash checked.
+
+    Raises
+    ------
+    EnsembleError
+        One line naming the index or the member: an unreadable or malformed index, a member path
+        outside the ensemble folder (``../``, absolute, or a link leading out), a missing file,
+        a hash that differs.
+    """
     directory = Path(ensemble_dir)
     index_path = directory / INDEX_FILE
     try:
@@ -141,17 +149,50 @@ def read_index(ensemble_dir: str | Path) -> tuple[dict, list[Path]]:
         records = index["cohorts"]
     except (OSError, ValueError, KeyError, TypeError) as problem:
         raise EnsembleError(f"{index_path}: not a readable ensemble index ({problem})") from None
+    if not isinstance(records, list):
+        raise EnsembleError(f"{index_path}: 'cohorts' must be a list of member records")
     if not records:
         raise EnsembleError(f"{index_path}: lists no member cohorts")
+    root = directory.resolve()
     paths = []
-    for record in records:
-        path = directory / str(record.get("file", ""))
+    for number, record in enumerate(records):
+        name = record.get("file") if isinstance(record, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            raise EnsembleError(f"{index_path}: member {number} has no 'file' name")
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise EnsembleError(f"{index_path}: member {number} ({name!r}): member files must lie "
+                                "inside the ensemble folder (no absolute path, no '..')")
+        path = directory / name
+        if not path.resolve().is_relative_to(root):
+            raise EnsembleError(f"{index_path}: member {number} ({name!r}) leads outside the "
+                                "ensemble folder")
         if not path.is_file():
-            raise EnsembleError(f"{index_path}: member file {path.name!r} is missing")
+            raise EnsembleError(f"{index_path}: member file {name!r} is missing")
         if _sha256(path) != record.get("sha256"):
             raise EnsembleError(f"{path}: its SHA-256 differs from the one in {INDEX_FILE}")
         paths.append(path)
     return index, paths
+
+
+def check_members(cohorts: list[pd.DataFrame], paths: list[Path]) -> None:
+    """Refuse reconstructions that cannot be pooled: another number of patients or other columns
+    than member 0 (one line naming the member).
+
+    Raises
+    ------
+    EnsembleError
+    """
+    first, columns = len(cohorts[0]), list(cohorts[0].columns)
+    for number, (cohort, path) in enumerate(zip(cohorts, paths)):
+        if len(cohort) != first:
+            raise EnsembleError(f"{path}: member {number} has {len(cohort)} patients but member 0 "
+                                f"has {first}; every reconstruction must have the same size")
+        if list(cohort.columns) != columns:
+            missing = [c for c in columns if c not in cohort.columns]
+            extra = [c for c in cohort.columns if c not in columns]
+            raise EnsembleError(f"{path}: member {number} has other columns than member 0 "
+                                f"(missing: {', '.join(missing) or 'none'}; extra: "
+                                f"{', '.join(extra) or 'none'})")
 
 
 def main(argv: list[str] | None = None) -> int:

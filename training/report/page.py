@@ -23,12 +23,13 @@ import pandas as pd
 
 from model.atomic import write_atomic
 from model.bundle import TRAINING_DATA, LoadedBundle, load_estimators, load_predictor
+from model.bundle_kind import ENSEMBLE, Basis, split_members
 from model.cohort import CohortError, validate_cohort
 from model.errors import BundleError
 from model.outcomes import labels as outcome_labels
 from model.predictor import predict
 from model.provenance import is_reconstructed
-from training.report import curves, ensemble_section, plots
+from training.report import curves, ensemble_section, members, plots
 from training.simulation import tables
 from training.paper.analyses import derive
 from training.report.markdown_blocks import markdown_blocks
@@ -77,13 +78,25 @@ def _estimators(bundle_dir) -> tuple[dict | None, list[str]]:
 # --------------------------------------------------------------------------- page data
 
 
-def _provenance(manifest: dict) -> dict:
-    n = manifest.get("training_data", {}).get("n")
-    if manifest.get("lineage"):  # an updated bundle: the synthetic cohort is its parent's
-        n = manifest["lineage"]["parent"]["training_data"].get("n")
-    return {"reconstructed": is_reconstructed(manifest), "n": n,
+def _provenance(manifest: dict, basis: Basis) -> dict:
+    cohorts = (f"{basis.reconstructions} cohorts of {basis.root_n} patients each"
+               if basis.reconstructions > 1 else f"a cohort of {basis.root_n} patients")
+    return {"reconstructed": is_reconstructed(manifest), "n": basis.root_n, "cohorts": cohorts,
+            "trained_on": basis.trained_on, "updated": bool(basis.updates),
             "provenance": manifest.get("provenance"),
             "source_file": manifest.get("training_data", {}).get("source_file", "")}
+
+
+def _cohort_note(basis: Basis) -> str | None:
+    """What the cohort table counts, for an ensemble or an updated bundle (None for one cohort)."""
+    if basis.updates:
+        return (f"The update cohort: {basis.cohort_n} center patients, observed. The bundle rests "
+                f"on {basis.trained_on}.")
+    if basis.reconstructions > 1:
+        return (f"Each figure is the {basis.counts_label} (each computed on one reconstruction "
+                f"of {basis.root_n} patients, then averaged); brackets give the range of the "
+                "first figure across them. The stacked file is never counted as one cohort.")
+    return None
 
 
 def _header_rows(bundle: LoadedBundle) -> list[tuple[str, object]]:
@@ -97,45 +110,71 @@ def _header_rows(bundle: LoadedBundle) -> list[tuple[str, object]]:
             ("packages", ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items()))]
 
 
-def _binary_figures(name: str, y: np.ndarray, p: np.ndarray, entry: dict) -> list[tuple]:
-    """(id, data URI, caption) of the calibration, ROC and decision curves of a binary model."""
+def _binary_figures(name: str, ys: list[np.ndarray], ps: list[np.ndarray], entry: dict) -> list[tuple]:
+    """(id, data URI, caption) of the calibration, ROC and decision curves of a binary model.
+
+    One (y, p) pair a reconstruction; several are summarized by :mod:`training.report.members`.
+    """
     label = "P(CR)" if name == "cr" else "P(severe CRS)"
     # The decision for CR is acting on the risk of no response (e.g. debulking or another
     # therapy), so the decision curve uses 1 - P(CR) with no response as the event.
-    risk, event, what = ((1 - p, 1 - y, "risk of no response (1 - P(CR))") if name == "cr"
-                         else (p, y, "risk of severe CRS"))
+    flip = name == "cr"
+    risks = [1 - p if flip else p for p in ps]
+    events = [1 - y if flip else y for y in ys]
+    what = "risk of no response (1 - P(CR))" if flip else "risk of severe CRS"
     auc = entry.get("apparent", {}).get("c_index")
-    calibration = plots.calibration_figure(curves.calibration_curve(y, p), f"Calibration: {label}")
-    roc = plots.roc_figure(*curves.roc_points(y, p), f"ROC: {label}", auc)
-    decision = plots.decision_curve_figure(curves.decision_curve(event, risk), f"Decision curve: {what}")
-    return [(f"fig-calibration-{name}", plots.figure_data_uri(calibration),
+    if len(ys) == 1:
+        calibration = curves.calibration_curve(ys[0], ps[0])
+        roc_points = curves.roc_points(ys[0], ps[0])
+        decision = curves.decision_curve(events[0], risks[0])
+        each = ""
+    else:
+        calibration = members.mean_calibration(ys, ps)
+        roc_points = members.mean_roc(ys, ps)
+        decision = members.mean_decision_curve(events, risks)
+        each = (f" Computed on each of the {len(ys)} reconstructions and averaged (mean of "
+                f"{len(ys)} reconstructions: each group's rate and Wilson limits, each curve "
+                "pointwise).")
+    calibration_plot = plots.calibration_figure(calibration, f"Calibration: {label}")
+    roc = plots.roc_figure(*roc_points, f"ROC: {label}", auc)
+    decision_plot = plots.decision_curve_figure(decision, f"Decision curve: {what}")
+    return [(f"fig-calibration-{name}", plots.figure_data_uri(calibration_plot),
              f"Calibration of {label} (apparent, training data): quintile groups with Wilson 95 % "
-             "CIs and a loess smooth."),
-            (f"fig-roc-{name}", plots.figure_data_uri(roc), f"ROC curve of {label} (apparent)."),
-            (f"fig-decision-{name}", plots.figure_data_uri(decision),
+             "CIs and a loess smooth." + each),
+            (f"fig-roc-{name}", plots.figure_data_uri(roc), f"ROC curve of {label} (apparent)." + each),
+            (f"fig-decision-{name}", plots.figure_data_uri(decision_plot),
              f"Net benefit of acting when the {what} exceeds the threshold, against acting for all "
-             "and for none (apparent).")]
+             "and for none (apparent)." + each)]
 
 
-def _survival_figures(name: str, cohort: pd.DataFrame, result, entry: dict) -> list[tuple]:
+def _survival_figures(name: str, cohorts: list[pd.DataFrame], results: list, entry: dict) -> list[tuple]:
     """(id, data URI, caption) of the observed-vs-predicted survival figure by burden group."""
+    data = (curves.survival_by_burden_group(name, cohorts[0], results[0]) if len(cohorts) == 1
+            else members.mean_survival_by_burden_group(name, cohorts, results))
     figure = plots.km_vs_predicted_figure(
-        curves.survival_by_burden_group(name, cohort, result),
-        f"{name.upper()}: observed vs predicted by burden group", float(entry["max_follow_up_months"]))
+        data, f"{name.upper()}: observed vs predicted by burden group", float(entry["max_follow_up_months"]))
     caption = (f"{name.upper()}: Kaplan-Meier with 95 % CI (solid, shaded) and the mean of the "
                "model's predicted survival curves over the same patients (dashed).")
+    if len(cohorts) > 1:
+        caption += (f" Each curve and each CI limit is the pointwise mean of the {len(cohorts)} "
+                    "reconstructions' (mean of the reconstructions, not one stacked cohort).")
     return [(f"fig-km-{name}", plots.figure_data_uri(figure), caption)]
 
 
-def _models(manifest: dict, cohort: pd.DataFrame, predictions) -> list[dict]:
+def _models(manifest: dict, cohorts: list[pd.DataFrame], predictions: list) -> list[dict]:
     models = []
     for name, entry in manifest["models"].items():
-        result = getattr(predictions, name)
-        if entry["kind"] == "logistic":
-            y = cohort["cr" if name == "cr" else "severe_crs"].to_numpy(int)
-            figures = _binary_figures(name, y, result.probability, entry)
+        results = [getattr(p, name) for p in predictions]
+        columns = ([("cr" if name == "cr" else "severe_crs")] if entry["kind"] == "logistic"
+                   else [f"{name}_months", f"{name}_event"])
+        if any(result is None for result in results) or not all(
+                column in cohort for cohort in cohorts for column in columns):
+            figures = []  # an updated bundle's model kept as it was: its cohort lacks the outcome
+        elif entry["kind"] == "logistic":
+            figures = _binary_figures(name, [c[columns[0]].to_numpy(int) for c in cohorts],
+                                      [r.probability for r in results], entry)
         else:
-            figures = _survival_figures(name, cohort, result, entry)
+            figures = _survival_figures(name, cohorts, results, entry)
         models.append({"title": MODEL_TITLES.get(name, name), "card": model_card(name, entry),
                        "figures": figures})
     return models
@@ -151,26 +190,32 @@ def render_report(bundle_dir) -> str:
     """
     bundle = load_predictor(bundle_dir)
     manifest = bundle.manifest
+    basis = bundle.basis
     estimators, estimator_notes = _estimators(bundle_dir)
-    cohort = derive(_training_cohort(bundle))
-    predictions = predict(bundle, cohort)
+    cohorts = [derive(member) for member in split_members(_training_cohort(bundle), basis.stacked)]
+    predictions = [predict(bundle, cohort) for cohort in cohorts]
     reconstructed = is_reconstructed(manifest)
-    ensemble = manifest.get("ensemble")
+    # an updated bundle keeps its parent's ensemble block: that describes the parent's members
+    ensemble = manifest.get("ensemble") if basis.kind == ENSEMBLE else None
+    bands = manifest.get("scrs_bands", [])
     assumptions = assumptions_markdown() if reconstructed else None
     return render(
         "report.html", title=f"cart-risk report {bundle.id[:12]}",
-        provenance=_provenance(manifest), lineage=manifest.get("lineage"),
+        provenance=_provenance(manifest, basis), lineage=manifest.get("lineage"),
         header_rows=_header_rows(bundle), dose_note=manifest.get("dose_note"),
         unavailable=list(manifest.get("unavailable_models", {}).values()),
-        cohort_rows=cohort_rows(cohort), validation_rows=validation_rows(manifest),
+        cohort_rows=members.mean_cohort_rows([cohort_rows(cohort) for cohort in cohorts]),
+        cohort_note=_cohort_note(basis), validation_rows=validation_rows(manifest),
         horizon=manifest.get("horizon_months", 12),
         methods_used={name: entry.get("method", {}).get("name", "aic_ridge")
                       for name, entry in manifest.get("models", {}).items()},
-        study=tables.report_study(), models=_models(manifest, cohort, predictions),
+        study=tables.report_study(), models=_models(manifest, cohorts, predictions),
         ensemble=ensemble,
         ensemble_rows=ensemble_section.output_rows(ensemble) if ensemble else [],
         informative_rows=ensemble_section.informative_rows(manifest["models"]) if ensemble else [],
-        bands=manifest.get("scrs_bands", []), reconstructed=reconstructed,
+        bands=bands, reconstructed=reconstructed,
+        ensemble_bands=any("rate_range" in row for row in bands),
+        bands_reconstructed=basis.root_reconstructed and not basis.bands_observed,
         audit_rows=audit_rows(manifest, bundle.params, estimators) if estimators is not None else [],
         audit_loaded=estimators is not None, estimator_notes=estimator_notes,
         assumptions=markdown_blocks(assumptions) if assumptions is not None else None)
