@@ -153,8 +153,12 @@ def training_time(jobs: int) -> None:
         manifest = train_ensemble(default_ensemble_dir(), Path(tmp) / "bundle", bootstrap=DEFAULT_BOOTSTRAP,
                                   seed=DEFAULT_SEED, jobs=jobs, progress=False)
         elapsed = time.perf_counter() - started
+    import os
+
     print(f"\ntraining the default bundle ({manifest['ensemble']['members']} reconstructions x "
-          f"{manifest['ensemble']['bootstrap_per_member']} refits, 4 models, --jobs {jobs}): {elapsed:.1f} s")
+          f"{manifest['ensemble']['bootstrap_per_member']} refits for the intervals and "
+          f"{manifest['ensemble']['validation_replicates']} pooled-validation replicates, 4 models, "
+          f"--jobs {jobs}): {elapsed:.1f} s (load average after: {os.getloadavg()[0]:.1f})")
 
 
 def _feature(panel, name):

@@ -21,7 +21,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 #: In order: quick ones first, the long training run last but one.
 SCRIPTS = ("bench_cli", "bench_page", "bench_scoring", "bench_training", "bench_simulation",
-           "bench_api", "bench_load", "bench_updating", "bench_ensemble")
+           "bench_api", "bench_load", "bench_updating", "bench_ensemble", "bench_install")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,8 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 
 from calculator.extensions import calculator_state
-from calculator.json_requests import OPENAPI_EXTENSIONS, PREDICT_PATH, read_json_body
+from calculator.json_requests import (OPENAPI_EXTENSIONS, PREDICT_MEDIA_TYPES, PREDICT_PATH,
+                                     read_json_body)
 from model.errors import InputError
 from model.outcomes import LOGISTIC, OUTCOMES
 from model.patient import PATIENT_FIELDS, parse_patient
@@ -37,7 +38,8 @@ def predict():
     answers it first (see :func:`calculator.interop.fhir_api.answer_fhir_predict`).
     """
     bundle = calculator_state().bundle
-    patient = parse_patient(read_json_body(), required=bundle.predictor.required_fields)
+    patient = parse_patient(read_json_body(named=PREDICT_MEDIA_TYPES),
+                            required=bundle.predictor.required_fields)
     return jsonify(prediction_answer(bundle, patient))
 
 
@@ -49,11 +51,16 @@ def openapi():
 
 @blueprint.get("/healthz")
 def healthz():
-    """200 with the bundle id: a verified bundle is loaded (the app does not exist otherwise)."""
+    """200 with the release and the bundle id: a verified bundle is loaded (the app does not
+    exist otherwise)."""
+    from model.release import __version__
+
     bundle = calculator_state().bundle
-    return jsonify({"status": "ok", "bundle": {"id": bundle.id,
-                                               "provenance": bundle.manifest.get("provenance"),
-                                               "created": bundle.manifest.get("created")}})
+    return jsonify({"status": "ok", "version": __version__,
+                    "bundle": {"id": bundle.id, "format_version": bundle.manifest.get(
+                                   "format_version"),
+                               "provenance": bundle.manifest.get("provenance"),
+                               "created": bundle.manifest.get("created")}})
 
 
 # --------------------------------------------------------------------------- OpenAPI document

@@ -8,6 +8,9 @@ a bundle exists.
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -15,8 +18,8 @@ from model.defaults import BACKENDS, DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from model.errors import EXIT_FAILURE, EXIT_USAGE, report_failure
 from model.patient import PATIENT_FIELDS
 
-BUNDLE_HELP = ("bundle directory (default: $CART_RISK_HOME/bundles/default, trained on the "
-               "reconstructed cohort on first use)")
+BUNDLE_HELP = ("bundle directory (default: $CART_RISK_BUNDLE, else "
+               "$CART_RISK_HOME/bundles/default, trained on the reconstructed cohorts on first use)")
 
 
 class CommandError(Exception):
@@ -29,6 +32,26 @@ class UsageError(CommandError):
     """An option the command cannot work with (exit 2, as argparse's own usage errors)."""
 
     exit_code = EXIT_USAGE
+
+
+def version_text() -> str:
+    """What ``cart-risk --version`` prints: this release and the bundle format it reads."""
+    from model.release import __version__
+    from model.bundle import FORMAT_VERSION
+
+    return f"cart-risk {__version__} (reads bundle format {FORMAT_VERSION})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, importing the bundle module only when asked."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the release and the bundle format it reads, and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
 
 
 def _patient_help(spec) -> str:
@@ -53,10 +76,48 @@ def _add_patient_options(parser: argparse.ArgumentParser) -> None:
                            help=_patient_help(spec))
 
 
+class SuggestingParser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped option or command (Python 3.14's
+    ``suggest_on_error``, which the supported 3.11-3.13 lack), in this one place."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            known = self._options_of(getattr(parsed, "command", None))
+            hints = []
+            for extra in extras:
+                if extra.startswith("-"):
+                    close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1,
+                                                      cutoff=0.6)
+                    if close:
+                        hints.append(f"{extra.split('=', 1)[0]}: did you mean {close[0]}?")
+            self.error("unrecognized arguments: " + " ".join(extras)
+                       + ("; " + "; ".join(hints) if hints else ""))
+        return parsed
+
+    def _options_of(self, command: str | None) -> list[str]:
+        """The option strings of ``command``'s parser (or of this parser without one)."""
+        parser = self
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+                parser = action.choices[command]
+        return [option for action in parser._actions for option in action.option_strings]
+
+    def error(self, message: str):
+        match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if match:
+            choices = re.findall(r"'([^']*)'", match.group(2))
+            close = difflib.get_close_matches(match.group(1), choices, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SuggestingParser(
         prog="cart-risk",
         description="CAR-T (ssCART-19) risk calculator for r/r B-ALL, from Li et al. (NCT03919240).")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("reproduce", help="recompute the paper's statistics on a cohort")
@@ -75,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="bundle directory to write (replaced atomically if it holds a bundle)")
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B",
-                   help="bootstrap refits for validation and prediction intervals (with "
-                        "--ensemble: in total, split over the reconstructions) (default: %(default)s)")
+                   help="bootstrap refits for validation and the 95 %% confidence intervals of "
+                        "predictions (with --ensemble: in total, split over the reconstructions; "
+                        "its pooled validation adds 200 replicates) (default: %(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S",
                    help="random seed; the same cohort, B and seed give the same bundle "
                         "(default: %(default)s)")
@@ -157,9 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict for one patient")
     p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
-    p.add_argument("--json", action="store_true", help="print the API's JSON answer")
-    p.add_argument("--fhir", action="store_true",
-                   help="print the answer as a FHIR R4 RiskAssessment (docs/fhir.md)")
+    answer_format = p.add_mutually_exclusive_group()
+    answer_format.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    answer_format.add_argument("--fhir", action="store_true",
+                               help="print the answer as a FHIR R4 RiskAssessment (docs/fhir.md)")
     _add_patient_options(p)
 
     p = sub.add_parser("score", help="score a CSV of patients (columns named as the API fields)")
@@ -171,11 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve the calculator with gunicorn")
     p.add_argument("--bundle", type=Path, metavar="DIR", help=BUNDLE_HELP)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: %(default)s, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2,
-                   help="gunicorn worker processes (default: %(default)s)")
+    p.add_argument("--host", default=os.environ.get("CART_RISK_HOST", "").strip() or "127.0.0.1",
+                   help="address to listen on (default: $CART_RISK_HOST, else 127.0.0.1, this "
+                        "machine only; now %(default)s)")
+    p.add_argument("--port", type=int, default=os.environ.get("CART_RISK_PORT", "").strip() or "8000",
+                   help="TCP port (default: $CART_RISK_PORT, else 8000; now %(default)s)")
+    p.add_argument("--workers", type=int, default=os.environ.get("CART_RISK_WORKERS", "").strip() or "2",
+                   help="gunicorn worker processes (default: $CART_RISK_WORKERS, else 2; now "
+                        "%(default)s)")
     return parser
 
 
@@ -254,11 +320,9 @@ def _report(args) -> int:
 
 
 def _bundle_or_default(args) -> Path:
-    if args.bundle is not None:
-        return args.bundle
-    from calculator.defaults import ensure_default_bundle
+    from calculator.defaults import bundle_or_default
 
-    return ensure_default_bundle()
+    return bundle_or_default(args.bundle)
 
 
 def _validate(args) -> int:
@@ -305,9 +369,35 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        return _reader_went_away()
+    except ModuleNotFoundError as error:
+        from calculator.defaults import TRAINING_STACK, training_stack_message
+
+        top = (error.name or "").split(".")[0]
+        if top not in TRAINING_STACK:
+            raise
+        return report_failure(args.command, CommandError(training_stack_message(
+            TRAINING_STACK[top])))
     except (InputError, CohortError, BundleError, CommandError, ConfigurationError, OSError,
             KeyboardInterrupt) as error:
         return report_failure(args.command, error)  # exit codes: model/errors.py, docs/cli.md
+
+
+#: Exit code when the reader of stdout went away (``cart-risk predict | head``): 128 + SIGPIPE,
+#: what a shell reports for a program that SIGPIPE ended, as coreutils' do.
+EXIT_BROKEN_PIPE = 141
+
+
+def _reader_went_away() -> int:
+    """Exit quietly when stdout's reader closed the pipe: no message (the reader wanted no
+    more), and stdout pointed at /dev/null so the interpreter's final flush cannot fail too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no real file (e.g. captured in a test)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ fitting libraries (unless the default bundle has to be trained first) or Flask (
 """
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import sys
@@ -23,11 +24,9 @@ DOSE_SENTENCE = ("Every cohort patient received the same split dose (5 x 10^6 ce
 
 
 def _bundle_path(args) -> Path:
-    if getattr(args, "bundle", None) is not None:
-        return Path(args.bundle)
-    from calculator.defaults import ensure_default_bundle
+    from calculator.defaults import bundle_or_default
 
-    return ensure_default_bundle()
+    return bundle_or_default(getattr(args, "bundle", None))
 
 
 def _option(field: str) -> str:
@@ -158,7 +157,19 @@ def score_command(args) -> int:
     from model.bundle import load_predictor
 
     bundle = load_predictor(_bundle_path(args))
-    summary = score_csv(bundle, args.input, args.output, keep_errors=MAX_PRINTED_ROW_ERRORS)
+    output = Path(args.output)
+    if not output.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"cannot write the output: the directory "
+                                f"{output.parent} does not exist", str(output))
+    try:
+        summary = score_csv(bundle, args.input, output, keep_errors=MAX_PRINTED_ROW_ERRORS)
+    except OSError as error:
+        if error.filename is not None and Path(error.filename).parent == output.parent \
+                and Path(error.filename) != Path(args.input):
+            # the temporary file beside the output: name the file the user asked for
+            raise type(error)(error.errno, f"cannot write the output: {error.strerror}",
+                              str(output)) from None
+        raise
     for problem in summary.errors:
         where = f"line {problem.line}" + (f" (patient_id {problem.patient_id})"
                                           if problem.patient_id else "")
@@ -217,7 +228,14 @@ def serve_command(args) -> int:
     # gunicorn forks the workers from this process (preload), so they share the app and its key;
     # a key made for this process alone is still refused with several workers, as a plain
     # `gunicorn calculator.wsgi:app` would not share it.
-    app = create_app({"BUNDLE_PATH": str(path), "PROCESS_KEY_ALLOWED": args.workers == 1})
+    from calculator.metrics import prepare_multiprocess_dir, server_exited
+
+    prepare_multiprocess_dir()  # before the app imports prometheus_client (metrics on only)
+    try:
+        app = create_app({"BUNDLE_PATH": str(path), "PROCESS_KEY_ALLOWED": args.workers == 1})
+    except BaseException:
+        server_exited(None)
+        raise
 
     class CalculatorServer(BaseApplication):
         """gunicorn running the app factory, the bundle loaded once before workers fork."""
@@ -236,7 +254,9 @@ def serve_command(args) -> int:
             return app
 
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"cart-risk: serving bundle {bundle.id[:12]} on http://{shown_host}:{args.port} "
-          f"(Ctrl-C stops)", file=sys.stderr, flush=True)
+    from calculator.logs import notice
+
+    notice(f"cart-risk: serving bundle {bundle.id[:12]} on http://{shown_host}:{args.port} "
+           f"(Ctrl-C stops)")
     CalculatorServer().run()
     return 0

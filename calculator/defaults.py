@@ -20,12 +20,45 @@ from model.errors import BundleError
 
 #: Worker processes that train the default bundle (its B and seed: model/defaults.py).
 DEFAULT_JOBS = 2
+#: Import names of the `train` extra (pyproject.toml) -> the package to name in a message.
+TRAINING_STACK = {"sklearn": "scikit-learn", "lifelines": "lifelines", "scipy": "scipy",
+                  "joblib": "joblib", "matplotlib": "matplotlib", "tqdm": "tqdm"}
+INSTALL_TRAIN = "install the training stack: pip install 'cart-risk[train]'"
+
+
+def missing_training_package() -> str | None:
+    """The first package of the `train` extra that is not installed, or None if all are."""
+    from importlib.util import find_spec
+
+    for module, package in TRAINING_STACK.items():
+        if find_spec(module) is None:
+            return package
+    return None
+
+
+def training_stack_message(package: str) -> str:
+    """One line for a command that needs the `train` extra on a serving-only install."""
+    return f"this needs {package}, which this serving-only install lacks; {INSTALL_TRAIN}"
 
 
 def cart_risk_home() -> Path:
     """``$CART_RISK_HOME`` if set and not empty, else ``~/.cart-risk``."""
     configured = os.environ.get("CART_RISK_HOME", "").strip()
     return Path(configured).expanduser() if configured else Path.home() / ".cart-risk"
+
+
+def configured_bundle_path() -> Path | None:
+    """``$CART_RISK_BUNDLE`` if set and not empty (the bundle to serve), else None."""
+    configured = os.environ.get("CART_RISK_BUNDLE", "").strip()
+    return Path(configured).expanduser() if configured else None
+
+
+def bundle_or_default(given: str | os.PathLike | None) -> Path:
+    """The bundle a command uses: ``--bundle``, else ``$CART_RISK_BUNDLE``, else the default
+    bundle (trained first if there is none, see :func:`ensure_default_bundle`)."""
+    if given is not None:
+        return Path(given)
+    return configured_bundle_path() or ensure_default_bundle()
 
 
 def default_bundle_path() -> Path:
@@ -56,6 +89,13 @@ def ensure_default_bundle(*, quiet: bool = False) -> Path:
     path = default_bundle_path()
     if path.exists() or backup_path(path).exists():
         return path
+    missing = missing_training_package()
+    if missing:
+        raise BundleError("default-bundle", str(path),
+                          "there is no default bundle yet, and building it "
+                          + training_stack_message(missing)
+                          + "; or give --bundle DIR (or CART_RISK_BUNDLE) of a bundle built "
+                            "elsewhere")
     if not quiet:
         print(f"cart-risk: no default bundle yet; training it on the ensemble of reconstructed "
               f"cohorts into {path} (first use only; this may take a minute or two)", file=sys.stderr)

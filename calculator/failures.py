@@ -1,19 +1,25 @@
 """Unexpected failures: a request id on every answer, and logs that never hold a patient's values.
 
-Each request gets a random id, sent back as ``X-Request-ID`` and shown on any 5xx page or API
-error, so a user can quote it and the operator can find the one log line about it. That line
+Each request gets an id, sent back as ``X-Request-ID``, written on each of its log lines
+(:mod:`calculator.logs`) and shown on any 5xx page or API error, so a user can quote it and the
+operator can find the lines about it. A proxy's well-formed ``X-Request-ID`` is kept, so its log
+and ours join on one id; otherwise the id is random. That line
 names the request (method and path, never the query string, which can carry patient fields) and
 the failure (exception types and the stack, file:line in function), but not exception messages:
 a message such as ``could not convert '37.2'`` would put a patient's value into the log.
 """
 from __future__ import annotations
 
+import re
 import secrets
 import traceback
 
 from flask import Flask, g, has_request_context, request
 
 REQUEST_ID_HEADER = "X-Request-ID"
+#: An incoming request id is kept only in this shape: 8 to 64 letters, digits and ``._:-``
+#: (a UUID, a hex token, nginx's $request_id); anything else is replaced by a new id.
+WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
 
 
 class CalculatorFlask(Flask):
@@ -44,19 +50,22 @@ def _stack(error: BaseException | None) -> str:
 
 
 def request_id() -> str:
-    """The current request's id (``"-"`` outside a request)."""
+    """The current request's id (``"-"`` outside a request).
+
+    The incoming ``X-Request-ID`` when it is well-formed (:data:`WELL_FORMED_REQUEST_ID`), else
+    16 random hex digits. An id is a correlation handle, not a secret and not proof of anything.
+    """
     if not has_request_context():
         return "-"
     if "request_id" not in g:
-        g.request_id = secrets.token_hex(8)
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = (incoming if WELL_FORMED_REQUEST_ID.fullmatch(incoming)
+                        else secrets.token_hex(8))
     return g.request_id
 
 
 def init_app(app: Flask) -> None:
-    """Give every request an id and send it back in ``X-Request-ID``.
-
-    A client's own ``X-Request-ID`` is not trusted (ids must be unique and plain) and not used.
-    """
+    """Give every request an id (see :func:`request_id`) and send it back in ``X-Request-ID``."""
     app.before_request(_assign_request_id)
     app.after_request(_send_request_id)
     app.context_processor(lambda: {"request_id": request_id()})

@@ -16,11 +16,17 @@ from model.errors import FieldError, InputError
 API_PREFIX = "/api/"
 #: The prediction endpoint: JSON (calculator.api) or FHIR (calculator.interop.fhir_api).
 PREDICT_PATH = "/api/v1/predict"
+#: What the prediction endpoint reads, as its 415 names it.
+PREDICT_MEDIA_TYPES = ("application/json (the API's patient object)",
+                       "application/fhir+json (a FHIR Parameters or Bundle)")
 #: Other paths answered only in JSON (their errors too): CDS Hooks and the FHIR code system.
 JSON_PREFIXES = (API_PREFIX, "/cds-services", "/fhir/")
 JSON_PATHS = ("/healthz",)
 #: ``app.extensions`` key: functions that add paths to the API's OpenAPI document, in order.
 OPENAPI_EXTENSIONS = "cart_risk.openapi_extensions"
+#: ``app.extensions`` key: functions ``(status, message) -> response or None`` that may answer an
+#: HTTP error under the JSON paths in another format first (FHIR requests: an OperationOutcome).
+ERROR_FORMATS = "cart_risk.error_formats"
 
 
 class _RejectedJSON(ValueError):
@@ -49,13 +55,17 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def read_json_body(media_types: tuple[str, ...] = ("application/json",)) -> Any:
+def read_json_body(media_types: tuple[str, ...] = ("application/json",),
+                   named: tuple[str, ...] | None = None) -> Any:
     """The request body parsed as strict JSON (no NaN / Infinity, no repeated keys).
 
     Parameters
     ----------
     media_types : tuple of str
         The Content-Types accepted (FHIR input is ``application/fhir+json``).
+    named : tuple of str, optional
+        What a 415 names as accepted (default ``media_types``): the prediction endpoint names
+        both of its formats although each reader takes one.
 
     Raises
     ------
@@ -64,8 +74,8 @@ def read_json_body(media_types: tuple[str, ...] = ("application/json",)) -> Any:
     """
     if request.mimetype not in media_types:  # not any application/*+json: named formats only
         raise _status(InputError([FieldError(
-            "body", "send the patient as JSON with Content-Type: "
-                    + " or ".join(media_types))]), 415)
+            "body", "send the body with Content-Type: " + " or ".join(named or media_types)
+                    + f" (got {request.mimetype or 'no Content-Type'})")]), 415)
     data = request.get_data(cache=False)
     try:
         return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant,

@@ -6,10 +6,14 @@ the patient's values encrypted and authenticated with Fernet (AES-128-CBC with H
 the ``cryptography`` package), under a key derived (HKDF-SHA256) from the app's ``SECRET_KEY``:
 unreadable and unforgeable without the key, and usable by every worker on the host, which shares
 that key (:func:`calculator.security.secret_key`). Fernet stamps the token with its creation
-time; it is honoured for :data:`RESULT_LINK_LIFETIME_SECONDS` and then answered with 410 Gone.
+time; it is honoured for :data:`RESULT_LINK_LIFETIME_SECONDS` and then answered with 410 Gone
+(one dated in the future beyond :data:`CLOCK_SKEW_SECONDS` is refused). The token names the
+bundle it was made with: opened where another bundle serves, it is refused (409) rather than
+showing numbers other than the card's.
 
-Nothing is stored on the server. The page itself is the one ``POST /result`` renders: the view
-is called with the decrypted values, so the link always shows what the form would.
+Nothing is stored on the server. The page itself is the one ``POST /result`` renders
+(:func:`calculator.web.result_response` with the decrypted values, inside this GET request, so
+its "Change inputs" form carries a CSRF token with its session cookie).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import json
 import time
 from typing import Any, Mapping
 
-from flask import Blueprint, abort, current_app, url_for
+from flask import Blueprint, abort, current_app
 
 blueprint = Blueprint("result_links", __name__)
 
@@ -26,6 +30,9 @@ blueprint = Blueprint("result_links", __name__)
 RESULT_LINK_LIFETIME_SECONDS = 30 * 60
 #: Longest token looked at; a patient's values make about 400 characters.
 MAX_TOKEN_LENGTH = 2048
+#: A token dated later than now by more than this (seconds) is refused: clocks of the hosts
+#: sharing the key may differ a little, never by more.
+CLOCK_SKEW_SECONDS = 60
 _KEY_CONTEXT = b"cart-risk result link v1"
 
 
@@ -40,14 +47,21 @@ def _fernet():
 
 
 def make_token(patient: Mapping[str, Any]) -> str:
-    """An encrypted, time-stamped token of a parsed patient (needs an app context)."""
-    payload = json.dumps(dict(patient), separators=(",", ":"), allow_nan=False)
+    """An encrypted, time-stamped token of a parsed patient and the app's bundle (needs an app
+    context): the page shows what the card said only where the same bundle serves."""
+    from calculator.extensions import calculator_state
+
+    payload = json.dumps({"bundle": calculator_state().bundle.id, "patient": dict(patient)},
+                         separators=(",", ":"), allow_nan=False)
     return _fernet().encrypt(payload.encode("utf-8")).decode("ascii")
 
 
-def result_url(patient: Mapping[str, Any]) -> str:
-    """Absolute URL of the patient's result page (needs a request context)."""
-    return url_for("result_links.result_page", token=make_token(patient), _external=True)
+def result_url(patient: Mapping[str, Any]) -> str | None:
+    """Absolute URL of the patient's result page on the configured public address (None
+    without one: :func:`calculator.public_links.public_url_for`)."""
+    from calculator.public_links import public_url_for
+
+    return public_url_for("result_links.result_page", token=make_token(patient))
 
 
 def read_token(token: str, now: float | None = None) -> dict[str, Any]:
@@ -56,28 +70,46 @@ def read_token(token: str, now: float | None = None) -> dict[str, Any]:
     Raises
     ------
     werkzeug.exceptions.NotFound
-        A token that was not made with this key, or was altered.
+        A token that was not made with this key, was altered, or is dated more than
+        :data:`CLOCK_SKEW_SECONDS` in the future.
     werkzeug.exceptions.Gone
         A token older than :data:`RESULT_LINK_LIFETIME_SECONDS`.
+    werkzeug.exceptions.Conflict
+        A token made by a calculator serving another bundle (its numbers would differ from the
+        card's).
     """
     from cryptography.fernet import InvalidToken
+
+    from calculator.extensions import calculator_state
 
     if len(token) > MAX_TOKEN_LENGTH:
         abort(404)
     fernet = _fernet()
+    now = time.time() if now is None else now
     try:
         created = fernet.extract_timestamp(token.encode("ascii"))
-        if (now if now is not None else time.time()) - created > RESULT_LINK_LIFETIME_SECONDS:
+        if created - now > CLOCK_SKEW_SECONDS:
+            abort(404, description="This result link is dated in the future, so this server "
+                                   "did not make it now; open the patient's chart again for a "
+                                   "new card.")
+        if now - created > RESULT_LINK_LIFETIME_SECONDS:
             abort(410, description=(
                 f"This result link has expired: links from the chart's card work for "
                 f"{RESULT_LINK_LIFETIME_SECONDS // 60} minutes. Open the patient's chart again "
                 "for a new card, or enter the values in the calculator."))
-        patient = json.loads(fernet.decrypt(token.encode("ascii")))
+        content = json.loads(fernet.decrypt(token.encode("ascii")))
     except (InvalidToken, UnicodeEncodeError, ValueError):
         abort(404)
-    if not isinstance(patient, dict):
+    if not isinstance(content, dict) or not isinstance(content.get("patient"), dict):
         abort(404)
-    return patient
+    serving = calculator_state().bundle.id
+    if content.get("bundle") != serving:
+        abort(409, description=(
+            f"This result link was made with another model (bundle "
+            f"{str(content.get('bundle'))[:12]}); this server runs bundle {serving[:12]}, whose "
+            "numbers could differ from the card's. Open the patient's chart again for a new "
+            "card."))
+    return content["patient"]
 
 
 def _form_text(value: Any) -> str:
@@ -89,11 +121,7 @@ def _form_text(value: Any) -> str:
 @blueprint.get("/r/<token>")
 def result_page(token: str):
     """The result page of the patient in ``token`` (the form's own result view)."""
-    from werkzeug.test import EnvironBuilder
+    from calculator.web import result_response
 
     patient = read_token(token)
-    form = {name: _form_text(value) for name, value in patient.items()}
-    environ = EnvironBuilder(path="/result", method="POST", data=form,
-                             base_url=url_for("web.index", _external=True)).get_environ()
-    with current_app.request_context(environ):
-        return current_app.make_response(current_app.view_functions["web.result"]())
+    return result_response({name: _form_text(value) for name, value in patient.items()})

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from model import card_text
 from model.bundle import LoadedBundle
 from model.bundle_kind import SINGLE
 from model.burden import SUBGROUP_LABELS
@@ -210,8 +211,11 @@ def model_basis(bundle: LoadedBundle) -> list[dict[str, Any]]:
             "bootstrap": card.get("bootstrap"), "horizon_months": card.get("horizon_months"),
             "events_label": card.get("events_label"), "outcome": card.get("outcome"),
             "corrected": corrected, "warnings": card.get("warnings") or [],
+            "corrected_texts": {key: card_text.short_validation_text(card, key) for key in METRIC_LABELS},
             "metrics": [{"name": key, "label": text, "apparent": apparent.get(key),
-                         "corrected": corrected.get(key)}
+                         "corrected": corrected.get(key),
+                         "apparent_text": card_text.validation_text(card, key, "apparent"),
+                         "corrected_text": card_text.validation_text(card, key, "corrected")}
                         for key, text in METRIC_LABELS.items()
                         if key in corrected or key in apparent],
         })
@@ -325,4 +329,5 @@ def coefficient_table(bundle: LoadedBundle) -> dict[str, Any]:
             coefficient = card.get("coefficients", {}).get(key) or {}
             if "ratio" in coefficient:
                 row["ratios"][name] = (coefficient["ratio"], coefficient.get("ratio_ci95"))
+                row.setdefault("texts", {})[name] = card_text.coefficient_text(coefficient)
     return {"models": models, "rows": list(rows.values())}

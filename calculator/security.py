@@ -6,8 +6,9 @@
   ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``; everything but the
   static files is ``Cache-Control: no-store``, since pages, figures and answers hold a patient's
   values.
-- A body larger than ``MAX_CONTENT_LENGTH`` is refused with 413, chunked ones included; a body
-  that cannot be read (broken chunked framing) with 400.
+- A body larger than ``MAX_CONTENT_LENGTH`` (or the larger limit a path registers in
+  :data:`BODY_LIMITS`: a CDS Hooks chart, a FHIR Bundle) is refused with 413, chunked ones
+  included; a body that cannot be read (broken chunked framing) with 400.
 - Redirects are relative: the ``Location`` never carries a host taken from the request.
 - Debug mode is off whatever ``FLASK_DEBUG`` says: a serving process never shows a traceback.
 """
@@ -31,6 +32,9 @@ CSP = ("default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'
        "base-uri 'none'; object-src 'none'; frame-ancestors 'none'")
 SECRET_KEY_VARIABLE = "CART_RISK_SECRET_KEY"
 SECRET_KEY_FILE = "secret_key"
+#: ``app.extensions`` key: functions ``() -> bytes or None`` giving the current request a body
+#: limit other than ``MAX_CONTENT_LENGTH`` (the first that answers wins; CDS Hooks charts).
+BODY_LIMITS = "cart_risk.body_limits"
 #: Shortest signing key accepted, from the environment or the key file (characters).
 MIN_SECRET_KEY_LENGTH = 32
 
@@ -145,6 +149,11 @@ def _read_body() -> None:
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if not (request.content_length or chunked):
         return
+    for larger_limit in current_app.extensions.get(BODY_LIMITS, ()):
+        limit = larger_limit()
+        if limit is not None:
+            request.max_content_length = limit
+            break
     try:
         body = request.get_data(cache=True)
     except HTTPException:
@@ -152,7 +161,7 @@ def _read_body() -> None:
     except Exception:  # the server's stream: gunicorn parse errors, resets, timeouts
         abort(400, description="the request body could not be read (malformed chunked "
                                "encoding, or the upload stopped); nothing was calculated")
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    limit = request.max_content_length
     if limit is not None and request.content_length is None and len(body) >= limit:
         abort(413)
 

@@ -15,10 +15,15 @@ calculator.wsgi:app`` reads the same settings from this module's top-level names
 - **Malformed requests** that gunicorn refuses before the app sees them (bad request line,
   headers too long, URI too long, unsupported transfer coding, broken chunks) are answered by
   :meth:`CalculatorWorker.handle_error` with the app's security headers, JSON in the API's error
-  shape under ``/api/``, and a log line naming only the error's type: gunicorn's own handler
+  shape under the paths whose errors the app answers in JSON (``/api/``, ``/cds-services``,
+  ``/fhir/``, ``/healthz``), and a log line naming only the error's type: gunicorn's own handler
   would log the request target (which can carry patient fields) and answer without headers.
 - **Logs** (:class:`CalculatorLogger`): any query string is cut from every line, and
-  exceptions are logged as types and stack frames without their messages.
+  exceptions are logged as types and stack frames without their messages; lines are text or JSON
+  as the app's (``CART_RISK_LOG_FORMAT``, :mod:`calculator.logs`).
+- **Metrics** (``CART_RISK_METRICS=1``): the master prepares the directory the workers count
+  into before they start, marks each exited worker's files, and removes a temporary directory
+  at exit (:mod:`calculator.metrics`).
 """
 from __future__ import annotations
 
@@ -58,7 +63,29 @@ def gunicorn_settings(workers: int) -> dict:
     return {"workers": workers, "worker_class": "calculator.server.CalculatorWorker",
             "threads": THREADS, "keepalive": IDLE_SECONDS,
             "logger_class": "calculator.server.CalculatorLogger",
-            "accesslog": None}  # a second line of defence for patient values (SECURITY.md)
+            "accesslog": None,  # a second line of defence for patient values (SECURITY.md)
+            "on_starting": on_starting, "child_exit": child_exit, "on_exit": on_exit}
+
+
+def on_starting(server) -> None:
+    """Master, before any worker: the metrics directory (a no-op when metrics are off)."""
+    from calculator.metrics import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir()
+
+
+def child_exit(server, worker) -> None:
+    """Master, after a worker exited: its metrics files stop counting as live."""
+    from calculator.metrics import worker_exited
+
+    worker_exited(server, worker)
+
+
+def on_exit(server) -> None:
+    """Master, at shutdown: remove the temporary metrics directory it made."""
+    from calculator.metrics import server_exited
+
+    server_exited(server)
 
 
 # gunicorn -c python:calculator.server reads these names.
@@ -160,9 +187,16 @@ class CalculatorWorker(ThreadWorker):
                           type(exc).__name__)
         path = getattr(req or getattr(exc, "req", None), "path", None) or ""
         try:
-            client.sendall(error_response(status, reason, path.startswith("/api/")))
+            client.sendall(error_response(status, reason, answers_json(path)))
         except Exception:  # the client is gone; nothing to answer
             self.log.debug("could not send the error answer")
+
+
+def answers_json(path: str) -> bool:
+    """Whether the app answers errors at ``path`` in JSON (the API, CDS Hooks, FHIR paths)."""
+    from calculator.json_requests import JSON_PATHS, JSON_PREFIXES
+
+    return path.startswith(JSON_PREFIXES) or path in JSON_PATHS
 
 
 def error_response(status: int, reason: str, as_json: bool) -> bytes:
@@ -187,7 +221,21 @@ def error_response(status: int, reason: str, as_json: bool) -> bytes:
 
 
 class CalculatorLogger(glogging.Logger):
-    """gunicorn's logger without query strings or exception messages (they can hold values)."""
+    """gunicorn's logger without query strings or exception messages (they can hold values),
+    in the app's line format (:mod:`calculator.logs`)."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        from calculator.logs import RequestIdFilter, formatter
+        from model.errors import ConfigurationError
+
+        try:
+            shape = formatter()
+        except ConfigurationError:
+            return  # the app refuses to be built with the same message; keep gunicorn's lines
+        for handler in self.error_log.handlers:
+            handler.setFormatter(shape)
+            handler.addFilter(RequestIdFilter())
 
     def _clean(self, msg, args) -> str:
         try:

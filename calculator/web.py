@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from calculator import failures, plots, results
 from calculator.extensions import calculator_state
+from model import card_text
 from model.errors import InputError
 from model.outcomes import SURVIVAL_NAMES
 from model.patient import PATIENT_FIELDS, parse_form
@@ -149,8 +150,16 @@ def change_inputs():
 @blueprint.post("/result")
 def result():
     """Parse the form; show the result, or the form again with each error by its field."""
+    return result_response(request.form.to_dict(flat=True))
+
+
+def result_response(submitted: Mapping[str, str]):
+    """The result page of the submitted form values (or the form with its errors, 422).
+
+    Also renders a result link's page (:mod:`calculator.result_links`) inside that GET request,
+    so the page's "Change inputs" form gets a CSRF token whose session cookie is sent with it.
+    """
     bundle = calculator_state().bundle
-    submitted = request.form.to_dict(flat=True)
     values = _raw_values(submitted)
     try:
         patient = parse_form(submitted, required=bundle.predictor.required_fields,
@@ -195,12 +204,17 @@ def result_without_form():
 @blueprint.get("/about")
 def about():
     """The model card, from the bundle's manifest, in a physician's words."""
+    from model.release import __version__
+    from model.bundle import FORMAT_VERSION
+
     bundle = calculator_state().bundle
-    return render_template("about.html", manifest=bundle.manifest,
+    return render_template("about.html", manifest=bundle.manifest, release=__version__,
+                           bundle_format=FORMAT_VERSION,
                            basis=results.model_basis(bundle),
                            bands=results.band_rows(bundle, None),
                            band_basis=results.band_basis(bundle),
                            coefficients=results.coefficient_table(bundle),
+                           card=card_text.card(bundle.manifest),
                            labels=results.OUTCOME_LABELS, kind=bundle.basis, **_common())
 
 

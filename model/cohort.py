@@ -62,6 +62,12 @@ FILE_COLUMNS = COLUMNS + [MEMBER_COLUMN]
 MAX_REPORTED_COLUMNS = 20
 #: Upper bound on an event time: 30 years of follow-up, far beyond any CAR-T cohort.
 MAX_MONTHS = 360.0
+#: Size limits of a cohort CSV (docs/cohort-csv.md), checked before the file is parsed, so a
+#: huge file is refused in milliseconds instead of taking gigabytes: a center's cohort is
+#: hundreds of patients (the source study had 78), a registry's a few thousand.
+MAX_COHORT_BYTES = 8 * 1024 * 1024
+MAX_COHORT_ROWS = 20_000
+MAX_COHORT_COLUMNS = 2 * len(COLUMNS)
 
 
 def _column_checks() -> dict[str, pa.Column]:
@@ -260,18 +266,31 @@ def parse_cohort_text(content: bytes, source: str) -> pd.DataFrame:
     ------
     CohortError
     """
+    if len(content) > MAX_COHORT_BYTES:
+        raise CohortError(source, [_too_large(len(content))])
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CohortError(source, ["is not UTF-8 text"]) from None
+    header_cells = text.partition("\n")[0].count(",") + 1  # before csv builds any list
+    if header_cells > MAX_COHORT_COLUMNS:
+        raise CohortError(source, [f"has {header_cells:,} columns in its header; the limit is "
+                                   f"{MAX_COHORT_COLUMNS} (a cohort has at most "
+                                   f"{len(COLUMNS)}: docs/cohort-csv.md)"])
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     records: list[tuple[int, list[str]]] = []
     last_line = 0
     try:
         for cells in reader:
             first_line, last_line = last_line + 1, reader.line_num
+            if len(cells) > MAX_COHORT_COLUMNS:
+                raise CohortError(source, [f"line {first_line} has {len(cells):,} cells; the "
+                                           f"limit is {MAX_COHORT_COLUMNS} columns"])
             if cells and any(cell.strip() for cell in cells):
                 records.append((first_line, cells))
+                if len(records) > MAX_COHORT_ROWS + 1:
+                    raise CohortError(source, [f"has more than {MAX_COHORT_ROWS:,} patient "
+                                               f"rows (the limit; docs/cohort-csv.md)"])
     except csv.Error as error:
         raise CohortError(source, [f"is not a readable CSV file (line {reader.line_num}: "
                                    f"{error}; a stray '\"'?)"]) from None
@@ -292,10 +311,19 @@ def parse_cohort_text(content: bytes, source: str) -> pd.DataFrame:
     return validate_cohort(raw, source=source)
 
 
+def _too_large(size: int) -> str:
+    return (f"is {size / 1024 / 1024:.1f} MiB; the limit is "
+            f"{MAX_COHORT_BYTES // 1024 // 1024} MiB (docs/cohort-csv.md)")
+
+
 def read_cohort(path: str | Path) -> pd.DataFrame:
-    """Read and validate a cohort CSV file (UTF-8, comma separated, header row)."""
+    """Read and validate a cohort CSV file (UTF-8, comma separated, header row), refusing one
+    over :data:`MAX_COHORT_BYTES` before reading it."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if path.is_file() and size > MAX_COHORT_BYTES:
+            raise CohortError(str(path), [_too_large(size)])
         content = path.read_bytes()
     except FileNotFoundError:
         raise CohortError(str(path), ["file not found"]) from None

@@ -3,7 +3,7 @@
 Changing one changes the default bundle (its bootstrap and seed are recorded in its manifest).
 """
 
-#: Bootstrap repetitions of optimism correction and of the 95 % prediction intervals.
+#: Bootstrap repetitions of optimism correction and of the 95 % confidence intervals of predictions.
 DEFAULT_BOOTSTRAP = 200
 #: Seed of the bootstrap's ``SeedSequence`` and of the reconstruction (20170201: the first
 #: month of the trial's enrolment, February 2017).

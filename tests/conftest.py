@@ -65,7 +65,8 @@ def loaded_bundle(trained_bundle_path):
 def app(trained_bundle_path):
     from calculator import create_app
 
-    return create_app({"BUNDLE_PATH": str(trained_bundle_path), "TESTING": True})
+    return create_app({"BUNDLE_PATH": str(trained_bundle_path), "TESTING": True,
+                       "PUBLIC_URL": "http://localhost"})
 
 
 @pytest.fixture()
@@ -126,10 +127,13 @@ def start_calculator(bundle: Path, log: Path, *, workers: int = 1, env: dict | N
                      cwd: Path = REPO, timeout: float = 60) -> tuple[subprocess.Popen, str]:
     """Start ``cart-risk serve`` on a free loopback port; (process, base URL) once /healthz answers.
 
-    Output (stdout and stderr) goes to ``log``; ``env`` replaces the environment when given. The
-    caller stops the process with :func:`stop_process`.
+    Output (stdout and stderr) goes to ``log``; ``env`` replaces the environment when given
+    (``CART_RISK_PUBLIC_URL`` is the listening address unless it sets one). The caller stops the
+    process with :func:`stop_process`.
     """
     port = free_port()
+    env = dict(os.environ if env is None else env)
+    env.setdefault("CART_RISK_PUBLIC_URL", f"http://127.0.0.1:{port}")  # where it listens
     with open(log, "wb") as output:
         server = subprocess.Popen(
             [sys.executable, "-m", "calculator.cli", "serve", "--bundle", str(bundle),
@@ -168,6 +172,8 @@ def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
 #: The small ensemble fixture: the first members of the packaged ensemble, few refits each.
 TEST_ENSEMBLE_MEMBERS = 3
 TEST_ENSEMBLE_BOOTSTRAP = 12
+#: Pooled-validation replicates of the test ensemble bundle (the default bundle has 200).
+TEST_ENSEMBLE_REPLICATES = 12
 
 
 @pytest.fixture(scope="session")
@@ -194,5 +200,5 @@ def ensemble_bundle_path(small_ensemble_dir, tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("ensemble-bundle") / "bundle"
     train_ensemble(small_ensemble_dir, path, bootstrap=TEST_ENSEMBLE_BOOTSTRAP, seed=TEST_SEED,
-                   jobs=1, progress=False)
+                   jobs=1, progress=False, validation_replicates=TEST_ENSEMBLE_REPLICATES)
     return path

@@ -8,7 +8,7 @@ from training.development.card_warnings import card_warnings
 def result(B=10):
     return BootstrapResult(apparent={}, optimism={}, optimism_corrected={}, optimism_mean={},
                            optimism_median={}, optimism_corrected_median={}, apparent_boot={},
-                           test={}, n_finite={"calibration_slope": B}, fit=None, fits=[],
+                           test={}, n_finite={"calibration_slope": B}, fit=None, fits=[], samples=np.zeros((B, 0), int),
                            redraws=np.zeros(B, int), B=B, seed=1)
 
 

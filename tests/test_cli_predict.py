@@ -265,8 +265,8 @@ def test_serve_trains_the_missing_default_and_shuts_down_without_a_traceback(tmp
             [sys.executable, "-m", "calculator.cli", "serve", "--host", "127.0.0.1", "--port",
              str(port)], cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
             env={**os.environ, "CART_RISK_HOME": str(tmp_path / "home")})
-    try:
-        for _ in range(300):
+    try:  # training the default bundle with its pooled validation: ~75 s quiet, minutes loaded
+        for _ in range(1800):
             assert server.poll() is None, log.read_text(errors="replace")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:

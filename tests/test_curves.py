@@ -62,8 +62,10 @@ def test_every_report_template_is_package_data():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    patterns = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))[
-        "tool"]["setuptools"]["package-data"]["training.report"]
+    package_data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))[
+        "tool"]["setuptools"]["package-data"]
+    # "*" applies to every package (tests/test_wheel.py checks the built wheel itself)
+    patterns = [*package_data.get("*", []), *package_data.get("training.report", [])]
     templates = sorted((root / "training" / "report" / "templates").iterdir())
     assert templates
     for path in templates:

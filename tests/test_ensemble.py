@@ -87,7 +87,7 @@ def test_pooled_cox_baseline_is_the_mean_log_cumulative_hazard():
 
 def test_member_warnings_are_merged_with_their_counts():
     merged = merged_warnings([["slope 1.5 > 1.25", "EPV 6.5"], ["slope 1.7 > 1.25", "EPV 6.5"], ["EPV 6.5"]])
-    assert merged == ["slope 1.5 > 1.25 (in 2 of 3 reconstructions; figures vary between them)", "EPV 6.5"]
+    assert merged == ["slope 1.5-1.7 > 1.25 (in 2 of 3 reconstructions)", "EPV 6.5"]
 
 
 def test_ensemble_bundle_verifies_and_keeps_the_predictor_format(ensemble_bundle_path):
@@ -122,7 +122,7 @@ def test_noise_covariates_show_their_spread_across_reconstructions(ensemble_bund
         assert low <= coefficient["estimate"] <= high
         spread = coefficient["across_members"]
         assert spread["min"] <= coefficient["estimate"] <= spread["max"]
-        assert coefficient["rubin_ci95"][0] < coefficient["estimate"] < coefficient["rubin_ci95"][1]
+        assert coefficient["se"] > 0 and "mixture" in coefficient["se_rule"]  # never 0 from flat members
 
 
 def test_bands_show_the_range_across_reconstructions_beside_the_published_groups(ensemble_bundle_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 from conftest import REPO
 
 PREDICT = "/api/v1/predict"
+#: The FHIRPath expressions an OperationOutcome may carry: a path from the resource sent.
+FHIRPATH = re.compile(r"^(Parameters|Bundle)(\.[a-zA-Z]+(\[\d+\])?)*$")
 FHIR = "application/fhir+json"
 INPUT = "https://cart-risk.example/fhir/CodeSystem/cart-risk-input"
 UCUM = "http://unitsofmeasure.org"
@@ -72,8 +75,17 @@ def test_fhir_input_gives_the_json_apis_numbers(client, json_answer, shape):
 
 
 def _ci(prediction: dict) -> list[float]:
+    """The interval extension as fractions 0-1 (it is written in percent, as the probability)."""
     (extension,) = prediction["extension"]
-    return [extension["valueRange"]["low"]["value"], extension["valueRange"]["high"]["value"]]
+    low, high = extension["valueRange"]["low"], extension["valueRange"]["high"]
+    assert low["code"] == high["code"] == "%"
+    return [pytest.approx(low["value"] / 100, abs=1e-9), pytest.approx(high["value"] / 100,
+                                                                        abs=1e-9)]
+
+
+def as_percent(probability: float):
+    """R4's probabilityDecimal of a probability: a percentage (0-100)."""
+    return pytest.approx(100 * probability, abs=1e-6)
 
 
 def _by_outcome(resource: dict) -> dict[tuple[str, int | None], dict]:
@@ -100,9 +112,9 @@ def test_a_risk_assessment_carries_the_json_apis_numbers(client, json_answer):
     assert {"reference": "Observation/blasts"} in resource["basis"]
     predictions = _by_outcome(resource)
     cr, scrs = predictions[("complete-remission", None)], predictions[("severe-crs", None)]
-    assert cr["probabilityDecimal"] == json_answer["cr"]["probability"]
+    assert cr["probabilityDecimal"] == as_percent(json_answer["cr"]["probability"])
     assert _ci(cr) == json_answer["cr"]["ci95"]
-    assert scrs["probabilityDecimal"] == json_answer["severe_crs"]["probability"]
+    assert scrs["probabilityDecimal"] == as_percent(json_answer["severe_crs"]["probability"])
     assert _ci(scrs) == json_answer["severe_crs"]["ci95"]
     assert scrs["qualitativeRisk"]["coding"][0]["code"] == json_answer["severe_crs"]["band"][
         "subgroup"]
@@ -113,7 +125,7 @@ def test_a_risk_assessment_carries_the_json_apis_numbers(client, json_answer):
                 assert (code, months) not in predictions
                 continue
             item = predictions[(code, months)]
-            assert item["probabilityDecimal"] == expected["survival"]
+            assert item["probabilityDecimal"] == as_percent(expected["survival"])
             assert _ci(item) == [expected["lower"], expected["upper"]]
             assert item["whenRange"]["high"] == {"value": months, "unit": "months",
                                                  "system": UCUM, "code": "mo"}
@@ -130,7 +142,7 @@ def test_json_input_answers_a_risk_assessment_when_asked(client, json_answer):
     contained = {item["code"]["coding"][0]["code"]: item for item in resource["contained"]}
     assert contained["marrow-blasts-pct"]["valueQuantity"]["value"] == 12
     assert _by_outcome(resource)[("complete-remission", None)]["probabilityDecimal"] == \
-        json_answer["cr"]["probability"]
+        as_percent(json_answer["cr"]["probability"])
 
 
 def test_a_risk_assessments_inputs_can_be_sent_back(client, json_answer):
@@ -177,7 +189,7 @@ def test_the_command_line_prints_a_risk_assessment(trained_bundle_path, capsys, 
     resource = json.loads(capsys.readouterr().out)
     RiskAssessment.model_validate(resource)
     cr = _by_outcome(resource)[("complete-remission", None)]
-    assert cr["probabilityDecimal"] == json_answer["cr"]["probability"]
+    assert cr["probabilityDecimal"] == as_percent(json_answer["cr"]["probability"])
 
 
 def test_the_input_code_system_lists_every_code(client):
@@ -249,9 +261,9 @@ BAD_INPUTS = {
             "valueQuantity": {"value": 12, "system": UCUM, "code": "%"}}),
         422, "code-invalid", "Parameters.parameter[6].resource.code", "http://loinc.org|26464-8"),
     "missing observation": (
-        lambda b: _drop(b, "mrd-positive"), 422, "required", "Observation", "mrd_positive"),
+        lambda b: _drop(b, "mrd-positive"), 422, "required", None, "mrd_positive"),
     "missing marrow blasts": (
-        lambda b: _drop(b, "marrow-blasts-pct"), 422, "required", "Observation",
+        lambda b: _drop(b, "marrow-blasts-pct"), 422, "required", None,
         "marrow_blasts_pct"),
     "conflicting observations": (
         lambda b: _add(b, observation("marrow-blasts-pct", valueQuantity={
@@ -275,7 +287,7 @@ BAD_INPUTS = {
     "outside the modelled population": (
         lambda b: _set(_set(b, "marrow-blasts-pct", valueQuantity={
             "value": 0, "system": UCUM, "code": "%"}), "mrd-positive", valueBoolean=False),
-        422, "value", "marrow_blasts_pct", "marrow_blasts_pct"),
+        422, "value", None, "marrow_blasts_pct"),
     "observation about another patient": (
         lambda b: _set(b, "relapsed", subject={"reference": "Patient/someone-else"}),
         422, "business-rule", "Parameters.parameter[5].resource.subject", "someone-else"),
@@ -316,6 +328,9 @@ def test_unusable_input_gets_an_operation_outcome_naming_the_problem(client, cas
     if expression is not None:
         assert any(expression in path for issue in issues
                    for path in issue.get("expression", [])), outcome
+    for issue in outcome["issue"]:  # every expression is a FHIRPath into the body sent
+        for path in issue.get("expression", []):
+            assert FHIRPATH.match(path), (path, outcome)
 
 
 def test_text_that_is_not_json_gets_an_operation_outcome(client):
@@ -329,7 +344,8 @@ def test_json_input_errors_come_as_an_operation_outcome_when_fhir_is_asked(clien
                          headers={"Accept": FHIR})
     assert answer.status_code == 422 and answer.mimetype == FHIR
     (issue,) = answer.get_json()["issue"]
-    assert issue["expression"] == ["marrow_blasts_pct"] and "100" in issue["diagnostics"]
+    assert "expression" not in issue  # a JSON body has no FHIRPath; the message names the field
+    assert issue["diagnostics"].startswith("marrow_blasts_pct:") and "100" in issue["diagnostics"]
 
 
 def test_fhir_input_errors_come_as_the_apis_errors_when_json_is_asked(client):
@@ -352,7 +368,7 @@ def test_the_openapi_document_describes_the_fhir_exchange(client):
     assert FHIR in predict["requestBody"]["content"]
     assert FHIR in predict["responses"]["200"]["content"]
     assert FHIR in predict["responses"]["422"]["content"]
-    for path in ("/fhir/CodeSystem/cart-risk-input", "/cds-services",
+    for path in ("/fhir/CodeSystem/{name}", "/fhir/StructureDefinition/{name}", "/cds-services",
                  "/cds-services/{service_id}", "/r/{token}"):
         assert path in document["paths"]
 
@@ -443,3 +459,97 @@ def test_survival_is_read_from_either_shape_of_the_answers_at(json_answer):
                                   "24": None}}
     assert survival_at(as_objects, 12) == {"survival": 0.5, "lower": 0.4, "upper": 0.6}
     assert survival_at(as_objects, 24) is None and survival_at(None, 12) is None
+
+
+# --------------------------------------------------------------------------- issue 22, item 7
+
+
+def test_probabilities_are_percentages_as_r4_defines_them(client, json_answer):
+    """R4 ras-2: probabilityDecimal is at most 100 (a percentage); the format is tagged 2."""
+    resource = post_fhir(client, example_parameters()).get_json()
+    values = [item["probabilityDecimal"] for item in resource["prediction"]]
+    assert all(0 <= value <= 100 for value in values) and max(values) > 1
+    cr = _by_outcome(resource)[("complete-remission", None)]
+    assert cr["probabilityDecimal"] == as_percent(json_answer["cr"]["probability"])
+    assert {"system": "https://cart-risk.example/fhir/CodeSystem/cart-risk-output-format",
+            "code": "2", "display": "probabilities in percent (0-100)"} in resource["meta"]["tag"]
+
+
+def _uris(value) -> set[str]:
+    """Every code system and extension URL a resource names."""
+    found = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("system", "url") and isinstance(item, str):
+                found.add(item)
+            found |= _uris(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _uris(item)
+    return found
+
+
+def test_every_code_system_and_extension_written_can_be_looked_up(client):
+    from fhir.resources.R4B.codesystem import CodeSystem
+    from fhir.resources.R4B.structuredefinition import StructureDefinition
+
+    resource = post_fhir(client, example_parameters()).get_json()
+    cds = client.post("/cds-services/cart-risk-patient-view",
+                      data=(REPO / "docs" / "examples" / "cds-hooks-patient-view.json").read_text(),
+                      content_type="application/json").get_json()
+    ours = sorted(uri for uri in _uris(resource) | _uris(cds)
+                  if uri.startswith("https://cart-risk.example/fhir/"))
+    assert len(ours) >= 6  # five code systems and the interval extension
+    for uri in ours:
+        path = uri.removeprefix("https://cart-risk.example")
+        answer = client.get(path)
+        assert answer.status_code == 200 and answer.mimetype == FHIR, uri
+        served = answer.get_json()
+        model = CodeSystem if served["resourceType"] == "CodeSystem" else StructureDefinition
+        model.model_validate(served)
+        assert served["url"] == uri
+    assert client.get("/fhir/CodeSystem/no-such-thing").status_code == 404
+
+
+def test_every_code_written_is_in_its_served_code_system(client):
+    resource = post_fhir(client, example_parameters()).get_json()
+    codings = []
+
+    def collect(value):
+        if isinstance(value, dict):
+            if "system" in value and "code" in value and \
+                    value["system"].startswith("https://cart-risk.example/fhir/CodeSystem/"):
+                codings.append((value["system"], value["code"]))
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    collect(resource)
+    assert codings
+    for system, code in codings:
+        served = client.get(system.removeprefix("https://cart-risk.example")).get_json()
+        assert code in [concept["code"] for concept in served["concept"]], (system, code)
+
+
+def test_outputs_carry_a_narrative(client):
+    resource = post_fhir(client, example_parameters()).get_json()
+    div = resource["text"]["div"]
+    assert resource["text"]["status"] == "generated"
+    assert div.startswith('<div xmlns="http://www.w3.org/1999/xhtml">')
+    assert "Complete remission" in div and " %" in div
+    outcome = post_fhir(client, _drop(example_parameters(), "mrd-positive")).get_json()
+    assert "mrd_positive: missing" in outcome["text"]["div"]
+    hostile = _set(example_parameters(), "marrow-blasts-pct", valueQuantity={
+        "value": 12, "unit": "<script>x</script>", "system": UCUM, "code": "<b>"})
+    div = post_fhir(client, hostile).get_json()["text"]["div"]
+    assert "<script>" not in div and "<b>" not in div.replace("<p><b>", "")
+
+
+def test_the_method_names_each_models_own_fitting_method(client, loaded_bundle):
+    resource = post_fhir(client, example_parameters()).get_json()
+    text = resource["method"]["text"]
+    for name, record in loaded_bundle.manifest["models"].items():
+        assert record["method"]["label"] in text
+    assert "ridge" not in resource["method"]["coding"][0]["display"]

@@ -237,3 +237,15 @@ def test_several_workers_without_a_shared_key_are_refused(trained_bundle_path, t
     assert served.returncode == 1, served.stderr
     assert served.stderr.count("\n") == 1
     assert "set CART_RISK_SECRET_KEY" in served.stderr and "Traceback" not in served.stderr
+
+
+@pytest.mark.parametrize("path", ["/cds-services/cart-risk-patient-view", "/fhir/CodeSystem/x",
+                                  "/api/v1/predict"])
+def test_gunicorns_refusals_under_json_paths_are_json(live, path):
+    """Issue 22, item 8. Before: an HTML 400 under /cds-services and /fhir/."""
+    base, _, _ = live
+    status, headers, body = _exchange(base, (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
+    ).encode())
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert json.loads(body)["errors"][0]["field"] == "request"

@@ -65,7 +65,7 @@ def training_options(bootstrap, jobs, backend: str | None = None, scheduler: str
     Parameters
     ----------
     bootstrap : int
-        Bootstrap refits B, >= 1: the prediction intervals come from them.
+        Bootstrap refits B, >= 1: the confidence intervals of predictions come from them.
     jobs : int
         Local worker processes, >= 1 (with dask every worker of the cluster is used instead).
     backend : str, optional
@@ -84,8 +84,8 @@ def training_options(bootstrap, jobs, backend: str | None = None, scheduler: str
     """
     bootstrap, jobs = _whole(bootstrap, "bootstrap"), _whole(jobs, "jobs")
     if bootstrap < 1:
-        raise OptionError("bootstrap", "must be 1 or more: prediction intervals come from the "
-                                       "bootstrap refits")
+        raise OptionError("bootstrap", "must be 1 or more: the confidence intervals of predictions "
+                                       "come from the bootstrap refits")
     if jobs < 1:
         raise OptionError("jobs", "must be 1 or more")
     if backend is None and scheduler:

@@ -148,7 +148,7 @@ def train(cohort_path, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 
     out_dir : path
         Bundle directory; an earlier bundle there is replaced atomically, and kept if training fails.
     bootstrap : int
-        Bootstrap repetitions B (>= 1) for optimism correction and prediction intervals.
+        Bootstrap repetitions B (>= 1) for optimism correction and the confidence intervals of predictions.
     seed : int
         Seed of the bootstrap's ``SeedSequence``; every model uses the same resamples.
     jobs : int

@@ -21,7 +21,7 @@ from model.bundle import write_bundle
 from model.bundle_kind import MEMBER_COLUMN, refuse_stacked
 from model.cohort import read_cohort, write_cohort
 from model.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from model.features import BLASTS_FLOOR_PCT
+from model.features import BLASTS_FLOOR_PCT, design_matrix
 from model.outcomes import BY_NAME, COX, NAMES
 from model.predictor import compile_predictor, predict_points
 from model.provenance import PROVENANCE_RECONSTRUCTED
@@ -29,7 +29,8 @@ from training.paper.analyses import derive, load_published
 from training.evaluation.bands import scrs_band_table, wilson_interval
 from training.development.config import load_config
 from training.paper.ensemble import check_members, read_index
-from training.development.fit_models import fit_model
+from training.development.ensemble_validation import VALIDATION_REPLICATES, validate_pooled
+from training.development.fit_models import HORIZON_MONTHS, fit_model, more_refits
 from training.fitting.logistic import FitError
 from training.development.pooling import POOLING_RULE, pool_cox, pool_logistic, pooled_coefficients, pooled_entry
 from training.options import TrainingError, training_options
@@ -147,8 +148,13 @@ def ensemble_bands(cohorts: list[pd.DataFrame]) -> list[dict]:
     return rows
 
 
-def _fit_members(name, features, cohorts, per_member, seed, jobs, show, backend, grid, fit_keywords):
-    """Fit ``name`` on every member; members run in parallel (each member's refits serially).
+def _fit_members(name, features, cohorts, per_member, replicates, seed, jobs, show, backend, grid,
+                 fit_keywords):
+    """Fit ``name`` on every member: ``per_member`` bootstrap refits for the served intervals
+    (member k's drawn from ``SeedSequence(seed + k)``, as before the pooled validation), and
+    ``replicates`` (at least ``per_member``) refits for the pooled validation, on resamples of
+    the same row positions in every member (:func:`validation_seed`); members run in parallel
+    (each member's refits serially).
 
     Spreading whole members over the workers (``jobs`` local processes, or every worker of a dask
     cluster) beats spreading each member's few refits. Every member and refit has its own seed,
@@ -156,11 +162,12 @@ def _fit_members(name, features, cohorts, per_member, seed, jobs, show, backend,
     """
     from joblib import Parallel, delayed, parallel_config
 
+    refits = max(per_member, replicates)
     if show:
-        print(f"{name}: {len(cohorts)} reconstructions, {per_member} bootstrap refits each",
-              file=sys.stderr)
-    calls = (delayed(fit_model)(name, df, features, B=per_member, seed=seed + k, jobs=1,
-                                progress=False, backend=None, month_grid=grid, **fit_keywords)
+        print(f"{name}: {len(cohorts)} reconstructions, {per_member} bootstrap refits each for the "
+              f"intervals and {refits} for the pooled validation", file=sys.stderr)
+    calls = (delayed(_fit_member)(name, df, features, per_member, refits, seed + k,
+                                  validation_seed(seed), grid, fit_keywords)
              for k, df in enumerate(cohorts))
     if jobs == 1 and backend in (None, "loky"):
         return [call[0](*call[1], **call[2]) for call in calls]
@@ -168,7 +175,66 @@ def _fit_members(name, features, cohorts, per_member, seed, jobs, show, backend,
         return Parallel(n_jobs=jobs)(calls)
 
 
-def _pool(name, features, fitted, grid, per_member):
+def _fit_member(name, cohort, features, per_member, replicates, seed, shared_seed, grid, fit_keywords):
+    """(member's FittedModel with its ``per_member`` served refits, ``replicates`` validation
+    refits on the resamples every member shares, their rows in ``cohort``)."""
+    fitted = fit_model(name, cohort, features, B=per_member, seed=seed, jobs=1, progress=False,
+                       backend=None, month_grid=grid, **fit_keywords)
+    order = matched_order(cohort)
+    refits, positions = more_refits(name, cohort.iloc[order].reset_index(drop=True), features,
+                                    seed=shared_seed, start=0, stop=replicates,
+                                    method=fit_keywords.get("method"))
+    return fitted, refits, order[positions]
+
+
+#: Columns that match patients across reconstructions, most published first: burden group
+#: (derived from blasts), then the outcomes whose counts by group are published, then blasts and
+#: follow-up to break ties in the same order in every member.
+MATCHING = ("burden_group", "cr", "severe_crs", "os_event", "efs_event", "marrow_blasts_pct", "efs_months")
+
+
+def matched_order(cohort: pd.DataFrame) -> np.ndarray:
+    """Row order of a member that puts "the same patient" at the same position in every member.
+
+    Reconstructions share every published cross-tabulation (CR and severe CRS by burden group, the
+    events), so sorting by :data:`MATCHING` lines up patients with the same published
+    characteristics; the pooled validation resamples positions of this order.
+    """
+    from model.burden import burden_groups
+
+    frame = cohort.reset_index(drop=True)
+    frame = frame.assign(burden_group=burden_groups(frame["marrow_blasts_pct"]))
+    keys = [c for c in MATCHING if c in frame]
+    return frame.sort_values(keys, kind="stable").index.to_numpy()
+
+
+def validation_seed(seed: int) -> list[int]:
+    """Entropy of the pooled validation's resamples: replicate b draws the same positions of
+    :func:`matched_order` in every reconstruction, from ``SeedSequence([seed, 2]).spawn(R)[b]``.
+
+    The reconstructions are versions of the same 78 patients, not 20 samples of 78: resampling
+    each independently would give a pooled replicate the information of 1,560 patients and hide
+    most of the optimism (if every member were the same cohort, the pooled replicate would be the
+    bagged mean of 20 refits instead of one refit). With matched positions that limit is exactly
+    the single-cohort bootstrap. docs/ensemble.md, "Validation of the pooled model".
+    """
+    return [int(seed), 2]
+
+
+def _member_data(name, cohort, features) -> dict:
+    columns = BY_NAME[name].model_columns
+    data = {"X": design_matrix(cohort, features)}
+    if BY_NAME[name].kind == "logistic":
+        data["y"] = cohort[columns[0]].to_numpy(dtype=int)
+    else:
+        data["time"], data["event"] = cohort[columns[0]].to_numpy(float), cohort[columns[1]].to_numpy(int)
+    return data
+
+
+def _pool(name, features, fitted, grid, per_member, cohorts, jobs):
+    refits = [f[1] for f in fitted]
+    samples = np.array([f[2] for f in fitted])
+    fitted = [f[0] for f in fitted]
     fits = [f.result.fit for f in fitted]
     boots = [f.result.fits for f in fitted]
     center, scale = np.asarray(fits[0].center, float), np.asarray(fits[0].scale, float)
@@ -177,11 +243,13 @@ def _pool(name, features, fitted, grid, per_member):
              else pool_cox(fits, boots, center, scale, grid))
     member_coef = np.array(parts["members"]["coef"], float)
     boot_coef = np.array(parts["bootstrap"]["coef"], float)
-    member_se = np.array([[np.nan if e.entry["coefficients"][f].get("se") is None
-                           else e.entry["coefficients"][f]["se"] for f in features] for e in fitted], float)
+    unshrunk = [{f: c.get("unshrunk_ci95") for f, c in e.entry["coefficients"].items()} for e in fitted]
     ratio = "odds_ratio" if kind == "logistic" else "hazard_ratio"
-    coefficients = pooled_coefficients(features, member_coef, boot_coef, scale, member_se, ratio)
-    entry = pooled_entry([f.entry for f in fitted], coefficients, len(boot_coef), per_member)
+    coefficients = pooled_coefficients(features, member_coef, boot_coef, scale, unshrunk, ratio)
+    validation = validate_pooled(kind, fits, refits, samples,
+                                 [_member_data(name, c, features) for c in cohorts], center, scale,
+                                 grid, HORIZON_MONTHS, jobs)
+    entry = pooled_entry([f.entry for f in fitted], coefficients, len(boot_coef), per_member, validation)
     if kind == "logistic":
         entry["intercept"] = float(parts["intercept"] - (center / scale) @ np.array(parts["coef"]))
     else:
@@ -204,7 +272,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
                    seed: int = DEFAULT_SEED, jobs: int = 1, features_path=None,
                    backend: str | None = None, scheduler: str | None = None,
                    progress: bool | None = None, methods: dict[str, str] | None = None,
-                   **fit_keywords) -> dict:
+                   validation_replicates: int = VALIDATION_REPLICATES, **fit_keywords) -> dict:
     """Fit every available model on each ensemble member, pool, and write one bundle.
 
     Parameters
@@ -217,6 +285,9 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
     methods : dict, optional
         Fitting method by model kind, as :func:`training.train.train` (default: the simulation
         study's winners); every member is fitted with the same method.
+    validation_replicates : int
+        Replicates of the pooled model's optimism bootstrap (each refits every member once;
+        docs/ensemble.md); fewer than the default only for quick tests.
     **fit_keywords
         Passed through to :func:`training.development.fit_models.fit_model`.
 
@@ -245,14 +316,15 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
     with parallel_backend(options.backend, options.scheduler) as backend_name:
         for name, features in plan.items():
             try:
-                fitted = _fit_members(name, features, cohorts, per_member, seed, jobs, show,
+                fitted = _fit_members(name, features, cohorts, per_member, validation_replicates,
+                                      seed, jobs, show,
                                       backend_name, grid,
                                       {"method": methods[BY_NAME[name].kind], **fit_keywords})
             except FitError as problem:
                 skipped[name] = f"{name} model could not be fitted on every reconstruction: {problem}"
                 continue
-            entries[name], params[name], parts[name], estimators[name] = _pool(name, features, fitted,
-                                                                                grid, per_member)
+            entries[name], params[name], parts[name], estimators[name] = _pool(
+                name, features, fitted, grid, per_member, cohorts, jobs)
     if not entries:
         raise TrainingError(f"{ensemble_dir}: no model can be fitted: " + "; ".join(skipped.values()))
     bands = ensemble_bands(cohorts)
@@ -273,6 +345,7 @@ def train_ensemble(ensemble_dir, out_dir, bootstrap: int = DEFAULT_BOOTSTRAP,
     }
     manifest["ensemble"] = {
         "members": k, "bootstrap_per_member": per_member, "pooling": POOLING_RULE,
+        "validation_replicates": max(per_member, int(validation_replicates)),
         "index": index, "published_scrs": PUBLISHED_SCRS,
         "outputs": outputs_across_members(json_safe(predictor), parts, manifest, k),
     }

@@ -9,12 +9,14 @@ No LOINC or SNOMED CT code is used: none could be confirmed against the LOINC da
 SNOMED CT browser while this was written, and codes quoted in third-party material disagree with
 each other (docs/fhir.md gives an example). Every input is therefore coded in the calculator's own
 code system :data:`INPUT_SYSTEM`, documented in docs/fhir.md and served as a FHIR ``CodeSystem``
-at ``GET /fhir/CodeSystem/cart-risk-input``. A site that has verified LOINC codes for its own
+at ``GET /fhir/CodeSystem/cart-risk-input`` (every code system and the interval extension are
+served: :mod:`calculator.interop.fhir_definitions`). A site that has verified LOINC codes for its own
 laboratory maps them to these codes in its interface engine.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 #: Namespace of the calculator's code systems (``.example`` is reserved, RFC 2606: these are
 #: identifiers, not addresses to resolve).
@@ -26,12 +28,17 @@ METHOD_SYSTEM = CODE_SYSTEM_BASE + "cart-risk-method"
 BURDEN_SUBGROUP_SYSTEM = CODE_SYSTEM_BASE + "cart-risk-burden-subgroup"
 #: Extension on ``RiskAssessment.prediction``: the bootstrap 95 % interval of the probability.
 CI95_EXTENSION = "https://cart-risk.example/fhir/StructureDefinition/probability-ci95"
+#: Version of the RiskAssessment the calculator writes (``meta.tag`` in this system): 2 since
+#: issue 22 (probabilities in percent, R4's scale); 1 wrote them as 0-1 fractions.
+OUTPUT_FORMAT_SYSTEM = CODE_SYSTEM_BASE + "cart-risk-output-format"
+OUTPUT_FORMAT_VERSION = "2"
 UCUM = "http://unitsofmeasure.org"
 #: FHIR R4 administrative-gender -> the calculator's ``sex``; other genders are not modelled.
 GENDER_TO_SEX = {"male": "M", "female": "F"}
 SEX_TO_GENDER = {sex: gender for gender, sex in GENDER_TO_SEX.items()}
-#: Observation statuses that do not count as a result (FHIR R4 observation-status).
-IGNORED_STATUSES = frozenset({"entered-in-error", "cancelled"})
+#: Observation statuses whose value describes the patient (FHIR R4 observation-status): the
+#: others (registered, preliminary, cancelled, entered-in-error, unknown) are not used.
+USABLE_STATUSES = ("final", "amended", "corrected")
 
 
 @dataclass(frozen=True)
@@ -49,31 +56,32 @@ class ObservationCode:
     value : {"quantity", "boolean", "coded"}
         Which ``Observation.value[x]`` carries it: ``valueQuantity``, ``valueBoolean`` or
         ``valueCodeableConcept`` (codes in :data:`TB_ASSESSED_SYSTEM`).
-    units : dict of str -> float
-        For quantities: UCUM code -> factor to the field's unit.
+    units : dict of str -> Fraction
+        For quantities: UCUM code -> exact factor to the field's unit (360 ``mo`` is exactly
+        30 ``a``).
     """
 
     field: str
     code: str
     display: str
     value: str
-    units: dict[str, float] = field(default_factory=dict)
+    units: dict[str, Fraction] = field(default_factory=dict)
 
     @property
     def ucum(self) -> str:
         """The UCUM code written on output (the field's own unit; "" for non-quantities)."""
-        return next((unit for unit, factor in self.units.items() if factor == 1.0), "")
+        return next((unit for unit, factor in self.units.items() if factor == 1), "")
 
 
 OBSERVATIONS: tuple[ObservationCode, ...] = (
     ObservationCode("marrow_blasts_pct", "marrow-blasts-pct",
                     "Bone-marrow blasts before CAR-T infusion (% of nucleated cells)", "quantity",
-                    {"%": 1.0}),
+                    {"%": Fraction(1)}),
     ObservationCode("mrd_positive", "mrd-positive",
                     "Minimal residual disease detected by flow cytometry (>= 0.01 %) before "
                     "infusion", "boolean"),
     ObservationCode("age_years", "age-at-infusion", "Age at CAR-T infusion", "quantity",
-                    {"a": 1.0, "mo": 1 / 12}),
+                    {"a": Fraction(1), "mo": Fraction(1, 12)}),
     ObservationCode("ph_positive", "ph-positive",
                     "Philadelphia chromosome (BCR-ABL1) positive", "boolean"),
     ObservationCode("prior_therapy_ge_6mo", "prior-therapy-ge-6mo",
@@ -105,29 +113,3 @@ OUTCOMES = {
             "Event-free survival (alive without no-response, relapse or death)"),
     "os": ("overall-survival", "Overall survival (alive)"),
 }
-
-
-def input_code_system() -> dict:
-    """The FHIR R4 ``CodeSystem`` of :data:`INPUT_SYSTEM`, as a JSON-ready dict.
-
-    Built and validated with the ``fhir.resources`` R4B model (R4B keeps R4's ``CodeSystem``).
-    """
-    from fhir.resources.R4B.codesystem import CodeSystem
-
-    concepts = []
-    for entry in OBSERVATIONS:
-        kind = {"quantity": "valueQuantity, UCUM " + " or ".join(f"'{u}'" for u in entry.units),
-                "boolean": "valueBoolean",
-                "coded": f"valueCodeableConcept from {TB_ASSESSED_SYSTEM} "
-                         f"({', '.join(TB_ASSESSED_VALUES)})"}[entry.value]
-        concepts.append({"code": entry.code, "display": entry.display,
-                         "definition": f"{entry.display}. Carried as {kind}; patient field "
-                                       f"'{entry.field}' of the cart-risk API."})
-    resource = CodeSystem(
-        url=INPUT_SYSTEM, name="CartRiskInput", title="cart-risk calculator inputs",
-        status="active", experimental=True, content="complete", caseSensitive=True,
-        description=("Observation codes the cart-risk calculator reads (research use; see "
-                     "docs/fhir.md). Local codes, used where no LOINC or SNOMED CT code could "
-                     "be confirmed from the terminologies' own documents."),
-        concept=concepts)
-    return resource.model_dump(mode="json", exclude_none=True)

@@ -10,12 +10,16 @@ the calculator field; :class:`FhirInputError` carries them all, for an ``Operati
 """
 from __future__ import annotations
 
+import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping
 
-from calculator.interop.fhir_codes import BY_FIELD, IGNORED_STATUSES
+from calculator.interop.fhir_codes import BY_CODE, BY_FIELD, INPUT_SYSTEM
+from calculator.interop.fhir_observations import (Subjects, context_references, observed_at,
+                                                  refusals, set_aside_reason)
 from calculator.interop.fhir_values import (MAX_ISSUES, FhirInputError, Issue, missing_issue,
-                                    observation_value, patient_demographics, show)
+                                            observation_value, patient_demographics, show)
 from model.errors import InputError
 from model.patient import ALWAYS_REQUIRED, PATIENT_FIELDS, parse_patient
 
@@ -47,7 +51,7 @@ class FhirPatient:
 class _Reading:
     value: Any
     where: str
-    when: str | None = None
+    when: dt.datetime | None = None
     reference: str | None = None
 
 
@@ -83,12 +87,14 @@ def patient_from_resource(body: Any, required: Collection[str] = ()) -> FhirPati
 
 
 def patient_from_prefetch(patient: Any, observations: Any, required: Collection[str] = (), *,
-                          patient_id: str | None = None) -> FhirPatient:
+                          patient_id: str | None = None,
+                          fhir_server: str | None = None) -> FhirPatient:
     """Read a patient from a CDS Hooks prefetch: a Patient and a searchset Bundle of Observations.
 
     Unlike :func:`patient_from_resource`, a chart holds a history: of several Observations with
-    the same code the latest (``effectiveDateTime``, else ``issued``) is used; a conflict is only
-    two different values at the same latest time.
+    the same code the latest by instant is used
+    (:func:`calculator.interop.fhir_observations.observed_at`); a conflict is only two different values
+    at the same latest instant.
 
     Parameters
     ----------
@@ -96,6 +102,8 @@ def patient_from_prefetch(patient: Any, observations: Any, required: Collection[
         The prefetch's ``patient`` and ``observations`` (None when the EHR sent none).
     patient_id : str, optional
         ``context.patientId``: the Patient and every Observation must be about this patient.
+    fhir_server : str, optional
+        The call's ``fhirServer``: an absolute subject on it names the same patient.
 
     Raises
     ------
@@ -124,7 +132,8 @@ def patient_from_prefetch(patient: Any, observations: Any, required: Collection[
                                     f"the Patient is {patients[0][1].get('id')!r}, not the "
                                     f"context's patient {patient_id!r}")])
     subject = f"Patient/{patient_id}" if patient_id else None
-    return _assemble(patients, found, required, latest=True, subject=subject)
+    known = context_references(patient_id, fhir_server) if patient_id else set()
+    return _assemble(patients, found, required, latest=True, subject=subject, known=known)
 
 
 # --------------------------------------------------------------------------- structure
@@ -209,15 +218,16 @@ def _from_bundle(body: Mapping, where: str = "Bundle") -> tuple[list, list]:
 
 
 def _assemble(patients: list, observations: list, required: Collection[str], *, latest: bool,
-              subject: str | None = None) -> FhirPatient:
+              subject: str | None = None, known: set[str] = frozenset()) -> FhirPatient:
     issues: list[Issue] = []
     if len(patients) > 1:
         raise FhirInputError([Issue("business-rule", where, "more than one Patient: send one")
                               for where, _, _ in patients])
     patient = patients[0][1] if patients else None
-    references = set()
+    references = set(known)
     if patients:
         where, resource, full_url = patients[0]
+        issues += refusals(resource, where)
         if resource.get("id"):
             subject = subject or f"Patient/{resource['id']}"
             references.add(f"Patient/{resource['id']}")
@@ -226,15 +236,23 @@ def _assemble(patients: list, observations: list, required: Collection[str], *, 
             references.add(full_url)
     if subject:
         references.add(subject)
+    subjects = Subjects(references, patient_sent=patient is not None)
     readings: dict[str, list[_Reading]] = {}
+    set_aside: dict[str, list[str]] = {}
     for where, observation in observations:
-        if observation.get("status") in IGNORED_STATUSES:
+        reason = set_aside_reason(observation)
+        if reason is not None:
+            code = _our_code(observation)
+            if code is not None:
+                set_aside.setdefault(code.field, []).append(f"{where} ({reason})")
             continue
-        about = (observation.get("subject") or {}).get("reference")
-        if about and references and about not in references:
-            issues.append(Issue("business-rule", where + ".subject",
-                                f"this Observation is about {about!r}, not the Patient sent "
-                                f"({', '.join(sorted(references))})"))
+        problem = subjects.check(observation, where)
+        if problem is not None:
+            issues.append(problem)
+            continue
+        refused = refusals(observation, where)
+        if refused:
+            issues += refused
             continue
         try:
             entry, value = observation_value(observation, where)
@@ -242,24 +260,28 @@ def _assemble(patients: list, observations: list, required: Collection[str], *, 
             issues += error.issues
             continue
         reference = f"Observation/{observation['id']}" if observation.get("id") else None
-        when = observation.get("effectiveDateTime") or observation.get("issued")
-        readings.setdefault(entry.field, []).append(_Reading(value, where, when, reference))
+        readings.setdefault(entry.field, []).append(
+            _Reading(value, where, observed_at(observation), reference))
+    if subject is None and subjects.first is not None:
+        subject = subjects.first[0]
     raw: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    measured: dict[str, str | None] = {}
+    measured: dict[str, dt.datetime | None] = {}
     for name, found in readings.items():
         chosen = _choose(name, found, latest, issues)
         if chosen is not None:
             raw[name], sources[name], measured[name] = chosen.value, chosen.where, chosen.when
     if patient is not None:
+        when = measured.get("marrow_blasts_pct")
         patient_demographics(patient, patients[0][0], raw, sources, issues,
                              needs_sex="sex" in _needed(required),
-                             measured_on=measured.get("marrow_blasts_pct"))
+                             measured_on=when.date().isoformat() if when else None)
     if issues:
         raise FhirInputError(issues)
     missing = [name for name in _needed(required) if name not in raw]
     if missing:
-        raise FhirInputError([missing_issue(name, patient is not None) for name in missing])
+        raise FhirInputError([missing_issue(name, patient is not None, set_aside.get(name, []))
+                              for name in missing])
     try:
         values = parse_patient(raw, required=required)
     except InputError as error:
@@ -271,14 +293,29 @@ def _assemble(patients: list, observations: list, required: Collection[str], *, 
     return FhirPatient(values, subject, list(dict.fromkeys(basis)))
 
 
+def _our_code(observation: Mapping) -> Any:
+    """The calculator's code entry of an Observation, or None."""
+    codings = (observation.get("code") or {}).get("coding") or []
+    return next((BY_CODE[coding.get("code")] for coding in codings
+                 if isinstance(coding, Mapping) and coding.get("system") == INPUT_SYSTEM
+                 and coding.get("code") in BY_CODE), None)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two readings are the same value (12 and 12.0 are; true and 1 are not)."""
+    if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, str) or isinstance(b, str):
+        return type(a) is type(b) and a == b
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+
+
 def _choose(name: str, found: list[_Reading], latest: bool, issues: list[Issue]):
     """The one reading of a field; records a conflict in ``issues`` (returns None then)."""
     candidates = found
     if latest and len(found) > 1:
-        newest = max((reading.when or "") for reading in found)
-        candidates = [reading for reading in found if (reading.when or "") == newest]
-    values = {repr(reading.value) for reading in candidates}
-    if len(values) > 1:
+        floor = dt.datetime.min.replace(tzinfo=dt.UTC)
+        newest = max(reading.when or floor for reading in found)
+        candidates = [reading for reading in found if (reading.when or floor) == newest]
+    if any(not _same(candidates[0].value, reading.value) for reading in candidates[1:]):
         code = BY_FIELD[name].code
         shown = ", ".join(f"{reading.where} = {show(reading.value)}" for reading in candidates)
         issues.append(Issue("business-rule", candidates[0].where,

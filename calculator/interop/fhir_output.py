@@ -12,9 +12,11 @@ import datetime as dt
 import json
 from typing import Any, Iterable, Mapping
 
-from calculator.interop.fhir_codes import (BURDEN_SUBGROUP_SYSTEM, BY_FIELD, CI95_EXTENSION, INPUT_SYSTEM,
-                                   METHOD_SYSTEM, OUTCOME_SYSTEM, OUTCOMES,
-                                   TB_ASSESSED_CODES, TB_ASSESSED_SYSTEM, UCUM)
+from calculator.interop.fhir_codes import (BURDEN_SUBGROUP_SYSTEM, BY_FIELD, CI95_EXTENSION,
+                                           INPUT_SYSTEM, METHOD_SYSTEM, OUTCOME_SYSTEM, OUTCOMES,
+                                           OUTPUT_FORMAT_SYSTEM, OUTPUT_FORMAT_VERSION,
+                                           TB_ASSESSED_CODES, TB_ASSESSED_SYSTEM, UCUM)
+from calculator.interop.fhir_narrative import narrative
 from model.outcomes import LOGISTIC_NAMES, SURVIVAL_NAMES
 from model.predictor import HORIZONS_MONTHS
 
@@ -34,8 +36,9 @@ def risk_assessment(answer: Mapping[str, Any], patient: Mapping[str, Any],
                     basis: Iterable[str] = (), now: dt.datetime | None = None) -> dict[str, Any]:
     """The prediction ``answer`` for ``patient`` as a FHIR R4 ``RiskAssessment`` (JSON-ready).
 
-    - ``prediction``: complete remission and severe CRS (``probabilityDecimal``, the bootstrap
-      95 % interval in the :data:`~calculator.interop.fhir_codes.CI95_EXTENSION` extension and in
+    - ``prediction``: complete remission and severe CRS (``probabilityDecimal`` in percent,
+      0-100 as R4 defines it; the bootstrap 95 % interval, also in percent, in the
+      :data:`~calculator.interop.fhir_codes.CI95_EXTENSION` extension and in
       ``rationale``; for severe CRS the burden subgroup and its observed rate as
       ``qualitativeRisk``), and event-free and overall survival at 6, 12 and 24 months
       (probability of being alive [and event-free] with ``whenRange`` 0 to that month; a horizon
@@ -76,17 +79,45 @@ def risk_assessment(answer: Mapping[str, Any], patient: Mapping[str, Any],
     references = [{"reference": f"#{item['id']}"} for item in contained]
     references += [{"reference": reference} for reference in basis]
     bundle_id = str(model.get("id") or "")
+    predictions = _predictions(answer)
     resource = RiskAssessment(
+        meta={"tag": [{"system": OUTPUT_FORMAT_SYSTEM, "code": OUTPUT_FORMAT_VERSION,
+                       "display": "probabilities in percent (0-100)"}]},
+        text=narrative("cart-risk prediction (research use)",
+                       [_prediction_line(item) for item in predictions] + notes),
         status="final",
         subject={"reference": subject} if subject else {"display": NO_SUBJECT},
         occurrenceDateTime=(now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
         method={"coding": [{"system": METHOD_SYSTEM, "code": "cart-risk-penalized-models",
-                            "display": "cart-risk ridge logistic and Cox models"}],
-                "text": f"cart-risk bundle {bundle_id[:12]} ({model.get('provenance')}), "
-                        f"created {model.get('created')}"},
-        contained=contained, basis=references, prediction=_predictions(answer),
+                            "display": "cart-risk logistic and Cox models"}],
+                "text": f"{method_text(manifest)}; cart-risk bundle {bundle_id[:12]} "
+                        f"({model.get('provenance')}), created {model.get('created')}"},
+        contained=contained, basis=references, prediction=predictions,
         note=[{"text": text} for text in notes])
     return json.loads(resource.model_dump_json(exclude_none=True))
+
+
+def method_text(manifest: Mapping[str, Any]) -> str:
+    """How each model was fitted, from the bundle's manifest (e.g. "CR and severe CRS: ridge,
+    penalty by AIC ...; EFS and OS: maximum likelihood x ... shrinkage")."""
+    by_label: dict[str, list[str]] = {}
+    names = {"cr": "CR", "severe_crs": "severe CRS", "efs": "EFS", "os": "OS"}
+    for name, record in (manifest.get("models") or {}).items():
+        method = record.get("method") if isinstance(record, Mapping) else None
+        if isinstance(method, Mapping):
+            label = str(method.get("label") or method.get("name") or "unstated method")
+        else:
+            label = str(method or "unstated method")
+        by_label.setdefault(label, []).append(names.get(name, name))
+    return "; ".join(f"{' and '.join(models)}: {label}" for label, models in by_label.items()) \
+        or "fitting methods not recorded in the bundle"
+
+
+def _prediction_line(item: Mapping[str, Any]) -> str:
+    line = f"{item['outcome']['text']}: {item['probabilityDecimal']:.1f} %"
+    if item.get("rationale"):
+        line += f" ({item['rationale'].rstrip('.')})"
+    return line
 
 
 def _coded(outcome: str, horizon: int | None = None) -> dict[str, Any]:
@@ -102,15 +133,22 @@ def _interval(ci95: Any) -> tuple[float, float] | None:
     return None
 
 
+def percent_of(probability: float) -> float:
+    """A probability (0-1) as R4's ``probabilityDecimal``: a percentage, 0-100 (ras-2)."""
+    return round(100.0 * float(probability), 8)
+
+
 def _prediction(outcome: dict, probability: float, ci95: tuple[float, float] | None,
                 horizon: int | None = None, extra: str = "") -> dict[str, Any]:
-    item: dict[str, Any] = {"outcome": outcome, "probabilityDecimal": probability}
+    """One ``prediction``; ``probability`` and ``ci95`` as fractions 0-1, written in percent."""
+    item: dict[str, Any] = {"outcome": outcome, "probabilityDecimal": percent_of(probability)}
     rationale = []
     if ci95 is not None:
+        low, high = percent_of(ci95[0]), percent_of(ci95[1])
         item["extension"] = [{"url": CI95_EXTENSION, "valueRange": {
-            "low": {"value": ci95[0], "system": UCUM, "code": "1"},
-            "high": {"value": ci95[1], "system": UCUM, "code": "1"}}}]
-        rationale.append(f"95 % bootstrap interval {ci95[0]:.3f} to {ci95[1]:.3f}")
+            "low": {"value": low, "unit": "%", "system": UCUM, "code": "%"},
+            "high": {"value": high, "unit": "%", "system": UCUM, "code": "%"}}}]
+        rationale.append(f"95 % bootstrap interval {low:.1f} % to {high:.1f} %")
     if horizon is not None:
         item["whenRange"] = {"low": {"value": 0, "unit": "months", "system": UCUM, "code": "mo"},
                              "high": {"value": horizon, "unit": "months", "system": UCUM,
@@ -222,5 +260,8 @@ def operation_outcome(issues: Iterable[Any]) -> dict[str, Any]:
         if issue.expression:
             item["expression"] = [issue.expression]
         items.append(item)
-    resource = OperationOutcome(issue=items or [{"severity": "error", "code": "invalid"}])
+    resource = OperationOutcome(
+        text=narrative("The calculator could not use this request",
+                       [item["diagnostics"] for item in items] or ["invalid input"]),
+        issue=items or [{"severity": "error", "code": "invalid"}])
     return json.loads(resource.model_dump_json(exclude_none=True))

@@ -8,8 +8,10 @@ sex and age from a Patient. Problems are :class:`Issue` objects, raised together
 from __future__ import annotations
 
 import datetime as dt
+import math
 import numbers
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Iterable, Mapping
 
 from calculator.interop.fhir_codes import (BY_CODE, BY_FIELD, GENDER_TO_SEX, INPUT_SYSTEM,
@@ -85,8 +87,14 @@ def observation_value(observation: Mapping, where: str) -> tuple[ObservationCode
             raise FhirInputError([Issue("value", where + ".valueQuantity.value",
                                         f"{label}: value must be a number "
                                         f"(got {show(number)})", entry.field)])
-        factor = entry.units[unit]
-        return entry, number if factor == 1.0 else float(number) * factor
+        comparator = quantity.get("comparator")
+        if comparator is not None:
+            raise FhirInputError([Issue("value", where + ".valueQuantity.comparator",
+                                        f"{label}: the value is a bound ({show(comparator)} "
+                                        f"{show(number)}), not a measurement; the calculator "
+                                        "needs the measured value", entry.field)])
+        return entry, _in_field_unit(number, entry.units[unit], where, label, entry.field)
+
     if entry.value == "boolean":
         if "valueBoolean" not in observation:
             raise _value_issue(where, observation, entry, "valueBoolean")
@@ -105,6 +113,24 @@ def observation_value(observation: Mapping, where: str) -> tuple[ObservationCode
     raise FhirInputError([Issue("code-invalid", where + ".valueCodeableConcept",
                                 f"{label}: expected a code of {TB_ASSESSED_SYSTEM} "
                                 f"({', '.join(TB_ASSESSED_VALUES)})", entry.field)])
+
+
+def _in_field_unit(number: numbers.Real, factor: Fraction, where: str, label: str,
+                   field: str) -> numbers.Real:
+    """``number`` times the exact ``factor``; the number as sent when the factor is 1.
+
+    A number no float can hold (a 400-digit integer) is an Issue, not an OverflowError; its
+    range is checked later with the patient's other values.
+    """
+    try:
+        converted = float(Fraction(number) * factor)
+        if not math.isfinite(converted):
+            raise OverflowError
+    except (OverflowError, ValueError):
+        raise FhirInputError([Issue("value", where + ".valueQuantity.value",
+                                    f"{label}: value {show(number)} is far outside any "
+                                    "plausible range", field)]) from None
+    return number if factor == 1 else converted
 
 
 def _label(entry: ObservationCode) -> str:
@@ -184,17 +210,24 @@ def _date(text: str) -> dt.date:
 
 
 
-def missing_issue(name: str, has_patient: bool) -> Issue:
-    """The issue for a required field nobody sent, saying which code and value type to send."""
+def missing_issue(name: str, has_patient: bool, set_aside: Iterable[str] = ()) -> Issue:
+    """The issue for a required field nobody sent, saying which code and value type to send.
+
+    ``set_aside``: the Observations of this field that were not used, with why (their status).
+    The issue has no expression: there is no element to point at.
+    """
     if name == "sex":
-        return Issue("required", "Patient.gender", "sex: missing; give Patient.gender", "sex")
+        return Issue("required", "", "sex: missing; give Patient.gender", "sex")
     entry = BY_FIELD[name]
     how = {"quantity": f"valueQuantity in UCUM {entry.ucum!r}", "boolean": "valueBoolean",
            "coded": f"valueCodeableConcept from {TB_ASSESSED_SYSTEM}"}[entry.value]
     hint = ""
     if name == "age_years":
         hint = " or Patient.birthDate" + ("" if has_patient else " (no Patient was sent)")
-    return Issue("required", "Observation",
+    unused = list(set_aside)
+    if unused:
+        hint += "; not used: " + "; ".join(unused[:3]) + (" ..." if len(unused) > 3 else "")
+    return Issue("required", "",
                  f"{name}: missing; send an Observation coded {INPUT_SYSTEM}|{entry.code} with "
                  f"{how}{hint}", name)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from calculator.interop.cds_hooks import PREFETCH_KEYS, SERVICE_ID
-from calculator.interop.fhir_api import CODE_SYSTEM_PATH
+from calculator.interop.fhir_definitions import CODE_SYSTEMS, STRUCTURE_DEFINITIONS
 from calculator.interop.fhir_codes import INPUT_SYSTEM
 from calculator.interop.fhir_output import FHIR_JSON
 from calculator.result_links import RESULT_LINK_LIFETIME_SECONDS
@@ -115,10 +115,21 @@ def extend(document: dict[str, Any]) -> None:
     responses["200"]["content"][FHIR_JSON] = {"schema": {"$ref": _REF + "RiskAssessment"}}
     for status in ("400", "415", "422"):
         responses[status]["content"] = {**responses[status]["content"], **outcome}
-    document["paths"][CODE_SYSTEM_PATH] = {"get": {
-        "operationId": "inputCodeSystem", "summary": "The FHIR CodeSystem of the input codes",
+    document["paths"]["/fhir/CodeSystem/{name}"] = {"get": {
+        "operationId": "codeSystem", "summary": "A FHIR CodeSystem the calculator's resources use",
+        "parameters": [{"name": "name", "in": "path", "required": True,
+                        "schema": {"type": "string", "enum": list(CODE_SYSTEMS)}}],
         "responses": {"200": {"description": "CodeSystem", "content": {
-            FHIR_JSON: {"schema": {"type": "object"}}}}}}}
+            FHIR_JSON: {"schema": {"type": "object"}}}},
+            "404": {"description": "no such code system", "content": errors}}}}
+    document["paths"]["/fhir/StructureDefinition/{name}"] = {"get": {
+        "operationId": "structureDefinition",
+        "summary": "The StructureDefinition of an extension the calculator writes",
+        "parameters": [{"name": "name", "in": "path", "required": True,
+                        "schema": {"type": "string", "enum": list(STRUCTURE_DEFINITIONS)}}],
+        "responses": {"200": {"description": "StructureDefinition", "content": {
+            FHIR_JSON: {"schema": {"type": "object"}}}},
+            "404": {"description": "no such extension", "content": errors}}}}
     document["paths"]["/cds-services"] = {"get": {
         "operationId": "cdsDiscovery", "summary": "CDS Hooks discovery",
         "responses": {"200": {"description": "the services", "content": {
@@ -133,6 +144,9 @@ def extend(document: dict[str, Any]) -> None:
             "200": {"description": "one card: the risks, or what is missing", "content": {
                 "application/json": {"schema": {"$ref": _REF + "CdsCards"}}}},
             "400": {"description": "not a valid hook call", "content": errors},
+            "401": {"description": "trusted issuers are configured and the call has no valid "
+                                   "Authorization: Bearer JWT (docs/cds-hooks.md)",
+                    "content": errors},
             "404": {"description": "no such service", "content": errors},
             "412": {"description": "prefetch keys not sent", "content": errors},
             "413": {"description": "body too large", "content": errors},
@@ -147,4 +161,6 @@ def extend(document: dict[str, Any]) -> None:
                         "schema": {"type": "string"}}],
         "responses": {"200": {"description": "result page", "content": html},
                       "404": {"description": "not a token of this server", "content": html},
+                      "409": {"description": "made where another bundle serves",
+                              "content": html},
                       "410": {"description": "expired", "content": html}}}}

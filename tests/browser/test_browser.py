@@ -178,3 +178,40 @@ def test_the_model_card_reads_for_a_physician(page, served_calculator):
                    "Known limitations", "Validation results"):
         assert phrase in text
     screenshot(page, "about")
+
+
+# --------------------------------------------------------------------------- accessibility
+
+
+def _serious_violations(page) -> list[str]:
+    """axe-core's serious and critical violations on the page (axe-playwright-python's copy of
+    axe.min.js, injected by Playwright; the page's own CSP allows no script)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [f"{violation['id']} ({violation['impact']}): {violation['help']} at "
+            + ", ".join(str(node["target"]) for node in violation["nodes"][:5])
+            for violation in results.response["violations"]
+            if violation.get("impact") in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_axe_finds_no_serious_violation(browser, served_calculator, patient, width):
+    """Issue 22, item 14: the form, a result page (with the target table) and /about."""
+    context = browser.new_context(viewport={"width": width, "height": 844}, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        found = {}
+        page.goto(served_calculator + "/")
+        found["form"] = _serious_violations(page)
+        fill_form(page, {**patient, "target_marrow_blasts_pct": 3})
+        page.locator("button[type=submit]").click()
+        page.wait_for_load_state("networkidle")
+        assert page.url.endswith("/result")
+        found["result"] = _serious_violations(page)
+        page.goto(served_calculator + "/about")
+        found["about"] = _serious_violations(page)
+        assert not any(found.values()), found
+    finally:
+        context.close()

@@ -56,7 +56,8 @@ class BootstrapResult:
     apparent_boot, test : dict metric -> (B,) array, per repetition (NaN where not estimable)
     n_finite : dict metric -> number of repetitions with a finite apparent_b - test_b
     fit : the fit on the original data
-    fits : list of B bootstrap fits (for prediction intervals)
+    fits : list of B bootstrap fits (for the 95 % intervals)
+    samples : (B, n) int array, the rows of each repetition's (last drawn) resample
     redraws : (B,) int array, degenerate resamples redrawn in each repetition
     B, seed : as requested
     """
@@ -72,6 +73,7 @@ class BootstrapResult:
     n_finite: dict[str, int]
     fit: Any
     fits: list
+    samples: np.ndarray
     redraws: np.ndarray
     B: int
     seed: int
@@ -104,17 +106,38 @@ def _take(data: Data, idx: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.asarray(v)[idx] for k, v in data.items()}
 
 
-def _repetition(seed_seq: np.random.SeedSequence, fit_fn: Callable, evaluate_fn: Callable,
-                data: Data, n: int, max_redraws: int):
+def _refit(seed_seq: np.random.SeedSequence, fit_fn: Callable, data: Data, n: int, max_redraws: int):
+    """(fit, resample, its rows, redraws) of one repetition: the first fittable draw."""
     rng = np.random.default_rng(seed_seq)
     for redraws in range(max_redraws + 1):
-        sample = _take(data, rng.integers(0, n, size=n))
+        rows = rng.integers(0, n, size=n)
+        sample = _take(data, rows)
         try:
-            fit = fit_fn(sample)
+            return fit_fn(sample), sample, rows, redraws
         except (FitError, np.linalg.LinAlgError):
             continue
-        return fit, evaluate_fn(fit, sample), evaluate_fn(fit, data), redraws
     raise FitError(f"no fittable bootstrap resample in {max_redraws + 1} draws")
+
+
+def _repetition(seed_seq: np.random.SeedSequence, fit_fn: Callable, evaluate_fn: Callable,
+                data: Data, n: int, max_redraws: int):
+    fit, sample, rows, redraws = _refit(seed_seq, fit_fn, data, n, max_redraws)
+    return fit, evaluate_fn(fit, sample), evaluate_fn(fit, data), redraws, rows
+
+
+def bootstrap_refits(fit_fn: Callable[[Data], Any], data: Data, seed, start: int, stop: int,
+                     max_redraws: int = 100) -> tuple[list, np.ndarray]:
+    """Refits ``start .. stop - 1`` of :func:`optimism_bootstrap` with the same ``seed``, unscored.
+
+    Repetition b draws from ``SeedSequence(seed).spawn(stop)[b]``, the generator
+    :func:`optimism_bootstrap` gives its b-th repetition for any B > b, so these refits continue
+    that bootstrap's sequence (``seed``: an int or an entropy list). Returns the fits and their
+    resamples' rows, (stop - start, n).
+    """
+    n = _n_rows(data)
+    children = np.random.SeedSequence(seed).spawn(stop)[start:]
+    results = [_refit(child, fit_fn, data, n, max_redraws) for child in children]
+    return [r[0] for r in results], np.array([r[2] for r in results], dtype=int).reshape(len(results), n)
 
 
 def _progress(iterable, total: int, enabled: bool):
@@ -180,6 +203,7 @@ def optimism_bootstrap(fit_fn: Callable[[Data], Any], evaluate_fn: Callable[[Any
         optimism_corrected=corrected, optimism_mean=dict(optimism), optimism_median=median,
         optimism_corrected_median=corrected_median, apparent_boot=apparent_boot, test=test,
         n_finite=n_finite,
-        fit=fit, fits=fits, redraws=np.array([r[3] for r in results], dtype=int), B=B, seed=seed,
+        fit=fit, fits=fits, samples=np.array([r[4] for r in results], dtype=int).reshape(len(results), n),
+        redraws=np.array([r[3] for r in results], dtype=int), B=B, seed=seed,
     )
 

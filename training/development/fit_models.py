@@ -19,7 +19,7 @@ from model.outcomes import BY_NAME
 from model.patient import PATIENT_FIELDS
 from training.fitting import cox, logistic
 from training.evaluation import ph_test
-from training.development.bootstrap import BootstrapResult, optimism_bootstrap
+from training.development.bootstrap import BootstrapResult, bootstrap_refits, optimism_bootstrap
 from training.development.card_warnings import card_warnings as _warnings
 from training.development.audit import COX_EQUIVALENT, LOGISTIC_EQUIVALENT, cox_estimator, logistic_estimator
 from training.development.methods import LABELS, METHODS_BY_KIND, fit_cox_method, fit_logistic_method
@@ -153,6 +153,24 @@ def _coefficients(features: tuple[str, ...], fit, intervals: dict, ratio: str) -
             for j, name in enumerate(features)}
 
 
+def _mark_shrunk_to_zero(coefficients: dict, fit, unshrunk) -> None:
+    """Coefficients shrunk to exactly 0 (heuristic factor 0) get ``shrunk_to_zero`` and the
+    unshrunk (maximum likelihood) fit's 95 % interval per unit, ``unshrunk_ci95``: their own
+    interval is [0, 0], which states no uncertainty at all."""
+    shrunk = [name for j, name in enumerate(coefficients) if fit.active[j] and fit.coef[j] == 0.0]
+    if not shrunk:
+        return
+    try:
+        intervals = unshrunk()
+    except (logistic.FitError, np.linalg.LinAlgError):
+        intervals = None
+    for j, name in enumerate(coefficients):
+        if name in shrunk:
+            coefficients[name]["shrunk_to_zero"] = True
+            coefficients[name]["unshrunk_ci95"] = (None if intervals is None else
+                                                   [_num(intervals["lower"][j]), _num(intervals["upper"][j])])
+
+
 def _penalty(fit, equivalent: str) -> dict:
     """The ``penalty`` block: what the method shrinks by, and how that was chosen."""
     method = fit.method
@@ -257,6 +275,8 @@ def _logistic_model(name, cohort, features, X, B, seed, jobs, progress, backend,
     entry = _card(name, cohort, features, X, result, events, B)
     entry["outcome_counts"] = {"1": positives, "0": int(y.size - positives)}
     entry["coefficients"] = _coefficients(features, fit, logistic.wald_intervals(fit), "odds_ratio")
+    _mark_shrunk_to_zero(entry["coefficients"], fit,
+                         lambda: logistic.wald_intervals(logistic.fit_unpenalized(X, y)))
     entry["ratio_name"] = "odds ratio (per unit of the feature)"
     entry["intercept"] = float(fit.intercept_original)
     entry["penalty"] = _penalty(fit, LOGISTIC_EQUIVALENT[method])
@@ -287,6 +307,8 @@ def _cox_model(name, cohort, features, X, B, seed, jobs, progress, backend, meth
     fit = result.fit
     entry = _card(name, cohort, features, X, result, int(event.sum()), B)
     entry["coefficients"] = _coefficients(features, fit, cox.hazard_ratios(fit), "hazard_ratio")
+    _mark_shrunk_to_zero(entry["coefficients"], fit,
+                         lambda: cox.hazard_ratios(cox.fit_unpenalized(X, time, event, ties=fit.ties)))
     entry["ratio_name"] = "hazard ratio (per unit of the feature)"
     entry["penalty"] = _penalty(fit, COX_EQUIVALENT[method])
     entry["method"] = _method_block("cox", method)
@@ -354,3 +376,21 @@ def fit_model(name: str, cohort: pd.DataFrame, features: tuple[str, ...], *, B: 
     if month_grid is None:
         raise ValueError("a Cox model needs month_grid")
     return _cox_model(*args, month_grid=month_grid)
+
+
+def more_refits(name: str, cohort: pd.DataFrame, features: tuple[str, ...], *, seed,
+                start: int, stop: int, method: str | None = None) -> tuple[list, np.ndarray]:
+    """Refits ``start .. stop - 1`` of a bootstrap of :func:`fit_model`'s procedure with ``seed``
+    (an int or entropy list of ``numpy.random.SeedSequence``), unscored: for the ensemble's
+    pooled validation (:mod:`training.development.ensemble_validation`). Returns the fits and
+    their resamples' rows, (stop - start, n)."""
+    kind = BY_NAME[name].kind
+    method = DEFAULT_METHODS[kind] if method is None else method
+    X = design_matrix(cohort, features)
+    columns = BY_NAME[name].model_columns
+    if kind == "logistic":
+        return bootstrap_refits(partial(_fit_logistic, method=method),
+                                {"X": X, "y": cohort[columns[0]].to_numpy(dtype=int)}, seed, start, stop)
+    data = {"X": X, "time": cohort[columns[0]].to_numpy(dtype=float),
+            "event": cohort[columns[1]].to_numpy(dtype=int)}
+    return bootstrap_refits(partial(_fit_cox, method=method), data, seed, start, stop)

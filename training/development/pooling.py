@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import re
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -65,21 +64,19 @@ def pool_cox(fits: Sequence[Any], boot_fits: Sequence[Sequence[Any]], center: np
                         "baseline_survival": [p[1].tolist() for p in points]}}
 
 
-def _mean_metrics(dicts: Sequence[dict]) -> dict:
-    keys = dict.fromkeys(k for d in dicts for k in d)
-    out = {}
-    for key in keys:
-        values = [d.get(key) for d in dicts if d.get(key) is not None]
-        out[key] = float(np.mean(values)) if values else None
-    return out
-
-
 def _percentiles(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.quantile(values, 0.025, axis=0), np.quantile(values, 0.975, axis=0)
 
 
+#: A coefficient per SD of its column below this (in absolute value) is "no effect": the fit was
+#: shrunk to zero (heuristic factor 0) or tuned to the no-effect limit (lambda 1e6).
+NO_EFFECT_PER_SD = 1e-3
+SE_RULE = ("standard deviation of the mixture of all members' bootstrap refits (the distribution "
+           "the 95 % interval is taken from); no member's flat fit enters as a zero variance")
+
+
 def pooled_coefficients(features: Sequence[str], member_coef: np.ndarray, boot_coef: np.ndarray,
-                        scale: np.ndarray, member_se: np.ndarray, ratio: str) -> dict:
+                        scale: np.ndarray, member_unshrunk: Sequence[dict], ratio: str) -> dict:
     """Model-card coefficients per unit of each feature: pooled estimate, mixture interval, spread.
 
     Parameters
@@ -87,70 +84,148 @@ def pooled_coefficients(features: Sequence[str], member_coef: np.ndarray, boot_c
     member_coef : (K, p) members' coefficients per SD of the common scale
     boot_coef : (B_total, p) all members' bootstrap refits, same scale
     scale : (p,) the common scale (SD of each column)
-    member_se : (K, p) each member's Wald SE per unit (within-member uncertainty)
+    member_unshrunk : K dicts feature -> unshrunk 95 % interval per unit (or None), of members
+        whose fit was shrunk to zero
     """
     per_unit = member_coef / scale
     boot_unit = boot_coef / scale
     estimate = per_unit.mean(axis=0)
     lower, upper = _percentiles(boot_unit)
     lower, upper = np.fmin(lower, estimate), np.fmax(upper, estimate)
-    k = per_unit.shape[0]
-    between = per_unit.var(axis=0, ddof=1) if k > 1 else np.zeros_like(estimate)
-    with warnings.catch_warnings():  # a feature without any member SE (constant) stays NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        within = np.nanmean(member_se ** 2, axis=0)
-    rubin_se = np.sqrt(within + (1 + 1 / k) * between)
+    se = boot_unit.std(axis=0, ddof=1) if len(boot_unit) > 1 else np.zeros_like(estimate)
+    at_zero = (np.abs(boot_coef) < NO_EFFECT_PER_SD).mean(axis=0)
+    member_zero = np.abs(member_coef) < NO_EFFECT_PER_SD
     out = {}
     for j, name in enumerate(features):
-        out[name] = {
+        effects = per_unit[~member_zero[:, j], j]
+        zero = bool(np.all(member_zero[:, j]))
+        entry = {
             "estimate": float(estimate[j]), "ci95": [float(lower[j]), float(upper[j])],
-            "se": float(rubin_se[j]),
+            "se": float(se[j]),
             "ratio": float(np.exp(estimate[j])),
             "ratio_ci95": [float(np.exp(lower[j])), float(np.exp(upper[j]))],
             "estimate_per_sd": float(estimate[j] * scale[j]),
             "constant_in_training": False,
             "interval": "mixture of the members' bootstrap refits (2.5th-97.5th percentile)",
-            "se_rule": "Rubin: within-member Wald variance + (1 + 1/K) x between-member variance",
+            "se_rule": SE_RULE,
             "across_members": {"min": float(per_unit[:, j].min()), "max": float(per_unit[:, j].max()),
-                               "sd": float(np.sqrt(between[j]))},
-            "rubin_ci95": [float(estimate[j] - 1.96 * rubin_se[j]), float(estimate[j] + 1.96 * rubin_se[j])],
+                               "sd": float(per_unit[:, j].std(ddof=1)) if len(per_unit) > 1 else 0.0,
+                               "no_effect": int(member_zero[:, j].sum()),
+                               "with_effect_range": ([float(effects.min()), float(effects.max())]
+                                                     if effects.size else None)},
+            "refits_at_no_effect": float(at_zero[j]),
+            "shrunk_to_zero": zero,
             "ratio_name": ratio,
         }
+        if zero:
+            bounds = [u.get(name) for u in member_unshrunk if u.get(name)]
+            entry["unshrunk_ci95"] = ([float(min(b[0] for b in bounds)), float(max(b[1] for b in bounds))]
+                                      if bounds else None)
+        out[name] = entry
     return out
+
+
+def _ranged(texts: Sequence[str]) -> str:
+    """The first text with every figure that differs between ``texts`` written as min-max."""
+    numbers = [re.findall(_NUMBER, t) for t in texts]
+    slots = iter(range(len(numbers[0])))
+
+    def slot(match):
+        j = next(slots)
+        values = [float(n[j]) for n in numbers]
+        low, high = min(values), max(values)
+        if low == high:
+            return match.group(0)
+        digits = max(len(n[j].partition(".")[2]) for n in numbers)
+        return f"{low:.{digits}f}-{high:.{digits}f}"
+
+    return re.sub(_NUMBER, slot, texts[0])
+
+
+_NUMBER = r"\d+(?:\.\d+)?"
 
 
 def merged_warnings(per_member: Sequence[Sequence[str]]) -> list[str]:
-    """One line per kind of warning (same text up to its figures), saying how many members had it.
-
-    The first member's wording is kept; when the figures differ between members the line says so.
-    """
+    """One line per kind of warning (same text up to its figures): figures that differ between
+    members become their range, and a kind not every member has says in how many it occurs."""
     k = len(per_member)
     kinds: dict[str, list[str]] = {}
     for warnings in per_member:
-        for key, text in {re.sub(r"\d+(\.\d+)?", "#", w): w for w in warnings}.items():
+        for key, text in {re.sub(_NUMBER, "#", w): w for w in warnings}.items():
             kinds.setdefault(key, []).append(text)
     out = []
     for texts in kinds.values():
-        varies = len(set(texts)) > 1
-        if len(texts) == k and not varies:
-            out.append(texts[0])
-            continue
-        note = f"in {len(texts)} of {k} reconstructions" + ("; figures vary between them" if varies else "")
-        out.append(f"{texts[0]} ({note})")
+        line = _ranged(texts)
+        out.append(line if len(texts) == k else f"{line} (in {len(texts)} of {k} reconstructions)")
     return out
 
 
-def pooled_entry(entries: Sequence[dict], coefficients: dict, bootstrap_total: int,
-                 per_member: int) -> dict:
-    """The pooled model card: member 0's layout, averaged metrics, pooled coefficients.
+#: Member warnings the pooled model's own validation replaces (they judge one member's fit).
+_MEMBER_VALIDATION = re.compile(r"^(Optimism-corrected |.* was estimable in |.* degenerate bootstrap"
+                                r"|The model explains no more than chance)")
+_RILEY_TAIL = re.compile(r" (See the calibration warning below\.|Treat the predictions as exploratory.*)$")
 
-    Validation metrics (apparent, optimism, optimism-corrected) are the means over members, each
-    member's optimism estimated from its own ``per_member`` refits.
-    """
+
+def _summed_tuning(entries: Sequence[dict]) -> dict:
+    tunings = [e.get("tuning") or {} for e in entries]
+    out = dict(tunings[0])
+    for key in ("resamples", "edge_resamples", "null_limit_resamples"):
+        out[key] = int(sum(t.get(key, 0) for t in tunings))
+    for key in ("original_edge", "original_null_limit"):
+        out[key] = int(sum(bool(t.get(key)) for t in tunings))
+    out["over"] = f"all {len(entries)} reconstructions' refits"
+    return out
+
+
+def _pooled_warnings(entries: Sequence[dict], validation: dict, corrected: dict) -> list[str]:
+    from training.development.card_warnings import calibration_sentence
+
+    k, flat = len(entries), validation["flat"]
+    member = [[_RILEY_TAIL.sub("", w) for w in e.get("warnings", []) if not _MEMBER_VALIDATION.match(w)]
+              for e in entries]
+    out = []
+    if validation["pooled_flat"]:
+        out.append("The pooled model has no predictor effect (every reconstruction's fit is flat): "
+                   "it predicts the cohort average for every patient; C 0.5, slope undefined.")
+    elif flat["members"]:
+        out.append(f"No predictor effect (heuristic shrinkage <= 0) in {flat['members']} of {k} "
+                   f"reconstructions' fits and {flat['refits']} of {flat['refits_of']} refits; the "
+                   "pooled coefficients average these zeros with the other reconstructions' effects.")
+    slope = validation["metrics"]["calibration_slope"]["corrected"]
+    sentence = calibration_sentence(corrected.get("calibration_slope"))
+    if sentence and slope["iqr"]:
+        out.append(f"Pooled model: {sentence[0].lower()}{sentence[1:-1]} (median of {k} "
+                   f"reconstructions, IQR {slope['iqr'][0]:.2f}-{slope['iqr'][1]:.2f}).")
+    estimable = validation["metrics"]["calibration_slope"]["estimable_replicates"]
+    if not validation["pooled_flat"] and estimable < validation["replicates"]:
+        out.append(f"The pooled calibration slope was estimable in {estimable} of "
+                   f"{validation['replicates']} validation replicates (the others flat or separated).")
+    return out + merged_warnings(member)
+
+
+def pooled_entry(entries: Sequence[dict], coefficients: dict, bootstrap_total: int,
+                 per_member: int, validation: dict) -> dict:
+    """The pooled model card: the pooled model's validation, pooled coefficients, and the
+    members' facts summarized (or labelled as the first reconstruction's where one member's
+    figures are shown: penalty, Riley criteria, PH test)."""
+    from training.development.ensemble_validation import headline
+
     entry = copy.deepcopy(entries[0])
     k = len(entries)
-    for block in ("apparent", "optimism", "optimism_corrected", "optimism_mean"):
-        entry[block] = _mean_metrics([e.get(block) or {} for e in entries])
+    apparent, corrected, corrected_median = headline(validation)
+    entry["apparent"], entry["optimism_corrected"] = apparent, corrected
+    entry["optimism"] = {m: (None if apparent[m] is None or corrected[m] is None
+                             else apparent[m] - corrected[m]) for m in apparent}
+    entry["optimism_mean"] = dict(entry["optimism"])
+    entry["optimism_corrected_median"] = corrected_median
+    entry["optimism_median"] = {m: (None if apparent[m] is None or corrected_median[m] is None
+                                    else apparent[m] - corrected_median[m]) for m in apparent}
+    entry["optimism_summary"] = {m: "pooled model: median over the reconstructions of the "
+                                    "Efron-Gong corrected value" for m in apparent}
+    entry["validation"] = validation
+    entry["bootstrap_estimable"] = {m: b["estimable_replicates"] for m, b in validation["metrics"].items()}
+    entry["bootstrap_redraws"] = int(sum(e.get("bootstrap_redraws", 0) for e in entries))
+    entry["tuning"] = _summed_tuning(entries)
     entry["coefficients"] = coefficients
     events = [e["events"] for e in entries]
     entry["events"] = int(round(float(np.mean(events))))
@@ -158,12 +233,21 @@ def pooled_entry(entries: Sequence[dict], coefficients: dict, bootstrap_total: i
     entry["events_per_variable"] = float(np.mean([e["events_per_variable"] for e in entries]))
     entry["bootstrap"] = int(bootstrap_total)
     entry["bootstrap_per_member"] = int(per_member)
+    entry["validation_replicates"] = int(validation["replicates"])
+    one = "reconstruction 1 of the ensemble (member 0); the other members' figures are listed beside"
     if isinstance(entry.get("penalty"), dict):
+        entry["penalty"]["of"] = one
         entry["penalty"]["lambda_by_member"] = [(e.get("penalty") or {}).get("lambda") for e in entries]
+        entry["penalty"]["shrinkage_by_member"] = [(e.get("penalty") or {}).get("shrinkage") for e in entries]
     if "ph_test" in entry:
+        entry["ph_test"]["of"] = one
         entry["ph_test_global_p_by_member"] = [
             ((e.get("ph_test") or {}).get("global") or {}).get("p") for e in entries]
-    entry["warnings"] = merged_warnings([e.get("warnings", []) for e in entries])
+    if isinstance(entry.get("sample_size"), dict):
+        entry["sample_size"]["of"] = one
+        entry["sample_size"]["required_n_by_member"] = [(e.get("sample_size") or {}).get("required_n")
+                                                        for e in entries]
+    entry["warnings"] = _pooled_warnings(entries, validation, corrected)
     entry["sample_size_note"] = ("Riley criteria shown for the first reconstruction; every member "
                                  "has the same n and nearly the same events")
     return entry

@@ -32,8 +32,19 @@ def informative_rows(models: dict) -> list[dict]:
             spread = c.get("across_members") or {}
             informative = low > 0 or high < 0
             noise = NOISE_BY_CONSTRUCTION.get(feature)
-            verdict = ("carries information (interval excludes no effect)" if informative else
-                       "no information in the reconstruction (interval includes no effect)")
+            effects = spread.get("with_effect_range")
+            share = c.get("refits_at_no_effect") or 0.0
+            same_sign = effects is not None and (effects[0] > 0 or effects[1] < 0)
+            if informative:
+                verdict = "carries information (interval excludes no effect)"
+            elif c.get("shrunk_to_zero"):
+                verdict = "no effect estimated: every reconstruction's fit is shrunk to zero"
+            elif same_sign and not spread.get("no_effect") and share >= 0.025:
+                verdict = (f"every reconstruction estimates an effect of the same sign "
+                           f"({effects[0]:.2f} to {effects[1]:.2f}); the interval reaches no effect "
+                           f"only through the {100 * share:.0f} % of refits shrunk to zero")
+            else:
+                verdict = "no information in the reconstruction (interval includes no effect)"
             if noise:
                 verdict += f"; unrelated to outcome by construction ({noise})"
             rows.append({"model": name, "feature": feature, "estimate": c["estimate"], "low": low,

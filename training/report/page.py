@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from model import card_text
 from model.atomic import write_atomic
 from model.bundle import TRAINING_DATA, LoadedBundle, load_estimators, load_predictor
 from model.bundle_kind import ENSEMBLE, Basis, split_members
@@ -161,6 +162,21 @@ def _survival_figures(name: str, cohorts: list[pd.DataFrame], results: list, ent
     return [(f"fig-km-{name}", plots.figure_data_uri(figure), caption)]
 
 
+def _pooled_calibration(name: str, entry: dict) -> list[tuple]:
+    """(id, data URI, caption) of the pooled model's calibration across the reconstructions."""
+    curve = (card_text.pooled_validation(entry) or {}).get("calibration_curve")
+    if not curve:
+        return []
+    what = (f"risk of the event by {curve['horizon_months']:g} months" if curve.get("horizon_months")
+            else "probability")
+    figure = plots.pooled_calibration_figure(curve, f"Pooled model: calibration ({name})", what)
+    return [(f"fig-pooled-calibration-{name}", plots.figure_data_uri(figure),
+             f"Calibration of the pooled model that is served, on each of the "
+             f"{curve['members']} reconstructions (apparent): loess of the observed outcome on the "
+             "predicted risk (survival: the hazard regression of the ICI), median and range over the "
+             "reconstructions.")]
+
+
 def _models(manifest: dict, cohorts: list[pd.DataFrame], predictions: list) -> list[dict]:
     models = []
     for name, entry in manifest["models"].items():
@@ -175,6 +191,7 @@ def _models(manifest: dict, cohorts: list[pd.DataFrame], predictions: list) -> l
                                       [r.probability for r in results], entry)
         else:
             figures = _survival_figures(name, cohorts, results, entry)
+        figures += _pooled_calibration(name, entry)
         models.append({"title": MODEL_TITLES.get(name, name), "card": model_card(name, entry),
                        "figures": figures})
     return models
@@ -202,6 +219,7 @@ def render_report(bundle_dir) -> str:
     return render(
         "report.html", title=f"cart-risk report {bundle.id[:12]}",
         provenance=_provenance(manifest, basis), lineage=manifest.get("lineage"),
+        card=card_text.card(manifest),
         header_rows=_header_rows(bundle), dose_note=manifest.get("dose_note"),
         unavailable=list(manifest.get("unavailable_models", {}).values()),
         cohort_rows=members.mean_cohort_rows([cohort_rows(cohort) for cohort in cohorts]),

@@ -63,6 +63,32 @@ def calibration_figure(calibration: dict, title: str) -> Figure:
     return figure
 
 
+def pooled_calibration_figure(curve: dict, title: str, what: str) -> Figure:
+    """Observed against predicted risk of an ensemble's pooled model on each reconstruction:
+    the median over the reconstructions (line) and their range (band).
+
+    Parameters
+    ----------
+    curve : ``validation.calibration_curve`` of a pooled card (docs/bundle-format.md)
+    title : figure title
+    what : the predicted risk, for the axis label
+    """
+    figure, axes = _figure(title, f"predicted {what}", "observed")
+    axes.plot([0, 1], [0, 1], color="0.6", linestyle=":", label="ideal")
+    x = np.asarray(curve["predicted"], float)
+    if curve.get("observed_median") is not None:
+        low = np.asarray(curve["observed_min"], float)
+        high = np.asarray(curve["observed_max"], float)
+        axes.fill_between(x, low, high, color="C0", alpha=0.2,
+                          label=f"range over {curve['members']} reconstructions")
+        axes.plot(x, np.asarray(curve["observed_median"], float), color="C0",
+                  label="median over the reconstructions")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.legend(fontsize=8, loc="upper left")
+    return figure
+
+
 def roc_figure(fpr: np.ndarray, tpr: np.ndarray, title: str, auc: float | None) -> Figure:
     """ROC curve from its points (:func:`training.report.curves.roc_points`; apparent, training data)."""
     figure, axes = _figure(title, "1 - specificity", "sensitivity")

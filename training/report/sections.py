@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from model import card_text
 from model.burden import burden_groups
 from model.outcomes import BY_NAME, SURVIVAL_NAMES
 from training.report.curves import follow_up_median
@@ -71,18 +72,32 @@ def cohort_rows(cohort: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def validation_rows(manifest: dict) -> list[dict]:
-    """Every model's metrics: apparent / optimism / corrected (mean and median), estimable count."""
+    """Every model's metrics: apparent / optimism / corrected (mean and median), estimable count.
+
+    An ensemble's figures are its pooled model's (medians over the reconstructions with their
+    IQR, :func:`model.card_text.validation_text`); a flat model reads "no predictor effect".
+    """
     rows = []
     for name, entry in manifest["models"].items():
         estimable = entry.get("bootstrap_estimable", {})
         median = entry.get("optimism_corrected_median", {})
+        validation = card_text.pooled_validation(entry)
+        replicates = validation["replicates"] if validation else entry["bootstrap"]
         for metric in METRICS:
+            flat = card_text.is_flat(entry) and metric in ("c_index", "calibration_slope")
+            if validation:
+                block = validation["metrics"][metric]
+                optimism = num(block["optimism"]["median"])
+                median_text = (card_text.FLAT_TEXT if flat else
+                               num(block["corrected_by_bootstrap_median"]["median"]))
+            else:
+                optimism, median_text = num(entry["optimism"].get(metric)), num(median.get(metric))
             rows.append({"model": name, "metric": METRIC_LABELS.get(metric, metric),
-                         "apparent": num(entry["apparent"].get(metric)),
-                         "optimism": num(entry["optimism"].get(metric)),
-                         "corrected": num(entry["optimism_corrected"].get(metric)),
-                         "median": num(median.get(metric)),
-                         "estimable": f"{estimable.get(metric, '-')}/{entry['bootstrap']}"})
+                         "apparent": card_text.validation_text(entry, metric, "apparent"),
+                         "optimism": "" if flat else optimism,
+                         "corrected": card_text.validation_text(entry, metric, "corrected"),
+                         "median": "" if flat else median_text,
+                         "estimable": f"{estimable.get(metric, '-')}/{replicates}"})
     return rows
 
 
@@ -91,10 +106,12 @@ def _coefficient_rows(entry: dict) -> list[dict]:
     for feature in entry["features"]:
         c = entry["coefficients"][feature["name"]]
         low, high = c["ratio_ci95"]
+        interval = (card_text.coefficient_text(c) if c.get("shrunk_to_zero")
+                    or c.get("refits_at_no_effect") else f"{num(low)} - {num(high)}")
         rows.append({"label": feature["label"], "name": feature["name"],
                      "cells": [f"{num(feature['min'], 2)} to {num(feature['max'], 2)}",
                                num(c["estimate"], 4), num(c["se"], 4), num(c["ratio"]),
-                               f"{num(low)} - {num(high)}", num(c["estimate_per_sd"])]})
+                               interval, num(c["estimate_per_sd"])]})
     return rows
 
 
@@ -127,7 +144,7 @@ def model_card(name: str, entry: dict) -> dict:
              ("events per variable", num(entry["events_per_variable"], 1)),
              ("fitting method", f"{entry.get('method', {}).get('name', 'aic_ridge')}: "
                                 f"{entry.get('method', {}).get('label', '')}"),
-             ("penalty lambda / shrinkage factor",
+             ("penalty lambda / shrinkage factor" + (" (reconstruction 1)" if penalty.get("of") else ""),
               f"{num(penalty['lambda'], 4)} / {num(penalty.get('shrinkage', 1.0), 3)} "
               f"(effective df {num(penalty.get('effective_df'), 2)})"),
              ("rule", penalty["rule"]), ("equivalent estimator", penalty["equivalent"]),
@@ -138,9 +155,33 @@ def model_card(name: str, entry: dict) -> dict:
               f"{tuning.get('null_limit_resamples', 0)} resamples (criterion "
               "falling all the way to lambda = 1e6: the intercept-only model)"),
              ("bootstrap repetitions", entry["bootstrap"])]
+    validation = card_text.pooled_validation(entry)
+    if validation:
+        flat = validation["flat"]
+        shrinkage = [v for v in penalty.get("shrinkage_by_member", []) if v is not None]
+        facts += [("shrinkage factor across reconstructions",
+                   f"{num(min(shrinkage), 3)} to {num(max(shrinkage), 3)}" if shrinkage else "-"),
+                  ("fits with no predictor effect",
+                   f"{flat['members']} of {flat['members_of']} reconstructions; {flat['refits']} of "
+                   f"{flat['refits_of']} refits; {flat['pooled_replicates']} of "
+                   f"{flat['pooled_replicates_of']} pooled replicates"),
+                  ("validation replicates (whole ensemble procedure)", validation["replicates"])]
+        ph = [p for p in entry.get("ph_test_global_p_by_member", []) if p is not None]
+        if ph:
+            facts.append(("PH test global p across reconstructions",
+                          f"{num(min(ph), 3)} to {num(max(ph), 3)}; p < 0.05 in "
+                          f"{sum(p < 0.05 for p in ph)} of {len(ph)}"))
     if entry["kind"] == "cox":
         facts.append(("maximum follow-up (months)", num(entry["max_follow_up_months"], 2)))
     return {"name": name, "facts": facts, "warnings": entry.get("warnings", []),
+            "interval_caption": (card_text.interval_caption({"ensemble": {"members": validation["members"],
+                                                             "bootstrap_per_member": entry.get("bootstrap_per_member")},
+                                                             "bootstrap": entry["bootstrap"]})
+                                 if validation else "Wald 95 % confidence intervals from the inverse "
+                                 "penalized information, centred on the shrunken estimate."),
+            "one_member": "; ".join(f"{what}: {block['of']}" for what, block in
+                                    (("Riley criteria", entry.get("sample_size") or {}),
+                                     ("PH test", entry.get("ph_test") or {})) if block.get("of")),
             "ratio": "odds ratio" if entry["kind"] == "logistic" else "hazard ratio",
             "coefficients": _coefficient_rows(entry),
             "intercept": num(entry["intercept"], 4) if entry["kind"] == "logistic" else None,
