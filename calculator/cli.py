@@ -155,11 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the simulation study's winners, docs/method-selection.md)")
 
     p = sub.add_parser("simulate", help="run the simulation study of the fitting methods "
-                                        "(or, with --study coverage, the direct coverage study)")
-    p.add_argument("--study", choices=("methods", "coverage"), default="methods",
+                                        "(or, with --study coverage / end-to-end, the coverage studies)")
+    p.add_argument("--study", choices=("methods", "coverage", "end-to-end"), default="methods",
                    help="methods: the fitting-method study (docs/method-selection.md); coverage: "
                         "do the shipped single-cohort intervals cover the true risk, under two "
-                        "truths (Amendment 4) (default: %(default)s)")
+                        "truths (Amendment 4); end-to-end: coverage of the true risk by the whole "
+                        "pipeline, trial -> published statistics -> reconstructions -> ensemble "
+                        "bundle (Amendment 5) (default: %(default)s)")
     p.add_argument("--repetitions", type=int, nargs="+", default=[200], metavar="R",
                    help="cohorts per size: one count, or one per --sizes value")
     p.add_argument("--sizes", type=int, nargs="+", default=[78, 200, 500], metavar="N",
@@ -189,8 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="coverage: coverage_rows.csv.gz of an earlier run to add this one to")
     p.add_argument("--shipped", metavar="NAME",
                    help="coverage: the construction the card and report show (default: this one)")
+    p.add_argument("--trials", type=int, default=200, metavar="T",
+                   help="end-to-end: simulated 78-patient trials (default: %(default)s)")
+    p.add_argument("--members", type=int, default=5, metavar="K",
+                   help="end-to-end: reconstructions a trial (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=50, metavar="B",
+                   help="end-to-end: bootstrap refits in total over the K reconstructions "
+                        "(default: %(default)s)")
     p.add_argument("--backend", choices=BACKENDS, default=None,
-                   help="joblib backend for the cohorts (default: local processes)")
+                   help="joblib backend for the cohorts or trials (default: local processes)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (with --backend dask)")
 
     p = sub.add_parser("report", help="write the statistician's HTML report of a bundle")
@@ -294,6 +303,9 @@ def _simulate(args) -> int:
 
     if args.study == "coverage":
         return _simulate_coverage(args)
+    if args.study == "end-to-end":
+        return _simulate_end_to_end(args)
+
     repetitions = args.repetitions[0] if len(args.repetitions) == 1 else args.repetitions
     if min(args.repetitions) < 1 or min(args.sizes) < 20:
         raise UsageError("--repetitions must be 1 or more and --sizes 20 or more")
@@ -334,6 +346,21 @@ def _simulate_coverage(args) -> int:
     with parallel_backend(options.backend, options.scheduler) as backend:
         return coverage_command(args.cohorts, construction, args.seed, options.jobs, args.out,
                                 backend, args.update_packaged, args.add_to, args.shipped, command)
+
+
+def _simulate_end_to_end(args) -> int:
+    from training.simulate import end_to_end_command
+    from training.options import OptionError, training_options
+
+    for option in ("trials", "members", "bootstrap", "jobs"):
+        if getattr(args, option) < 1:
+            raise UsageError(f"--{option} must be 1 or more")
+    try:
+        options = training_options(args.bootstrap, args.jobs, args.backend, args.scheduler, None)
+    except OptionError as error:
+        raise UsageError(f"--{error.option} {error.problem}") from None
+    return end_to_end_command(args.trials, args.members, args.bootstrap, args.seed, options.jobs,
+                              args.out, options.backend, options.scheduler)
 
 
 def _report(args) -> int:

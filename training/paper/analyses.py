@@ -169,7 +169,8 @@ def _group(df: pd.DataFrame, entry: dict) -> pd.DataFrame:
     return df[df.burden_group == entry["group"]] if entry.get("group") else df
 
 
-def _compute(df: pd.DataFrame, entry: dict) -> Any:
+def compute_statistic(df: pd.DataFrame, entry: dict) -> Any:
+    """The value of one statistics-file entry on a :func:`derive`-d cohort (raises Unavailable)."""
     kind = entry["kind"]
     if kind == "count":
         sub = _group(df, entry)
@@ -203,6 +204,8 @@ def _compute(df: pd.DataFrame, entry: dict) -> Any:
 def _matches(entry: dict, value: Any) -> bool:
     if entry.get("comparison") == "greater_than":
         return bool(value > entry["threshold"])
+    if entry.get("comparison") == "at_most":
+        return bool(value <= entry["threshold"])
     if entry["kind"] == "p_value" or entry["kind"] == "percent":
         return bool(round(value, entry["decimals"]) == round(entry["value"], entry["decimals"]))
     if entry["kind"] in ("median", "minimum", "maximum"):
@@ -222,14 +225,17 @@ def _note(df: pd.DataFrame, entry: dict, value: Any) -> str:
     return "; ".join(notes)
 
 
-def reproduce(cohort: pd.DataFrame) -> list[Reproduced]:
-    """Recompute every published statistic on ``cohort`` (a validated cohort frame)."""
+def reproduce(cohort: pd.DataFrame, published: dict | None = None) -> list[Reproduced]:
+    """Recompute every published statistic on ``cohort`` (a validated cohort frame).
+
+    ``published`` is a statistics file of the same shape (default: the paper's).
+    """
     df = derive(cohort)
     rows = []
-    for entry in load_published()["statistics"]:
+    for entry in (load_published() if published is None else published)["statistics"]:
         paper = entry["printed"]
         try:
-            value = _compute(df, entry)
+            value = compute_statistic(df, entry)
         except Unavailable as reason:
             rows.append(Reproduced(entry["id"], _label(entry), entry["where"], paper, None, None,
                                    f"unavailable: {reason}"))

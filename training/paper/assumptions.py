@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats
 
 from training.paper.derivations import subgroup_configurations
+from training.paper.targets import Targets, paper_targets
 
 SUBGROUPS = ("a", "b", "c", "d", "e")
 LOW_SUBGROUPS, HIGH_SUBGROUPS = ("a", "b"), ("c", "d", "e")
@@ -96,10 +97,23 @@ DOCUMENTED = Assumptions(
     subgroup_grade4=(0, 1, 0, 1, 4))
 
 
-@functools.lru_cache(maxsize=1)
-def subgroup_splits() -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
-    """The A1 admissible set: (sizes, sCRS events) of the 66 configurations, in a fixed order."""
-    return tuple((sizes, events) for sizes, events, _ in subgroup_configurations(*SEVERE_CRS.values()))
+def _targets(targets: Targets | None) -> Targets:
+    return paper_targets() if targets is None else targets
+
+
+def subgroup_splits(targets: Targets | None = None) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """The A1 admissible set: (sizes, sCRS events) of the configurations, in a fixed order.
+
+    For the paper's targets (the default) there are 66.
+    """
+    t = _targets(targets)
+    return _splits(t.severe_crs, t.severe_crs_subgroup_p, t.n)
+
+
+@functools.lru_cache(maxsize=8)
+def _splits(severe: tuple[int, int], p: float, n: tuple[int, int]):
+    return tuple((sizes, events) for sizes, events, _ in
+                 subgroup_configurations(*severe, p_printed=p, n_low=n[0], n_high=n[1]))
 
 
 def _grade_p(low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -129,19 +143,24 @@ def _grade_rows(n: int, severe: int) -> np.ndarray:
     return rows[keep]
 
 
-@functools.lru_cache(maxsize=1)
-def crs_grade_splits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def crs_grade_splits(targets: Targets | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The A3 admissible set: (low rows, high rows, index pairs) of grade 0..4 counts.
 
-    Every pair has the derived severe counts (4 and 19), any-grade CRS inside
+    Every pair has the derived severe counts (for the paper 4 and 19), any-grade CRS inside
     :data:`ANY_CRS_RANGE` in both groups, between one grade 4 and as many grade 4 as grade 3,
     at least :data:`MIN_MILD` of grade 1 and of grade 2 in each group, and a t test P that rounds
-    to the published 0.0080.
+    to the published 0.0080 (the targets' CRS-grade P).
     """
-    low = _grade_rows(N["low"], SEVERE_CRS["low"])
-    high = _grade_rows(N["high"], SEVERE_CRS["high"])
+    t = _targets(targets)
+    return _grade_splits(t.n, t.severe_crs, t.crs_grade_p)
+
+
+@functools.lru_cache(maxsize=8)
+def _grade_splits(n: tuple[int, int], severe: tuple[int, int], target_p: float):
+    low = _grade_rows(n[0], severe[0])
+    high = _grade_rows(n[1], severe[1])
     p = _grade_p(low.astype(float), high.astype(float))
-    pairs = np.argwhere(np.round(p, 4) == CRS_GRADE_P)
+    pairs = np.argwhere(np.round(p, 4) == target_p)
     return low, high, pairs
 
 
@@ -158,7 +177,8 @@ def _spread_counts(rng, total: int, sizes: np.ndarray, capacity: np.ndarray | No
                                f"sizes {tuple(sizes)} keeps the rates rising with burden")
 
 
-def sample_assumptions(seed: int, split_index: int | None = None) -> Assumptions:
+def sample_assumptions(seed: int, split_index: int | None = None,
+                       targets: Targets | None = None) -> Assumptions:
     """One admissible choice of every assumption, drawn uniformly from each set for ``seed``.
 
     Parameters
@@ -167,9 +187,16 @@ def sample_assumptions(seed: int, split_index: int | None = None) -> Assumptions
         Seed of the draw (independent of the cohort generator's own seeded draws).
     split_index : int, optional
         Position of the A1 subgroup split among :func:`subgroup_splits` (0-65); drawn if omitted.
+    targets : Targets, optional
+        What the reconstruction must reproduce (default: the paper's).
     """
+    t = _targets(targets)
+    n, nr_counts = t.groups, t.nr
     rng = np.random.default_rng([seed, 9])
-    splits = subgroup_splits()
+    splits = subgroup_splits(t)
+    if not splits:
+        raise ImpossibleAssumption("severe_crs.subgroup.p", "no subgroup configuration reproduces "
+                                   f"the one-way ANOVA P = {t.severe_crs_subgroup_p}")
     if split_index is None:
         split_index = int(rng.integers(len(splits)))
     if not 0 <= split_index < len(splits):
@@ -177,30 +204,38 @@ def sample_assumptions(seed: int, split_index: int | None = None) -> Assumptions
                                    f"{len(splits)} subgroup configurations (0-{len(splits) - 1})")
     sizes, events = splits[split_index]
     sizes_arr, events_arr = np.array(sizes), np.array(events)
-    nr = (_spread_counts(rng, NR["low"], sizes_arr[:2], monotone_rates=True)
-          + _spread_counts(rng, NR["high"], sizes_arr[2:], monotone_rates=True))
-    crs_low = N["low"] - NR["low"]
-    mrd_low = int(rng.hypergeometric(crs_low, N["high"] - NR["high"], MRD_NEG_CR_TOTAL))
-    low_rows, high_rows, pairs = crs_grade_splits()
+    nr = (_spread_counts(rng, nr_counts["low"], sizes_arr[:2], monotone_rates=True)
+          + _spread_counts(rng, nr_counts["high"], sizes_arr[2:], monotone_rates=True))
+    crs_low = n["low"] - nr_counts["low"]
+    mrd_low = int(rng.hypergeometric(crs_low, n["high"] - nr_counts["high"], t.mrd_neg_cr_total))
+    low_rows, high_rows, pairs = crs_grade_splits(t)
+    if not len(pairs):
+        raise ImpossibleAssumption("crs_grade.p", "no plausible CRS grade counts give the t test "
+                                   f"P = {t.crs_grade_p}")
     i, j = pairs[int(rng.integers(len(pairs)))]
     grades_low, grades_high = tuple(int(v) for v in low_rows[i]), tuple(int(v) for v in high_rows[j])
     grade4 = (_spread_counts(rng, grades_low[4], sizes_arr[:2], capacity=events_arr[:2])
               + _spread_counts(rng, grades_high[4], sizes_arr[2:], capacity=events_arr[2:]))
     survival = tuple((name, float(rng.uniform(*bounds))) for name, (bounds, _) in SURVIVAL_RANGES.items())
     return Assumptions(subgroup_sizes=tuple(sizes), subgroup_severe_crs=tuple(events),
-                       subgroup_nr=nr, mrd_neg_cr=(mrd_low, MRD_NEG_CR_TOTAL - mrd_low),
+                       subgroup_nr=nr, mrd_neg_cr=(mrd_low, t.mrd_neg_cr_total - mrd_low),
                        crs_grades_low=grades_low, crs_grades_high=grades_high,
                        subgroup_grade4=grade4, blast_spread="random", survival=survival,
                        survival_search="tuned", split_index=split_index)
 
 
-def check_assumptions(a: Assumptions) -> None:
+def check_assumptions(a: Assumptions, targets: Targets | None = None) -> None:
     """Refuse a choice that cannot reproduce the paper, naming the statistic it misses.
+
+    ``targets`` (default: the paper's) is what must be reproduced; the messages quote the paper's
+    figures, whose places the targets take.
 
     Raises
     ------
     ImpossibleAssumption
     """
+    t = _targets(targets)
+    N, SEVERE_CRS, NR, MRD_NEG_CR_TOTAL = t.groups, t.severe, t.nr, t.mrd_neg_cr_total  # noqa: N806
     sizes, events, nr = (np.array(v) for v in (a.subgroup_sizes, a.subgroup_severe_crs, a.subgroup_nr))
     grade4 = np.array(a.subgroup_grade4)
     for name, values in (("subgroup_sizes", sizes), ("subgroup_severe_crs", events),
@@ -210,7 +245,7 @@ def check_assumptions(a: Assumptions) -> None:
     if sizes[:2].sum() != N["low"] or sizes[2:].sum() != N["high"]:
         raise ImpossibleAssumption("n.low" if sizes[:2].sum() != N["low"] else "n.high",
                                    f"subgroup sizes {tuple(sizes)} do not add up to 33 (a+b) and 45 (c+d+e)")
-    if (tuple(sizes), tuple(events)) not in subgroup_splits():
+    if (tuple(sizes), tuple(events)) not in subgroup_splits(t):
         p = _anova_p(sizes, events)
         raise ImpossibleAssumption(
             "severe_crs.subgroup.p" if events[:2].sum() == SEVERE_CRS["low"] and events[2:].sum() == SEVERE_CRS["high"]
@@ -232,7 +267,7 @@ def check_assumptions(a: Assumptions) -> None:
             raise ImpossibleAssumption("severe_crs.p", f"{group}-burden CRS grades {grades} must count "
                                        f"{N[group]} patients with {SEVERE_CRS[group]} of grade 3-4")
     p = float(_grade_p(np.array([a.crs_grades_low], float), np.array([a.crs_grades_high], float))[0, 0])
-    if round(p, 4) != CRS_GRADE_P:
+    if round(p, 4) != t.crs_grade_p:
         raise ImpossibleAssumption("crs_grade.p", f"CRS grades {a.crs_grades_low} / {a.crs_grades_high} "
                                    f"give t test P = {p:.4f}; published 0.0080 (Fig. 4A)")
     if np.any(grade4 > events) or grade4[:2].sum() != a.crs_grades_low[4] \

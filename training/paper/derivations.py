@@ -15,26 +15,29 @@ from scipy import stats
 N_LOW, N_HIGH = 33, 45
 
 
-def severe_crs_counts(p_printed: float = 0.0053) -> list[tuple[int, int]]:
+def severe_crs_counts(p_printed: float = 0.0053, n_low: int = N_LOW,
+                      n_high: int = N_HIGH) -> list[tuple[int, int]]:
     """(low, high) sCRS counts whose two-sided Fisher P rounds to ``p_printed``.
 
-    The paper (Fig. 4B) prints P = 0.0053 and says sCRS was more frequent in the high group.
+    The paper (Fig. 4B) prints P = 0.0053 and says sCRS was more frequent in the high group;
+    ``n_low`` / ``n_high`` are the group sizes (patients).
     """
     return [
         (low, high)
-        for low in range(N_LOW + 1)
-        for high in range(N_HIGH + 1)
-        if round(stats.fisher_exact([[low, N_LOW - low], [high, N_HIGH - high]]).pvalue, 4) == p_printed
+        for low in range(n_low + 1)
+        for high in range(n_high + 1)
+        if round(stats.fisher_exact([[low, n_low - low], [high, n_high - high]]).pvalue, 4) == p_printed
     ]
 
 
 def subgroup_configurations(low_events: int, high_events: int, p_printed: float = 0.0224,
-                            min_size: int = 8) -> list[tuple[tuple[int, ...], tuple[int, ...], float]]:
+                            min_size: int = 8, n_low: int = N_LOW,
+                            n_high: int = N_HIGH) -> list[tuple[tuple[int, ...], tuple[int, ...], float]]:
     """Subgroup sizes (a..e) and sCRS events reproducing the one-way ANOVA P of Fig. 4C.
 
     Only configurations with sCRS rates non-decreasing from a to e (the paper: "the CRS
     reaction became increasingly severe as the tumor burden increased") and no subgroup
-    smaller than ``min_size`` are listed. The ANOVA of a 0/1 outcome is computed in closed
+    smaller than ``min_size`` are listed (groups of ``n_low`` and ``n_high`` patients). The ANOVA of a 0/1 outcome is computed in closed
     form from the counts (between-group and within-group sums of squares), vectorized over
     every event split; :func:`scipy.stats.f_oneway` on the expanded data gives the same P.
     """
@@ -43,14 +46,14 @@ def subgroup_configurations(low_events: int, high_events: int, p_printed: float 
         indexing="ij"))
     events = np.column_stack([ea, low_events - ea, ec, ed, high_events - ec - ed]).astype(float)
     events = events[events[:, 4] >= 0]
-    total_n, total_events = N_LOW + N_HIGH, low_events + high_events
+    total_n, total_events = n_low + n_high, low_events + high_events
     solutions = []
-    for a in range(min_size, N_LOW - min_size + 1):
-        for c, d in itertools.product(range(min_size, N_HIGH), repeat=2):
-            e = N_HIGH - c - d
+    for a in range(min_size, n_low - min_size + 1):
+        for c, d in itertools.product(range(min_size, n_high), repeat=2):
+            e = n_high - c - d
             if e < min_size:
                 continue
-            sizes = np.array([a, N_LOW - a, c, d, e], dtype=float)
+            sizes = np.array([a, n_low - a, c, d, e], dtype=float)
             rates = events / sizes
             ok = np.all(events <= sizes, axis=1) & np.all(np.diff(rates, axis=1) >= 0, axis=1)
             if not ok.any():

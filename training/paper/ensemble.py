@@ -28,6 +28,7 @@ from model.atomic import write_atomic
 from model.cohort import validate_cohort, write_cohort
 from model.errors import EXIT_USAGE
 from training.paper.assumptions import Assumptions, ImpossibleAssumption, sample_assumptions, subgroup_splits
+from training.paper.targets import Targets
 
 ENSEMBLE_SIZE = 20
 ENSEMBLE_SEED = 20210630
@@ -55,27 +56,44 @@ def default_ensemble_dir() -> Path:
     return Path(str(resources.files("training").joinpath("data/ensemble")))
 
 
-def member_plan(members: int, base_seed: int = ENSEMBLE_SEED) -> list[tuple[int, int]]:
-    """(seed, A1 split index) of each member: distinct splits from a seeded permutation."""
-    order = np.random.default_rng([base_seed, 66]).permutation(len(subgroup_splits()))
+def member_plan(members: int, base_seed: int = ENSEMBLE_SEED,
+                targets: Targets | None = None) -> list[tuple[int, int]]:
+    """(seed, A1 split index) of each member: distinct splits from a seeded permutation.
+
+    ``targets`` (default: the paper's, 66 splits) sets the admissible splits permuted.
+    """
+    splits = len(subgroup_splits(targets))
+    if not splits:
+        raise ImpossibleAssumption("severe_crs.subgroup.p", "no subgroup configuration reproduces it")
+    order = np.random.default_rng([base_seed, 66]).permutation(splits)
     return [(base_seed + k, int(order[k % len(order)])) for k in range(members)]
 
 
-def unmatched(cohort: pd.DataFrame) -> list[str]:
-    """Ids of the published statistics a cohort does not reproduce (empty when all 61 match)."""
+def unmatched(cohort: pd.DataFrame, statistics: dict | None = None) -> list[str]:
+    """Ids of the published statistics a cohort does not reproduce (empty when all 61 match).
+
+    ``statistics`` is the statistics file to compare with (default: the paper's).
+    """
     from training.paper.analyses import reproduce
 
-    rows = reproduce(validate_cohort(cohort.astype(str), source="reconstruction"))
+    rows = reproduce(validate_cohort(cohort.astype(str), source="reconstruction"), statistics)
     return [row.id for row in rows if row.match is not True]
 
 
-def build_member(index: int, seed: int, split_index: int) -> Member:
-    """Reconstruct and verify one member; raises ImpossibleAssumption naming a missed statistic."""
-    from training.paper.reconstruction import reconstruct
+def build_member(index: int, seed: int, split_index: int, statistics: dict | None = None,
+                 tuned_draws: int | None = None) -> Member:
+    """Reconstruct and verify one member; raises ImpossibleAssumption naming a missed statistic.
 
-    assumptions = sample_assumptions(seed, split_index)
-    cohort = reconstruct(seed, assumptions)
-    missed = unmatched(cohort)
+    ``statistics`` is the statistics file to reproduce (default: the paper's); ``tuned_draws``
+    caps the survival search (default: the generator's).
+    """
+    from training.paper.reconstruction import TUNED_DRAW_LIMIT, reconstruct
+    from training.paper.targets import targets_from_statistics
+
+    targets = None if statistics is None else targets_from_statistics(statistics)
+    assumptions = sample_assumptions(seed, split_index, targets)
+    cohort = reconstruct(seed, assumptions, targets, tuned_draws or TUNED_DRAW_LIMIT)
+    missed = unmatched(cohort, statistics)
     if missed:
         raise ImpossibleAssumption(missed[0], f"member {index} (seed {seed}, split {split_index}) "
                                    f"misses {len(missed)} published statistic(s): {', '.join(missed)}")

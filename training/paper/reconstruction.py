@@ -26,6 +26,7 @@ from model.cohort import write_cohort, validate_cohort
 from model.defaults import DEFAULT_SEED
 from training.paper.assumptions import (DOCUMENTED, SUBGROUPS, Assumptions, ImpossibleAssumption,
                                   check_assumptions)
+from training.paper.targets import Targets
 from training.paper.t_test_tuning import tune_shift as _tune_shift
 from training.paper.survival_search import (draw_survival, logrank_p, survival_failures, tune_survival,
                                      worth_tuning)
@@ -118,9 +119,9 @@ def _assign(rng: np.random.Generator, n: int, k: int, allowed: np.ndarray | None
     return out
 
 
-def _covariates(rng, group: np.ndarray) -> pd.DataFrame:
+def _covariates(rng, group: np.ndarray, table1: dict[str, tuple[int, int]] = TABLE1_COUNTS) -> pd.DataFrame:
     cols: dict[str, np.ndarray] = {}
-    for name, counts in TABLE1_COUNTS.items():
+    for name, counts in table1.items():
         if name == "prior_hsct":
             continue
         col = np.zeros(len(group), int)
@@ -130,7 +131,7 @@ def _covariates(rng, group: np.ndarray) -> pd.DataFrame:
         cols[name] = col
     # A6: a transplanted patient who needs CAR-T has relapsed after HSCT.
     hsct = np.zeros(len(group), int)
-    for g, k in zip(("low", "high"), TABLE1_COUNTS["prior_hsct"]):
+    for g, k in zip(("low", "high"), table1["prior_hsct"]):
         idx = np.flatnonzero(group == g)
         hsct[idx] = _assign(rng, len(idx), k, allowed=cols["relapsed"][idx] == 1)
     cols["prior_hsct"] = hsct
@@ -146,7 +147,34 @@ def _t_test_p(ages: np.ndarray, low: np.ndarray) -> np.ndarray:
     return 2 * stats.t.sf(np.abs(t), n1 + n2 - 2)
 
 
-def _ages(rng, group: np.ndarray) -> np.ndarray:
+def _group_ages(rng, n: int, median: float, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted whole-year starting ages of one group with the printed median and range, and each
+    position's (lowest, highest) allowed age; for an even group the two middle ages straddle a
+    half-year median."""
+    pool = np.round(rng.normal(median, 15, 4 * n))
+    draws = np.sort(pool[(pool > lo) & (pool < hi)][:n])
+    if n % 2:
+        draws[0], draws[-1], draws[n // 2] = lo, hi, median
+        draws[: n // 2] = np.minimum(draws[: n // 2], median)
+        draws[n // 2 + 1:] = np.maximum(draws[n // 2 + 1:], median)
+        bounds = [(lo, median)] * (n // 2) + [(median, median)] + [(median, hi)] * (n - n // 2 - 1)
+    else:
+        if draws.size < n:
+            raise RuntimeError("age tuning: too few starting ages inside the printed range")
+        below, above = np.floor(median), np.ceil(median)
+        draws[0], draws[-1] = lo, hi
+        draws[n // 2 - 1], draws[n // 2] = below, above
+        draws[: n // 2 - 1] = np.minimum(draws[: n // 2 - 1], below)
+        draws[n // 2 + 1:] = np.maximum(draws[n // 2 + 1:], above)
+        bounds = ([(lo, below)] * (n // 2 - 1) + [(below, below), (above, above)]
+                  + [(above, hi)] * (n - n // 2 - 1))
+    bounds = np.array(bounds, float)
+    bounds[[0, -1]] = [(lo, lo), (hi, hi)]
+    return np.sort(draws), bounds
+
+
+def _ages(rng, group: np.ndarray, summary: dict[str, tuple[float, float, float]] = AGE_SUMMARY,
+          target_p: float = AGE_P) -> np.ndarray:
     """Whole-year ages with the printed medians and ranges, tuned to the printed t-test P (A8).
 
     Starting from normal draws around each median, a greedy search moves ages by one year
@@ -156,17 +184,9 @@ def _ages(rng, group: np.ndarray) -> np.ndarray:
     ages = np.zeros(len(group))
     low = group == "low"
     bounds = np.zeros((len(group), 2))
-    for g, (median, lo, hi) in AGE_SUMMARY.items():
+    for g, (median, lo, hi) in summary.items():
         idx = np.flatnonzero(group == g)
-        n = len(idx)
-        pool = np.round(rng.normal(median, 15, 4 * n))
-        draws = np.sort(pool[(pool > lo) & (pool < hi)][:n])
-        draws[0], draws[-1], draws[n // 2] = lo, hi, median
-        draws[: n // 2] = np.minimum(draws[: n // 2], median)
-        draws[n // 2 + 1:] = np.maximum(draws[n // 2 + 1:], median)
-        ages[idx] = np.sort(draws)
-        bounds[idx] = [(lo, median)] * (n // 2) + [(median, median)] + [(median, hi)] * (n - n // 2 - 1)
-        bounds[idx[[0, -1]]] = [(lo, lo), (hi, hi)]
+        ages[idx], bounds[idx] = _group_ages(rng, len(idx), median, lo, hi)
     n = len(ages)
     moves = [np.eye(n), -np.eye(n)]
     for g in (low, ~low):
@@ -179,16 +199,16 @@ def _ages(rng, group: np.ndarray) -> np.ndarray:
     moves = np.vstack(moves)
     for _ in range(500):
         p = _t_test_p(ages[None, :], low)[0]
-        if round(p, 4) == AGE_P:
+        if round(p, 4) == target_p:
             # Shuffle within each group (the P does not change) so age is unrelated to burden.
             for g in (low, ~low):
                 ages[g] = rng.permutation(ages[g])
             return ages
         candidates = ages[None, :] + moves
         ok = np.all((candidates >= bounds[:, 0]) & (candidates <= bounds[:, 1]), axis=1)
-        gaps = np.abs(_t_test_p(candidates[ok], low) - AGE_P)
+        gaps = np.abs(_t_test_p(candidates[ok], low) - target_p)
         best = np.argmin(gaps)
-        if gaps[best] >= abs(p - AGE_P):
+        if gaps[best] >= abs(p - target_p):
             break
         ages = candidates[ok][best]
     raise RuntimeError("age tuning did not reach the printed P")
@@ -222,15 +242,16 @@ def _crs_and_response(rng, letters: np.ndarray, group: np.ndarray,
     return pd.DataFrame({"crs_grade": crs, "response": response})
 
 
-def _neurotox(rng, group: np.ndarray) -> np.ndarray:
+def _neurotox(rng, group: np.ndarray, counts: dict[str, tuple[int, ...]] = NEUROTOX_COUNTS) -> np.ndarray:
     out = np.zeros(len(group), int)
     for g in ("low", "high"):
         idx = np.flatnonzero(group == g)
-        out[idx] = rng.permutation(np.repeat(np.arange(4), NEUROTOX_COUNTS[g]))
+        out[idx] = rng.permutation(np.repeat(np.arange(4), counts[g]))
     return out
 
 
-def _labs(rng, df: pd.DataFrame, group: np.ndarray) -> pd.DataFrame:
+def _labs(rng, df: pd.DataFrame, group: np.ndarray, il6_p: float = IL6_P,
+          cart_p: float = CART_P) -> pd.DataFrame:
     """Peak IL-6 (pg/mL) rising with CRS grade, and peak CAR copies/ug DNA unrelated to it (A9).
 
     A draw whose tuned values cannot give the printed P at the printed rounding (or would need a
@@ -240,13 +261,13 @@ def _labs(rng, df: pd.DataFrame, group: np.ndarray) -> pd.DataFrame:
         for _ in range(LAB_DRAW_LIMIT):
             try:
                 return _tune_shift(draw(), group, target, decimals)
-            except RuntimeError:
+            except (RuntimeError, ValueError):  # ValueError: no root (a target P of 0 or 1)
                 continue
         raise ImpossibleAssumption(statistic, f"no draw in {LAB_DRAW_LIMIT} gave t test P = {target}")
 
     il6 = tuned(lambda: np.exp(np.log(40.0) + 0.9 * df["crs_grade"].to_numpy() + rng.normal(0, 0.8, len(df))),
-                IL6_P, 1, "il6_peak.p")
-    cart = tuned(lambda: np.exp(rng.normal(np.log(3.0e4), 1.0, len(df))), CART_P, 0, "cart_peak.p")
+                il6_p, 1, "il6_peak.p")
+    cart = tuned(lambda: np.exp(rng.normal(np.log(3.0e4), 1.0, len(df))), cart_p, 0, "cart_peak.p")
     return pd.DataFrame({"il6_peak_pg_ml": il6, "cart_peak_copies_per_ug": cart})
 
 
@@ -263,14 +284,15 @@ def survival_acceptable(df: pd.DataFrame) -> bool:
     return not survival_failures(df)
 
 
-def _search(rng, df, follow_up, params, limit: int, tune: bool, misses: dict) -> pd.DataFrame | None:
+def _search(rng, df, follow_up, params, limit: int, tune: bool, misses: dict,
+            targets: Targets | None = None) -> pd.DataFrame | None:
     for _ in range(limit):
         candidate = pd.concat([df, draw_survival(rng, df, follow_up, params)], axis=1)
-        failed = survival_failures(candidate)
+        failed = survival_failures(candidate, targets)
         if not failed:
             return candidate
-        if tune and worth_tuning(candidate, failed):
-            tuned = tune_survival(candidate, follow_up)
+        if tune and worth_tuning(candidate, failed, targets):
+            tuned = tune_survival(candidate, follow_up, targets)
             if tuned is not None:
                 return tuned
         for statistic in failed:
@@ -278,7 +300,8 @@ def _search(rng, df, follow_up, params, limit: int, tune: bool, misses: dict) ->
     return None
 
 
-def _survival(seed: int, df: pd.DataFrame, follow_up: np.ndarray, a: Assumptions) -> pd.DataFrame:
+def _survival(seed: int, df: pd.DataFrame, follow_up: np.ndarray, a: Assumptions,
+              targets: Targets | None = None, tuned_draws: int = TUNED_DRAW_LIMIT) -> pd.DataFrame:
     """Survival times by the assumptions' search rule; names the statistic missed on failure.
 
     "rejection" takes the first draw of the seeded sequence that reproduces every survival
@@ -289,12 +312,12 @@ def _survival(seed: int, df: pd.DataFrame, follow_up: np.ndarray, a: Assumptions
     misses: dict[str, int] = {}
     if a.survival_search == "rejection":
         found = _search(np.random.default_rng([seed, 1]), df, follow_up, params,
-                        SURVIVAL_DRAW_LIMIT, False, misses)
+                        SURVIVAL_DRAW_LIMIT, False, misses, targets)
         if found is not None:
             return found
     found = _search(np.random.default_rng([seed, 1, 1]) if a.survival_search == "rejection"
                     else np.random.default_rng([seed, 1]), df, follow_up, params,
-                    TUNED_DRAW_LIMIT, True, misses)
+                    tuned_draws, True, misses, targets)
     if found is not None:
         return found
     worst = max(misses, key=misses.get)
@@ -303,7 +326,8 @@ def _survival(seed: int, df: pd.DataFrame, follow_up: np.ndarray, a: Assumptions
                                + ", ".join(f"{k} {v}" for k, v in misses.items() if k != worst) + ")")
 
 
-def reconstruct(seed: int = DEFAULT_SEED, assumptions: Assumptions | None = None) -> pd.DataFrame:
+def reconstruct(seed: int = DEFAULT_SEED, assumptions: Assumptions | None = None,
+                targets: Targets | None = None, tuned_draws: int = TUNED_DRAW_LIMIT) -> pd.DataFrame:
     """The reconstructed cohort for ``seed`` (78 rows, columns of docs/cohort-csv.md).
 
     Parameters
@@ -312,6 +336,11 @@ def reconstruct(seed: int = DEFAULT_SEED, assumptions: Assumptions | None = None
         Seed of every random placement and draw.
     assumptions : Assumptions, optional
         One admissible choice of A1-A10 (default: the documented one, :data:`DOCUMENTED`).
+    targets : Targets, optional
+        The statistics to reproduce (:mod:`training.paper.targets`; default: the paper's, whose
+        constants are this module's).
+    tuned_draws : int
+        Survival draws tried by the tuned search before giving up.
 
     Raises
     ------
@@ -319,13 +348,15 @@ def reconstruct(seed: int = DEFAULT_SEED, assumptions: Assumptions | None = None
         The choice cannot reproduce a published statistic; ``.statistic`` names it.
     """
     a = DOCUMENTED if assumptions is None else assumptions
-    check_assumptions(a)
+    check_assumptions(a, targets)
+    table1 = TABLE1_COUNTS if targets is None else targets.table1_counts()
     rng = np.random.default_rng(seed)
     letters, blasts = _blasts(a, np.random.default_rng([seed, 2]))
     group = np.where(np.isin(letters, ["a", "b"]), "low", "high")
     df = pd.DataFrame({"patient_id": [f"R{i + 1:03d}" for i in range(len(letters))]})
-    cov = _covariates(rng, group)
-    df["age_years"] = _ages(rng, group).astype(int)
+    cov = _covariates(rng, group, table1)
+    df["age_years"] = (_ages(rng, group) if targets is None
+                       else _ages(rng, group, targets.age_summary(), targets.age_p)).astype(int)
     df["sex"] = np.where(cov.pop("male") == 1, "M", "F")
     df["tb_assessed"] = np.where(cov.pop("tb_after_fc") == 1, "after_fc", "before_fc")
     for column in cov:
@@ -333,13 +364,15 @@ def reconstruct(seed: int = DEFAULT_SEED, assumptions: Assumptions | None = None
     df["marrow_blasts_pct"] = blasts
     df["mrd_positive"] = 1
     df = pd.concat([df, _crs_and_response(rng, letters, group, a)], axis=1)
-    df["neurotox_grade"] = _neurotox(rng, group)
-    df = pd.concat([df, _labs(rng, df, group)], axis=1)
+    df["neurotox_grade"] = _neurotox(rng, group, NEUROTOX_COUNTS if targets is None
+                                     else targets.neurotox_counts())
+    df = pd.concat([df, _labs(rng, df, group) if targets is None
+                    else _labs(rng, df, group, targets.il6_p, targets.cart_p)], axis=1)
     # A7: infusion dates spread evenly over the enrolment window; follow-up to the cut-off.
     days = np.sort(rng.integers(0, (ENROLMENT[1] - ENROLMENT[0]).days + 1, len(df)))
     follow_up = rng.permutation(np.array([
         _months_between(date.fromordinal(ENROLMENT[0].toordinal() + int(d)), DATA_CUTOFF) for d in days]))
-    return _survival(seed, df, follow_up, a)
+    return _survival(seed, df, follow_up, a, targets, tuned_draws)
 
 
 def main(argv: list[str] | None = None) -> int:

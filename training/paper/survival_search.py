@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from model.survival import kaplan_meier, survival_at
+from training.paper.targets import Targets, paper_targets
 
 OS_P, EFS_P = 0.2, 0.57          # published log-rank P (Fig. 2C, 2D), 1 and 2 decimals
 TUNE_STEPS = 40
@@ -77,21 +78,44 @@ def draw_survival(rng, df: pd.DataFrame, follow_up: np.ndarray, params: dict) ->
     })
 
 
-def survival_failures(df: pd.DataFrame) -> list[str]:
-    """Ids of the published survival statistics (``published_statistics.json``) a cohort misses."""
+def _p_values(targets: Targets | None) -> tuple[tuple[float, int], tuple[float, int]]:
+    """(P, decimals) of the OS and EFS log-rank targets (the paper's 0.2 and 0.57 by default)."""
+    if targets is None:
+        return (OS_P, 1), (EFS_P, 2)
+    return targets.os_logrank, targets.efs_logrank
+
+
+def _statements(targets: Targets | None) -> tuple[dict[str, str], bool, bool]:
+    """Fig. 3 comparisons by id, and the two orderings (the paper: all P > 0.05, low above high)."""
+    t = paper_targets() if targets is None else targets
+    return dict(t.fig3), t.efs_low_above_high_21mo, t.os_low_above_high
+
+
+def survival_failures(df: pd.DataFrame, targets: Targets | None = None) -> list[str]:
+    """Ids of the published survival statistics (``published_statistics.json``) a cohort misses.
+
+    ``targets`` replaces the paper's (for a simulated trial's statistics file).
+    """
+    (os_p, os_decimals), (efs_p, efs_decimals) = _p_values(targets)
+    fig3, efs_order, os_order = _statements(targets)
+
+    def missed(statistic: str, p: float) -> bool:
+        return (p <= 0.05) if fig3[statistic] == "greater_than" else (p > 0.05)
+
     high = (df["marrow_blasts_pct"] >= 5).to_numpy()
     before = (df["tb_assessed"] == "before_fc").to_numpy()
     arrays = {k: (df[f"{k}_months"].to_numpy(float), df[f"{k}_event"].to_numpy(int)) for k in ("os", "efs")}
     failed = []
-    if round(logrank_p(*arrays["os"], ~high), 1) != OS_P:
+    if round(logrank_p(*arrays["os"], ~high), os_decimals) != os_p:
         failed.append("os.logrank.p")
-    if round(logrank_p(*arrays["efs"], ~high), 2) != EFS_P:
+    if round(logrank_p(*arrays["efs"], ~high), efs_decimals) != efs_p:
         failed.append("efs.logrank.p")
     for outcome, (time, event) in arrays.items():
-        if logrank_p(time, event, before) <= 0.05:
+        if missed(f"{outcome}.by_tb_assessed.p", logrank_p(time, event, before)):
             failed.append(f"{outcome}.by_tb_assessed.p")
         for stratum, name in ((before, "before_fc"), (~before, "after_fc")):
-            if logrank_p(time[stratum], event[stratum], ~high[stratum]) <= 0.05:
+            if missed(f"{outcome}.{name}.logrank.p",
+                      logrank_p(time[stratum], event[stratum], ~high[stratum])):
                 failed.append(f"{outcome}.{name}.logrank.p")
     grid = np.r_[np.unique(arrays["efs"][0]), 21.0]
     grid = grid[grid <= 21.0]
@@ -100,31 +124,34 @@ def survival_failures(df: pd.DataFrame) -> list[str]:
         time, event = arrays[outcome]
         return survival_at(kaplan_meier(time[rows], event[rows]), at)
 
-    if not np.all(km("efs", ~high, grid) >= km("efs", high, grid) - 1e-12):
+    if bool(np.all(km("efs", ~high, grid) >= km("efs", high, grid) - 1e-12)) != efs_order:
         failed.append("efs.low_above_high_21mo")
-    if not km("os", ~high, [12.0])[0] > km("os", high, [12.0])[0]:
+    if bool(km("os", ~high, [12.0])[0] > km("os", high, [12.0])[0]) != os_order:
         failed.append("os.low_above_high")
     return failed
 
 
-def _gap(p_os: float, p_efs: float) -> float:
+def _gap(p_os: float, p_efs: float, targets: Targets | None = None) -> float:
     """Distance of the two log-rank P values from their printed values (0 when both round right)."""
-    os_gap = 0.0 if round(p_os, 1) == OS_P else abs(p_os - OS_P)
-    efs_gap = 0.0 if round(p_efs, 2) == EFS_P else abs(p_efs - EFS_P)
-    return os_gap / 0.05 + efs_gap / 0.005
+    (os_p, os_decimals), (efs_p, efs_decimals) = _p_values(targets)
+    os_gap = 0.0 if round(p_os, os_decimals) == os_p else abs(p_os - os_p)
+    efs_gap = 0.0 if round(p_efs, efs_decimals) == efs_p else abs(p_efs - efs_p)
+    return os_gap / (0.5 * 10.0 ** -os_decimals) + efs_gap / (0.5 * 10.0 ** -efs_decimals)
 
 
-def worth_tuning(df: pd.DataFrame, failed: list[str]) -> bool:
+def worth_tuning(df: pd.DataFrame, failed: list[str], targets: Targets | None = None) -> bool:
     """Whether a draw misses only the two log-rank P values, and by no more than :data:`TUNE_REACH`."""
     if not set(failed) <= set(TUNE_REACH):
         return False
     high = (df["marrow_blasts_pct"] >= 5).to_numpy()
-    p = {"os.logrank.p": (logrank_p(df["os_months"].to_numpy(float), df["os_event"].to_numpy(int), ~high), OS_P),
-         "efs.logrank.p": (logrank_p(df["efs_months"].to_numpy(float), df["efs_event"].to_numpy(int), ~high), EFS_P)}
+    (os_p, _), (efs_p, _) = _p_values(targets)
+    p = {"os.logrank.p": (logrank_p(df["os_months"].to_numpy(float), df["os_event"].to_numpy(int), ~high), os_p),
+         "efs.logrank.p": (logrank_p(df["efs_months"].to_numpy(float), df["efs_event"].to_numpy(int), ~high), efs_p)}
     return all(abs(p[k][0] - p[k][1]) <= TUNE_REACH[k] for k in failed)
 
 
-def tune_survival(df: pd.DataFrame, follow_up: np.ndarray) -> pd.DataFrame | None:
+def tune_survival(df: pd.DataFrame, follow_up: np.ndarray,
+                  targets: Targets | None = None) -> pd.DataFrame | None:
     """Move single event times until both log-rank P values round to the printed ones.
 
     Greedy: each step tries every move (a relapse time, or a death after relapse or no response,
@@ -138,7 +165,7 @@ def tune_survival(df: pd.DataFrame, follow_up: np.ndarray) -> pd.DataFrame | Non
     os_t, os_e = df["os_months"].to_numpy(float).copy(), df["os_event"].to_numpy(int)
     for _ in range(TUNE_STEPS):
         p_os, p_efs = logrank_p(os_t, os_e, ~high), logrank_p(efs_t, efs_e, ~high)
-        gap = _gap(p_os, p_efs)
+        gap = _gap(p_os, p_efs, targets)
         if gap == 0.0:
             break
         best = (gap, None)
@@ -149,7 +176,7 @@ def tune_survival(df: pd.DataFrame, follow_up: np.ndarray) -> pd.DataFrame | Non
                 new = round(float(np.clip(efs_t[i] * f, 1.3, min(os_t[i] - 0.01, follow_up[i]))), 2)
                 trial = efs_t.copy()
                 trial[i] = new
-                g = _gap(p_os, logrank_p(trial, efs_e, ~high))
+                g = _gap(p_os, logrank_p(trial, efs_e, ~high), targets)
                 if g < best[0] - 1e-12:
                     best = (g, ("efs", i, new))
         for i in died_after:
@@ -157,7 +184,7 @@ def tune_survival(df: pd.DataFrame, follow_up: np.ndarray) -> pd.DataFrame | Non
                 new = round(float(np.clip(os_t[i] * f, efs_t[i] + 0.01, follow_up[i] - 0.01)), 2)
                 trial = os_t.copy()
                 trial[i] = new
-                g = _gap(logrank_p(trial, os_e, ~high), p_efs)
+                g = _gap(logrank_p(trial, os_e, ~high), p_efs, targets)
                 if g < best[0] - 1e-12:
                     best = (g, ("os", i, new))
         if best[1] is None:
@@ -166,4 +193,4 @@ def tune_survival(df: pd.DataFrame, follow_up: np.ndarray) -> pd.DataFrame | Non
         (efs_t if which == "efs" else os_t)[i] = new
     out = df.copy()
     out["efs_months"], out["os_months"] = efs_t, os_t
-    return out if not survival_failures(out) else None
+    return out if not survival_failures(out, targets) else None
