@@ -110,14 +110,20 @@ assert "training" not in sys.modules and "sklearn" not in sys.modules
 
 
 @pytest.mark.slow
-def test_default_bundle_is_trained_once_when_missing(monkeypatch, tmp_path):
-    """The real default: the packaged ensemble trained with the shared defaults, then reused."""
+def test_default_bundle_is_trained_once_when_missing(first_serve, monkeypatch):
+    """The real default: the packaged ensemble trained with the shared defaults, then reused.
+
+    The bundle is the one `serve` trained into an empty CART_RISK_HOME (``first_serve``: the
+    real default takes a minute or more to train, so the suite trains it there only once).
+    """
     from model.bundle import MANIFEST, load_predictor
     from model.provenance import is_reconstructed
 
-    monkeypatch.setenv("CART_RISK_HOME", str(tmp_path))
+    home, log = first_serve
+    assert "training it on the ensemble" in log  # missing, so ensure_default_bundle trained it
+    monkeypatch.setenv("CART_RISK_HOME", str(home))
     path = defaults.ensure_default_bundle(quiet=True)
-    assert path == tmp_path / "bundles" / "default"
+    assert path == home / "bundles" / "default"
     bundle = load_predictor(path)  # verified
     assert is_reconstructed(bundle.manifest)
     assert bundle.manifest["bootstrap"] == 200 and bundle.manifest["seed"] == 20170201
@@ -249,22 +255,19 @@ def test_serve_runs_gunicorn_with_the_bundle(served_calculator, loaded_bundle):
 
 
 
-@pytest.mark.slow
-def test_serve_trains_the_missing_default_and_shuts_down_without_a_traceback(tmp_path):
-    """First `make run`: the default bundle is trained, served, and a clean stop logs no trace.
-
-    Training once ran joblib's worker pool in the process that then forks gunicorn's workers,
-    and every worker printed tracebacks at shutdown.
-    """
+@pytest.fixture(scope="module")
+def first_serve(tmp_path_factory) -> tuple[Path, str]:
+    """The first `make run`: `cart-risk serve` with an empty CART_RISK_HOME trains the default
+    bundle, answers /healthz and is stopped with SIGTERM; (that home, the server's log)."""
     from conftest import free_port, stop_process
 
-    port = free_port()
-    log = tmp_path / "serve.log"
+    home, port = tmp_path_factory.mktemp("first-serve") / "home", free_port()
+    log = home.parent / "serve.log"
     with open(log, "wb") as output:
         server = subprocess.Popen(
             [sys.executable, "-m", "calculator.cli", "serve", "--host", "127.0.0.1", "--port",
              str(port)], cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
-            env={**os.environ, "CART_RISK_HOME": str(tmp_path / "home")})
+            env={**os.environ, "CART_RISK_HOME": str(home)})
     try:  # training the default bundle with its pooled validation: ~75 s quiet, minutes loaded
         for _ in range(1800):
             assert server.poll() is None, log.read_text(errors="replace")
@@ -278,6 +281,17 @@ def test_serve_trains_the_missing_default_and_shuts_down_without_a_traceback(tmp
             pytest.fail("the calculator did not answer: " + log.read_text(errors="replace"))
     finally:
         stop_process(server)
-    text = log.read_text(errors="replace")
+    return home, log.read_text(errors="replace")
+
+
+@pytest.mark.slow
+def test_serve_trains_the_missing_default_and_shuts_down_without_a_traceback(first_serve):
+    """First `make run`: the default bundle is trained, served, and a clean stop logs no trace.
+
+    Training once ran joblib's worker pool in the process that then forks gunicorn's workers,
+    and every worker printed tracebacks at shutdown.
+    """
+    home, text = first_serve
     assert "training it on the ensemble" in text and "Shutting down: Master" in text
     assert "Traceback" not in text
+    assert (home / "bundles" / "default" / "manifest.json").is_file()
