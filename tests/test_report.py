@@ -17,10 +17,10 @@ MODELS = ("cr", "severe_crs", "efs", "os")
 
 
 @pytest.fixture(scope="session")
-def bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("report") / "bundle"
-    train(COHORT, out, bootstrap=20, seed=20170201, jobs=1)
-    return out
+def bundle(reconstructed_bundle_path) -> Path:
+    """The reconstructed cohort's bundle, B = 20 (trained once in conftest, shared with
+    test_train.py)."""
+    return reconstructed_bundle_path
 
 
 @pytest.fixture(scope="session")

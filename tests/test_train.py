@@ -21,6 +21,7 @@ from training.evaluation.bands import isotonic_rates, wilson_interval
 from training.development.config import ConfigError, load_config
 from training.train import (PROVENANCE_CENTER, PROVENANCE_RECONSTRUCTED, TrainingError, month_grid,
                             train, train_command)
+from conftest import RECONSTRUCTED_COHORT, TEST_BOOTSTRAP, TEST_SEED
 
 REPO = Path(__file__).resolve().parents[1]
 COHORT = REPO / "training" / "data" / "reconstructed_cohort.csv"
@@ -30,10 +31,11 @@ METRIC_KEYS = {"c_index", "calibration_slope", "calibration_intercept", "brier",
 
 
 @pytest.fixture(scope="session")
-def bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("train") / "bundle"
-    train(COHORT, out, bootstrap=B, seed=SEED, jobs=1)
-    return out
+def bundle(reconstructed_bundle_path) -> Path:
+    """train(COHORT, bootstrap=B, seed=SEED, jobs=1): conftest trains it once for this module
+    and test_report.py."""
+    assert (COHORT, B, SEED) == (RECONSTRUCTED_COHORT, TEST_BOOTSTRAP, TEST_SEED)
+    return reconstructed_bundle_path
 
 
 def manifest_of(bundle_dir: Path) -> dict:
