@@ -4,16 +4,15 @@ The bundle is trained once per test session with the real training code on the p
 reconstructed cohort (B = 20 bootstrap refits instead of 200, to stay fast).
 
 The suite runs on two pytest-xdist workers (pyproject.toml's addopts; ``-n 0`` runs it in one
-process). Each test file runs whole on one worker, so a module-scoped fixture is built once;
-the trained bundles below are built once per run by whichever worker asks first (the other
-waits for it) and then read by both, never changed.
+process). Each test file runs whole on one worker, so a module-scoped fixture is built once; a
+session fixture is built once per worker that uses it. The session bundles are not shared
+between the workers: tests compare them byte for byte with bundles they train themselves, and
+estimators.joblib (a pickle) is byte-identical only within one process.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -53,30 +52,6 @@ def pytest_collection_modifyitems(items):
     items.sort(key=rank)
 
 
-def built_once(tmp_path_factory, name: str, build) -> Path:
-    """A directory ``name`` filled by ``build(path)`` once per test run, shared by the workers.
-
-    Without pytest-xdist it is a fresh temporary directory. Under pytest-xdist it lies in the
-    run's temporary directory, common to the workers: the first worker to ask builds it under a
-    lock (the others wait on the lock) and every worker returns the same path. Tests only read
-    it (they copy it before changing anything), as they did when one process ran them all.
-    """
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        path = tmp_path_factory.mktemp(name)
-        build(path)
-        return path
-    run = tmp_path_factory.getbasetemp().parent  # pytest-N, the workers' common parent
-    path, done = run / name, run / f"{name}.done"
-    with open(run / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not done.exists():
-            shutil.rmtree(path, ignore_errors=True)  # a worker that failed half-way
-            path.mkdir()
-            build(path)
-            done.touch()
-    return path
-
-
 @pytest.fixture(scope="session", autouse=True)
 def cart_risk_home(tmp_path_factory) -> Path:
     """Every test (and every subprocess it starts) uses a fresh CART_RISK_HOME, never ~/.cart-risk."""
@@ -103,9 +78,10 @@ def trained_bundle_path(tmp_path_factory) -> Path:
     from training.reproduce import default_cohort_path
     from training.train import train
 
-    return built_once(tmp_path_factory, "trained", lambda folder: train(
-        default_cohort_path(), folder / "bundle", bootstrap=TEST_BOOTSTRAP, seed=TEST_SEED,
-        jobs=1, progress=False, features_path=TEST_FEATURES)) / "bundle"
+    path = tmp_path_factory.mktemp("trained") / "bundle"
+    train(default_cohort_path(), path, bootstrap=TEST_BOOTSTRAP, seed=TEST_SEED, jobs=1,
+          progress=False, features_path=TEST_FEATURES)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -114,9 +90,9 @@ def reconstructed_bundle_path(tmp_path_factory) -> Path:
     features (log10 blasts, MRD status), B = 20; shared by test_train.py and test_report.py."""
     from training.train import train
 
-    return built_once(tmp_path_factory, "reconstructed", lambda folder: train(
-        RECONSTRUCTED_COHORT, folder / "bundle", bootstrap=TEST_BOOTSTRAP, seed=TEST_SEED,
-        jobs=1)) / "bundle"
+    path = tmp_path_factory.mktemp("reconstructed") / "bundle"
+    train(RECONSTRUCTED_COHORT, path, bootstrap=TEST_BOOTSTRAP, seed=TEST_SEED, jobs=1)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -244,18 +220,18 @@ TEST_ENSEMBLE_REPLICATES = 12
 @pytest.fixture(scope="session")
 def small_ensemble_dir(tmp_path_factory) -> Path:
     """The first TEST_ENSEMBLE_MEMBERS cohorts of the packaged ensemble, with their own index."""
+    import shutil
+
     from training.paper.ensemble import INDEX_FILE, default_ensemble_dir
 
-    def copy_members(target: Path) -> None:
-        source = default_ensemble_dir()
-        index = json.loads((source / INDEX_FILE).read_text(encoding="utf-8"))
-        index["cohorts"] = index["cohorts"][:TEST_ENSEMBLE_MEMBERS]
-        index["members"] = TEST_ENSEMBLE_MEMBERS
-        for record in index["cohorts"]:
-            shutil.copy(source / record["file"], target / record["file"])
-        (target / INDEX_FILE).write_text(json.dumps(index), encoding="utf-8")
-
-    return built_once(tmp_path_factory, "ensemble", copy_members)
+    source, target = default_ensemble_dir(), tmp_path_factory.mktemp("ensemble")
+    index = json.loads((source / INDEX_FILE).read_text(encoding="utf-8"))
+    index["cohorts"] = index["cohorts"][:TEST_ENSEMBLE_MEMBERS]
+    index["members"] = TEST_ENSEMBLE_MEMBERS
+    for record in index["cohorts"]:
+        shutil.copy(source / record["file"], target / record["file"])
+    (target / INDEX_FILE).write_text(json.dumps(index), encoding="utf-8")
+    return target
 
 
 @pytest.fixture(scope="session")
@@ -263,7 +239,8 @@ def ensemble_bundle_path(small_ensemble_dir, tmp_path_factory) -> Path:
     """A bundle trained by training.train_ensemble on the small ensemble (K = 3, 4 refits each)."""
     from training.train_ensemble import train_ensemble
 
-    return built_once(tmp_path_factory, "ensemble-bundle", lambda folder: train_ensemble(
-        small_ensemble_dir, folder / "bundle", bootstrap=TEST_ENSEMBLE_BOOTSTRAP, seed=TEST_SEED,
-        jobs=1, progress=False, validation_replicates=TEST_ENSEMBLE_REPLICATES,
-        features_path=TEST_FEATURES)) / "bundle"
+    path = tmp_path_factory.mktemp("ensemble-bundle") / "bundle"
+    train_ensemble(small_ensemble_dir, path, bootstrap=TEST_ENSEMBLE_BOOTSTRAP, seed=TEST_SEED,
+                   jobs=1, progress=False, validation_replicates=TEST_ENSEMBLE_REPLICATES,
+                   features_path=TEST_FEATURES)
+    return path
