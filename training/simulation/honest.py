@@ -74,11 +74,10 @@ def load_end_to_end(folder=None) -> tuple[pd.DataFrame, dict] | None:
     try:
         summary = pd.read_csv(io.StringIO((folder / "end_to_end.csv").read_text(encoding="utf-8")))
         meta = json.loads((folder / "end_to_end.json").read_text(encoding="utf-8"))
-        missing = [c for c in END_TO_END_COLUMNS if c not in summary.columns]
-        if missing or not isinstance(meta, dict) or summary.empty:
-            return None
-        int(meta["trials"]), int(meta["failures"]), int(meta["members"]), int(meta["bootstrap"])
+        counts = [int(meta[key]) for key in ("trials", "failures", "members", "bootstrap")]
     except (FileNotFoundError, OSError, ValueError, KeyError, TypeError):
+        return None
+    if any(c not in summary.columns for c in END_TO_END_COLUMNS) or summary.empty or min(counts) < 0:
         return None
     return summary, meta
 
@@ -93,8 +92,8 @@ def _label(output: str) -> str:
 
 
 def _features_text(features: Mapping[str, list]) -> str:
-    """E.g. "log10 marrow blasts (%), floored at 0.01 % for all four models" or one group of
-    models a feature list."""
+    """The predictors in words, models with the same list together, e.g. "log10 marrow blasts
+    (%), floored at 0.01 % (all four models)" or "... (CR, severe CRS); ... (EFS, OS)"."""
     groups: dict[tuple, list[str]] = {}
     for name, names in features.items():
         groups.setdefault(tuple(names), []).append(name)
@@ -102,13 +101,9 @@ def _features_text(features: Mapping[str, list]) -> str:
     for names, models in groups.items():
         listed = ", ".join(FEATURES[f].label if f in FEATURES else f for f in names) or "no predictor"
         who = ("all four models" if len(models) == len(NAMES)
-               else ", ".join(_model_label(m) for m in models))
+               else ", ".join(BY_NAME[m].short_label if m in BY_NAME else m for m in models))
         parts.append(f"{listed} ({who})")
     return "; ".join(parts)
-
-
-def _model_label(name: str) -> str:
-    return {"cr": "CR", "severe_crs": "severe CRS", "efs": "EFS", "os": "OS"}.get(name, name)
 
 
 def _methods_text(methods: Mapping[str, str]) -> str:
