@@ -335,7 +335,7 @@ def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int, members: i
                                   if trials else None),
             "panel": PANEL_LABEL, "target": target_met(summary),
             "note": "synthetic trials from the reconstruction's data-generating process "
-                    "(docs/method-selection.md, Amendment 5); not patient data"}
+                    "(docs/method-selection.md, Amendments 5 and 6); not patient data"}
     if trained is not None:
         meta["trained_with"] = trained
     write_atomic(out / "end_to_end.json", json.dumps(meta, indent=2) + "\n")
