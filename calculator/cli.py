@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory for the study's table, figure, rows and selection")
     p.add_argument("--update-packaged", action="store_true",
                    help="also write the summary to training/data/simulation/, which "
-                        "cart-risk report shows (maintainers)")
+                        "/about and cart-risk report show (maintainers; end-to-end: "
+                        "end_to_end.csv and .json)")
     p.add_argument("--cohorts", type=int, default=400, metavar="R",
                    help="coverage: cohorts of 78 a truth (default: %(default)s)")
     p.add_argument("--refits", type=int, default=100, metavar="B",
@@ -360,7 +361,7 @@ def _simulate_end_to_end(args) -> int:
     except OptionError as error:
         raise UsageError(f"--{error.option} {error.problem}") from None
     return end_to_end_command(args.trials, args.members, args.bootstrap, args.seed, options.jobs,
-                              args.out, options.backend, options.scheduler)
+                              args.out, options.backend, options.scheduler, args.update_packaged)
 
 
 def _report(args) -> int:

@@ -9,8 +9,6 @@ saying that nothing was calculated and why.
 """
 from __future__ import annotations
 
-import functools
-
 from typing import Any, Mapping
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
@@ -217,16 +215,24 @@ def about():
                            band_basis=results.band_basis(bundle),
                            coefficients=results.coefficient_table(bundle),
                            card=card_text.card(bundle.manifest),
-                           honest=_honest_intervals(),
+                           honest=_honest_intervals(bundle),
                            labels=results.OUTCOME_LABELS, kind=bundle.basis, **_common())
 
 
-@functools.lru_cache(maxsize=1)
-def _honest_intervals():
-    """The packaged coverage study's table (read, never typed); None when not installed."""
-    from training.simulation.coverage_tables import honest_intervals
+#: The served bundle's id -> its honest-intervals section (the latest bundle only).
+_HONEST: dict[str, dict] = {}
 
-    return honest_intervals()
+
+def _honest_intervals(bundle) -> dict:
+    """The packaged coverage study that matches the bundle's kind (read, never typed), read once
+    per bundle (keyed by its id, the manifest's hash: a swapped bundle gets its own)."""
+    from training.simulation.honest import honest_intervals
+
+    if bundle.id not in _HONEST:
+        section = honest_intervals(bundle.manifest)
+        _HONEST.clear()
+        _HONEST[bundle.id] = section
+    return _HONEST[bundle.id]
 
 
 @blueprint.errorhandler(CSRFError)

@@ -131,6 +131,22 @@ def test_model_card(clients, bundles, kind):
         assert "update 2 of a chain" in _text(html)
     if kind.startswith("update"):  # the update cohort's own counts, observed
         assert "Observed" in html and "observed in the update cohort" in _text(html)
+    _assert_the_study_of_its_kind(html, kind)
+
+
+def _assert_the_study_of_its_kind(html: str, kind: str) -> None:
+    """Ensemble-rooted bundles lead with the end-to-end study, single-cohort ones show the direct
+    study alone; an update says no study checked its updated models."""
+    section = html[html.index('id="honest-intervals"'):]
+    ends = [section.find(marker) for marker in ("</section>", '<h2 id="model-')]
+    section = section[:min(end for end in ends if end > 0)]
+    ensemble_rooted = kind in ("ensemble", "updated-ensemble", "update-of-update")
+    assert ('id="end-to-end-table"' in section) == ensemble_rooted
+    assert 'id="coverage-table"' in section
+    note = 'id="honest-update-note"'
+    assert (note in section) == kind.startswith("update")
+    if kind.startswith("update"):
+        assert "no study has checked the intervals of updated models" in _text(section)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -176,6 +192,7 @@ def test_report(bundles, kind, tmp_path):
         assert 'id="lineage"' not in html
     if kind == "ensemble":
         assert f"mean of {K} reconstructions" in html
+    _assert_the_study_of_its_kind(html, kind)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -90,11 +90,63 @@ def test_true_risks_extend_the_dgp_twelve_month_risks():
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
+    """The tiny study, run with --update-packaged into a temporary package-data folder (its
+    ``packaged`` sibling), never the installed training/data/simulation/."""
     out = tmp_path_factory.mktemp("e2e")
-    code = main(["simulate", "--study", "end-to-end", "--trials", "2", "--members", "2",
-                 "--bootstrap", "4", "--seed", str(SEED), "--jobs", "1", "--out", str(out)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(e2e, "PACKAGED_DIR", out.parent / f"{out.name}-packaged")
+        code = main(["simulate", "--study", "end-to-end", "--trials", "2", "--members", "2",
+                     "--bootstrap", "4", "--seed", str(SEED), "--jobs", "1", "--out", str(out),
+                     "--update-packaged"])
     assert code == 0
     return out
+
+
+def test_update_packaged_writes_the_table_and_what_the_trials_were_trained_with(tiny_study):
+    from training.development.config import load_config
+    from training.development.fit_models import DEFAULT_METHODS
+
+    packaged = tiny_study.parent / f"{tiny_study.name}-packaged"
+    assert sorted(p.name for p in packaged.iterdir()) == ["end_to_end.csv", "end_to_end.json"]
+    assert (packaged / "end_to_end.csv").read_bytes() == (tiny_study / "end_to_end.csv").read_bytes()
+    meta = json.loads((packaged / "end_to_end.json").read_text())
+    assert meta == json.loads((tiny_study / "end_to_end.json").read_text())
+    trained = meta["trained_with"]
+    assert trained["features"] == {name: list(f) for name, f in load_config().models.items()}
+    assert trained["methods"] == DEFAULT_METHODS
+    assert "trial 0" in trained["source"]  # trial 1 failed: trial 0 is the first reconstructed
+
+
+def test_packaging_a_study_without_the_record_re_trains_its_first_trial(tiny_study, tmp_path):
+    import shutil
+
+    from training.simulate import package_main
+
+    study = tmp_path / "study"
+    shutil.copytree(tiny_study, study)
+    meta = json.loads((study / "end_to_end.json").read_text())
+    recorded = meta.pop("trained_with")
+    (study / "end_to_end.json").write_text(json.dumps(meta))
+    assert package_main(["--package", str(study), "--to", str(tmp_path / "out")]) == 0
+    packaged = json.loads((tmp_path / "out" / "end_to_end.json").read_text())
+    established = packaged.pop("trained_with")
+    assert packaged == meta
+    assert {k: established[k] for k in ("features", "methods")} == \
+        {k: recorded[k] for k in ("features", "methods")}
+    assert "re-training trial 0" in established["source"]
+    # without the trials' predictions nothing can be compared: the record stays absent
+    (study / "end_to_end_trials.csv").unlink()
+    packaged, how = e2e.package_study(study, tmp_path / "again", train=train_ensemble)
+    assert "trained_with" not in packaged and "left absent" in how
+    assert json.loads((tmp_path / "again" / "end_to_end.json").read_text()) == meta
+
+
+def test_packaging_a_directory_without_a_study_exits_2_naming_the_file(tmp_path, capsys):
+    from training.simulate import package_main
+
+    assert package_main(["--package", str(tmp_path), "--to", str(tmp_path / "out")]) == 2
+    assert str(tmp_path / "end_to_end.csv") in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_tiny_study_counts_a_failure_and_scores_every_cell(tiny_study):

@@ -134,6 +134,18 @@ def test_method_choice_and_the_simulation_study_are_shown(page, bundle):
         assert f"{name} <code>{method}</code>" in section
 
 
+def test_a_default_single_cohort_bundle_shows_the_direct_study_it_was_trained_like(page):
+    """The report's bundle has the default features and methods, those of the direct study's
+    shipped construction: its table, no end-to-end table, and no note that they differ."""
+    import json
+
+    section = page[page.index('id="honest-intervals"'):page.index('<h2 id="model-')]
+    meta = json.loads((REPO / "training" / "data" / "simulation" / "coverage.json").read_text())
+    assert 'id="coverage-table"' in section and 'id="end-to-end-table"' not in section
+    assert 'id="direct-note"' not in section
+    assert meta["command"] in section
+
+
 def test_validation_table_headlines_the_mean_with_the_median_beside_it(page, bundle):
     import json
 

@@ -32,7 +32,7 @@ from model.predictor import predict
 from model.provenance import is_reconstructed
 from training.report import curves, ensemble_section, members, plots
 from training.simulation import tables
-from training.simulation.coverage_tables import honest_intervals
+from training.simulation.honest import honest_intervals
 from training.paper.analyses import derive
 from training.report.markdown_blocks import markdown_blocks
 from training.report.sections import audit_rows, cohort_rows, model_card, validation_rows
@@ -228,7 +228,7 @@ def render_report(bundle_dir) -> str:
         horizon=manifest.get("horizon_months", 12),
         methods_used={name: entry.get("method", {}).get("name", "aic_ridge")
                       for name, entry in manifest.get("models", {}).items()},
-        study=tables.report_study(), coverage=honest_intervals(),
+        study=tables.report_study(), coverage=honest_intervals(manifest),
         models=_models(manifest, cohorts, predictions),
         ensemble=ensemble,
         ensemble_rows=ensemble_section.output_rows(ensemble) if ensemble else [],

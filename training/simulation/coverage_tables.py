@@ -11,6 +11,9 @@ import pandas as pd
 CSV_COLUMNS = ["construction", "truth", "output", "patient", "true_risk", "cohorts", "failed",
                "coverage", "coverage_mcse", "coverage_unrounded", "mean_width", "width_mcse",
                "bias", "bias_mcse", "refits", "interval", "features", "methods", "seeds", "command"]
+#: Targets of Amendment 4 (and Amendment 5, end to end): every cell, and the average over the cells.
+CELL_TARGET = 0.90
+AVERAGE_TARGET = 0.93
 OUTPUT_LABELS = {"cr": "CR", "severe_crs": "severe CRS", "efs_6mo": "EFS 6 mo",
                  "efs_12mo": "EFS 12 mo", "efs_24mo": "EFS 24 mo", "os_6mo": "OS 6 mo",
                  "os_12mo": "OS 12 mo", "os_24mo": "OS 24 mo"}
@@ -76,11 +79,12 @@ def coverage_markdown(summary: pd.DataFrame, verdicts: dict, constructions: dict
     return "\n".join(lines)
 
 
-def load_packaged_coverage() -> tuple[pd.DataFrame, dict] | None:
-    """The coverage study shipped with the package (training/data/simulation/), or None."""
+def load_packaged_coverage(folder=None) -> tuple[pd.DataFrame, dict] | None:
+    """The coverage study shipped with the package (training/data/simulation/; ``folder``: another
+    directory holding coverage.csv and coverage.json), or None."""
     from importlib import resources
 
-    folder = resources.files("training") / "data" / "simulation"
+    folder = resources.files("training") / "data" / "simulation" if folder is None else folder
     try:
         summary = pd.read_csv(io.StringIO((folder / "coverage.csv").read_text(encoding="utf-8")))
         meta = json.loads((folder / "coverage.json").read_text(encoding="utf-8"))
@@ -89,15 +93,19 @@ def load_packaged_coverage() -> tuple[pd.DataFrame, dict] | None:
     return summary, meta
 
 
-def honest_intervals() -> dict | None:
-    """The "how we know the intervals are honest" section: the shipped construction's coverage
-    table, read from the packaged study (never typed); None when it is not installed."""
-    study = load_packaged_coverage()
+def honest_intervals(folder=None) -> dict | None:
+    """The direct study in the "how we know the intervals are honest" section: the shipped
+    construction's coverage table, read from the packaged study (never typed), with what it
+    trained (``trained_with``: features by model, methods by kind); None when it is not
+    installed (:func:`training.simulation.honest.honest_intervals` puts it beside the end-to-end
+    study)."""
+    study = load_packaged_coverage(folder)
     if study is None:
         return None
     summary, meta = study
     shipped = meta["shipped"]
+    spec = meta["constructions"][shipped]
     table = coverage_table(summary, shipped)
     return {**table, "command": meta["command"], "verdict": meta["verdicts"].get(shipped, {}),
-            "refits": meta["constructions"][shipped]["refits"],
-            "interval": meta["constructions"][shipped]["interval"]}
+            "refits": spec["refits"], "interval": spec["interval"],
+            "trained_with": {"features": spec["features"], "methods": spec["methods"]}}

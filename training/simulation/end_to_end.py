@@ -12,11 +12,20 @@ its 95 % intervals for a panel of patients are
 scored against the true risks. A trial the generator cannot reproduce in K members (within 2K
 attempts) is a failure, counted and reported.
 
+What the trials were trained with (features by model, methods by kind) is read from the manifest
+of the first reconstructed trial's bundle, not from the defaults of the code that writes the
+files, and recorded in ``end_to_end.json`` as ``trained_with`` (:func:`study_trained_with`).
+:func:`package_study` copies a study's ``end_to_end.csv`` / ``.json`` into the package data
+(``training/data/simulation/``, shown by /about and the report); for a study written before
+``trained_with`` existed it re-trains the first reconstructed trial and records the features and
+methods only if that reproduces the study's predictions.
+
 Every number is a function of ``seed``: the study is byte-identical for any ``jobs`` and backend.
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import tempfile
@@ -29,6 +38,8 @@ import pandas as pd
 from model.atomic import write_atomic
 from model.cohort import validate_cohort
 from training.simulation import dgp
+from training.simulation.coverage_tables import AVERAGE_TARGET, CELL_TARGET
+from training.simulation.honest import END_TO_END_COLUMNS, END_TO_END_FILES, trained_with
 from training.paper import reconstruction as rec
 
 TRIAL_N = 78
@@ -49,6 +60,11 @@ OUTPUTS = (("cr", "cr"), ("severe_crs", "severe_crs"),
 MILD_GRADES = {g: np.array(rec.CRS_GRADE_COUNTS[g][:3], float) / sum(rec.CRS_GRADE_COUNTS[g][:3])
                for g in ("low", "high")}
 GRADE4_SHARE = {g: rec.CRS_GRADE_COUNTS[g][4] / sum(rec.CRS_GRADE_COUNTS[g][3:]) for g in ("low", "high")}
+#: Where ``--update-packaged`` and :func:`package_study` write end_to_end.csv and .json.
+PACKAGED_DIR = Path(__file__).parents[1] / "data" / "simulation"
+#: Largest difference (risk, 0-1) between a re-trained trial's panel predictions and the study's
+#: for :func:`package_study` to hold the study trained as the re-training did.
+REPRODUCED_WITHIN = 1e-9
 NOT_MODELLED = ("male", "prior_therapy_ge_6mo", "prior_chemo_ge_3", "tb_after_fc", "tp53_mutation",
                 "poor_cytogenetics")
 
@@ -181,8 +197,10 @@ def run_trial(train, seed: int, trial: int, members: int, bootstrap: int,
     ``train(ensemble_dir, out_dir, bootstrap=, seed=, jobs=, progress=)`` writes the bundle (the
     function behind ``cart-risk train --ensemble``).
 
-    Returns ``{"trial", "failed", "reasons", "predictions"}``; ``predictions`` maps each output of
-    :data:`OUTPUTS` to (point, lower, upper) lists over the panel, as risks (EFS / OS: 1 - survival).
+    Returns ``{"trial", "failed", "reasons", "predictions", "trained_with"}``; ``predictions``
+    maps each output of :data:`OUTPUTS` to (point, lower, upper) lists over the panel, as risks
+    (EFS / OS: 1 - survival); ``trained_with`` is the bundle manifest's features by model and
+    methods by kind (:func:`training.simulation.honest.trained_with`; None for a failed trial).
     """
     from model.bundle import load_predictor
     from model.evaluation import predict_points
@@ -190,14 +208,17 @@ def run_trial(train, seed: int, trial: int, members: int, bootstrap: int,
 
     statistics = trial_statistics(seed, trial)
     built, reasons = reconstruct_trial(statistics, trial, members, tuned_draws)
-    out = {"trial": trial, "failed": len(built) < members, "reasons": reasons, "predictions": None}
+    out = {"trial": trial, "failed": len(built) < members, "reasons": reasons, "predictions": None,
+           "trained_with": None}
     if out["failed"]:
         return out
     with tempfile.TemporaryDirectory() as tmp:
         write_ensemble(Path(tmp) / "ensemble", built, MEMBER_SEED + MEMBER_STRIDE * trial)
         train(Path(tmp) / "ensemble", Path(tmp) / "bundle", bootstrap=bootstrap, seed=rec.DEFAULT_SEED,
               jobs=1, progress=False)
-        predicted = predict_points(load_predictor(Path(tmp) / "bundle"), panel(), intervals=True)
+        bundle = load_predictor(Path(tmp) / "bundle")
+        predicted = predict_points(bundle, panel(), intervals=True)
+        out["trained_with"] = trained_with(bundle.manifest)
     out["predictions"] = {}
     for key, _ in OUTPUTS:
         point, lower, upper = (np.asarray(predicted[key + s], float) for s in ("", "_lower", "_upper"))
@@ -274,7 +295,18 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def target_met(summary: pd.DataFrame, cell: float = 0.90, average: float = 0.93) -> dict:
+def study_trained_with(results: list[dict]) -> dict | None:
+    """What the study's trials were trained with: the bundle manifest of the first reconstructed
+    trial (every trial is trained by the same function with the same features and methods), with
+    ``source`` saying so; None when no trial was reconstructed or the trials disagree."""
+    records = [(r["trial"], r.get("trained_with")) for r in results if not r["failed"]]
+    if not records or any(record != records[0][1] for _, record in records):
+        return None
+    return {**records[0][1], "source": f"the bundle manifest of trial {records[0][0]}, the first "
+                                       "reconstructed (every scored trial's is the same)"}
+
+
+def target_met(summary: pd.DataFrame, cell: float = CELL_TARGET, average: float = AVERAGE_TARGET) -> dict:
     """Amendment 5's target: coverage >= 0.90 at every cell and >= 0.93 on average."""
     below = summary[summary["coverage"] < cell]
     return {"every_cell": bool(below.empty), "average": float(summary["coverage"].mean()),
@@ -284,9 +316,10 @@ def target_met(summary: pd.DataFrame, cell: float = 0.90, average: float = 0.93)
 
 
 def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int, members: int,
-                bootstrap: int) -> dict:
+                bootstrap: int, trained: dict | None = None) -> dict:
     """Write ``end_to_end.csv`` (the table), ``end_to_end_trials.csv`` (every trial) and
-    ``end_to_end.json`` (the run's parameters and the target check) to ``out_dir``."""
+    ``end_to_end.json`` (the run's parameters, the target check and, when known, ``trained_with``:
+    ``trained``, from :func:`study_trained_with`) to ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
@@ -302,6 +335,112 @@ def write_study(rows: pd.DataFrame, out_dir, command: str, seed: int, members: i
                                   if trials else None),
             "panel": PANEL_LABEL, "target": target_met(summary),
             "note": "synthetic trials from the reconstruction's data-generating process "
-                    "(docs/method-selection.md, Amendment 5); not patient data"}
+                    "(docs/method-selection.md, Amendments 5 and 6); not patient data"}
+    if trained is not None:
+        meta["trained_with"] = trained
     write_atomic(out / "end_to_end.json", json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+class StudyFilesError(ValueError):
+    """A study directory that cannot be packaged; the message names the file and the problem."""
+
+
+def read_study(source_dir) -> tuple[bytes, dict]:
+    """``end_to_end.csv`` (its bytes) and ``end_to_end.json`` of a study directory, checked.
+
+    Raises
+    ------
+    StudyFilesError
+        A file missing or unreadable, a column or key missing, or a table that is not one row per
+        output and panel patient.
+    """
+    source = Path(source_dir)
+    table_path, meta_path = (source / name for name in END_TO_END_FILES)
+    try:
+        table = table_path.read_bytes()
+        summary = pd.read_csv(io.BytesIO(table))
+    except (OSError, ValueError) as problem:
+        raise StudyFilesError(f"{table_path}: cannot be read ({problem})") from None
+    missing = [c for c in END_TO_END_COLUMNS if c not in summary.columns]
+    if missing:
+        raise StudyFilesError(f"{table_path}: no column {', '.join(missing)}")
+    if len(summary) != len(OUTPUTS) * len(PANEL_BLASTS) or summary[["output", "patient"]].duplicated().any():
+        raise StudyFilesError(f"{table_path}: {len(summary)} rows; expected one per output and panel "
+                              f"patient ({len(OUTPUTS) * len(PANEL_BLASTS)})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as problem:
+        raise StudyFilesError(f"{meta_path}: cannot be read ({problem})") from None
+    keys = ("command", "seed", "trials", "members", "bootstrap", "failures")
+    absent = [k for k in keys if not isinstance(meta, dict) or k not in meta]
+    if absent:
+        raise StudyFilesError(f"{meta_path}: no key {', '.join(absent)}")
+    return table, meta
+
+
+def reproduce_trained_with(train, source_dir, meta: dict) -> tuple[dict | None, str]:
+    """Whether ``train`` (as it trains now) is what the study in ``source_dir`` trained with.
+
+    Re-runs the first reconstructed trial of ``end_to_end_trials.csv`` with the study's seed, K
+    and B and compares its panel predictions with the study's (within :data:`REPRODUCED_WITHIN`).
+    Returns (the re-trained bundle's features and methods with their ``source``, or None; why).
+    """
+    path = Path(source_dir) / "end_to_end_trials.csv"
+    try:
+        rows = pd.read_csv(path, keep_default_na=False)
+        scored = rows[rows["failed"].astype(int) == 0]
+    except (OSError, ValueError, KeyError) as problem:
+        return None, f"{path} cannot be read ({problem})"
+    if scored.empty:
+        return None, f"{path} holds no reconstructed trial to re-train"
+    trial = int(scored["trial"].iloc[0])
+    again = run_trial(train, int(meta["seed"]), trial, int(meta["members"]), int(meta["bootstrap"]))
+    if again["failed"]:
+        return None, f"trial {trial} could not be reconstructed again"
+    study = scored[scored["trial"] == trial].set_index(["output", "patient"])
+    largest = 0.0
+    for key, values in again["predictions"].items():
+        for i, blasts in enumerate(PANEL_BLASTS):
+            row = study.loc[(key, f"blasts {blasts:g} %")]
+            for column, value in zip(("point", "lower", "upper"), values):
+                largest = max(largest, abs(float(row[column]) - value[i]))
+    if largest > REPRODUCED_WITHIN:
+        return None, (f"re-training trial {trial} with today's defaults does not reproduce the "
+                      f"study's predictions (largest difference {largest:.3g})")
+    source = (f"re-training trial {trial}, the first reconstructed, when the study was packaged "
+              f"reproduced its panel predictions within {REPRODUCED_WITHIN:g}; read from that "
+              "bundle's manifest")
+    return {**again["trained_with"], "source": source}, f"established by re-training trial {trial}"
+
+
+def package_study(source_dir, target_dir=None, train=None) -> tuple[dict, str]:
+    """Copy a study's ``end_to_end.csv`` and ``end_to_end.json`` into the package data.
+
+    ``target_dir`` defaults to :data:`PACKAGED_DIR`. A json without ``trained_with`` gets it only
+    when ``train`` is given and :func:`reproduce_trained_with` establishes it; otherwise it stays
+    absent and the pages say they cannot tell. Each file is written atomically, the table first.
+
+    Returns (the packaged json, what was done about ``trained_with`` in words).
+
+    Raises
+    ------
+    StudyFilesError
+        When the study's files cannot be packaged (nothing is written then).
+    """
+    table, meta = read_study(source_dir)
+    if "trained_with" in meta:
+        how = "recorded by the run"
+    elif train is None:
+        how = "not recorded by the run, left absent"
+    else:
+        found, how = reproduce_trained_with(train, source_dir, meta)
+        if found is None:
+            how = f"not recorded by the run; not established: {how}; left absent"
+        else:
+            meta["trained_with"] = found
+    target = Path(PACKAGED_DIR if target_dir is None else target_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    write_atomic(target / "end_to_end.csv", table)
+    write_atomic(target / "end_to_end.json", json.dumps(meta, indent=2) + "\n")
+    return meta, how
