@@ -2,10 +2,10 @@
 "how we know the intervals are honest" section of the card and the report)."""
 from __future__ import annotations
 
-import io
-import json
 
 import pandas as pd
+
+from training.simulation.tables import read_packaged
 
 #: Columns of the published CSV, in order.
 CSV_COLUMNS = ["construction", "truth", "output", "patient", "true_risk", "cohorts", "failed",
@@ -82,15 +82,7 @@ def coverage_markdown(summary: pd.DataFrame, verdicts: dict, constructions: dict
 def load_packaged_coverage(folder=None) -> tuple[pd.DataFrame, dict] | None:
     """The coverage study shipped with the package (training/data/simulation/; ``folder``: another
     directory holding coverage.csv and coverage.json), or None."""
-    from importlib import resources
-
-    folder = resources.files("training") / "data" / "simulation" if folder is None else folder
-    try:
-        summary = pd.read_csv(io.StringIO((folder / "coverage.csv").read_text(encoding="utf-8")))
-        meta = json.loads((folder / "coverage.json").read_text(encoding="utf-8"))
-    except (FileNotFoundError, OSError, ValueError):
-        return None
-    return summary, meta
+    return read_packaged("coverage.csv", "coverage.json", folder)
 
 
 def honest_intervals(folder=None) -> dict | None:

@@ -24,8 +24,6 @@ lifelines or scipy.
 """
 from __future__ import annotations
 
-import io
-import json
 import math
 from typing import Any, Mapping
 
@@ -34,6 +32,7 @@ import pandas as pd
 from model.bundle_kind import bundle_basis
 from model.features import FEATURES
 from model.outcomes import BY_NAME, NAMES
+from training.simulation.tables import read_packaged
 from training.simulation.coverage_tables import (AVERAGE_TARGET, CELL_TARGET, OUTPUT_LABELS,
                                                  honest_intervals as direct_study)
 
@@ -42,13 +41,6 @@ END_TO_END_FILES = ("end_to_end.csv", "end_to_end.json")
 END_TO_END_COLUMNS = ("output", "patient", "coverage", "coverage_mcse", "mean_width", "n_trials",
                       "failures")
 KIND_WORDS = {"logistic": "logistic", "cox": "Cox"}
-
-
-def packaged_folder():
-    """training/data/simulation/ as installed (a :class:`importlib.resources` traversable)."""
-    from importlib import resources
-
-    return resources.files("training") / "data" / "simulation"
 
 
 def trained_with(manifest: Mapping[str, Any]) -> dict:
@@ -70,12 +62,13 @@ def trained_with(manifest: Mapping[str, Any]) -> dict:
 def load_end_to_end(folder=None) -> tuple[pd.DataFrame, dict] | None:
     """The packaged end-to-end study (``folder``: default the installed package data), or None
     when it is not installed or not readable."""
-    folder = packaged_folder() if folder is None else folder
+    study = read_packaged("end_to_end.csv", "end_to_end.json", folder)
+    if study is None:
+        return None
+    summary, meta = study
     try:
-        summary = pd.read_csv(io.StringIO((folder / "end_to_end.csv").read_text(encoding="utf-8")))
-        meta = json.loads((folder / "end_to_end.json").read_text(encoding="utf-8"))
         counts = [int(meta[key]) for key in ("trials", "failures", "members", "bootstrap")]
-    except (FileNotFoundError, OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
     if any(c not in summary.columns for c in END_TO_END_COLUMNS) or summary.empty or min(counts) < 0:
         return None

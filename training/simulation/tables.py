@@ -130,18 +130,30 @@ def slope_figure(summary: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def load_packaged_study() -> tuple[pd.DataFrame, dict] | None:
-    """The study shipped with the package (training/data/simulation/), or None if absent."""
-    import json
+def packaged_folder():
+    """training/data/simulation/ as installed (a :class:`importlib.resources` traversable)."""
     from importlib import resources
 
-    folder = resources.files("training") / "data" / "simulation"
+    return resources.files("training") / "data" / "simulation"
+
+
+def read_packaged(table: str, meta: str, folder=None) -> tuple[pd.DataFrame, dict] | None:
+    """A study's table (CSV) and metadata (JSON) from ``folder`` (default: the installed package
+    data), or None when either is absent or unreadable."""
+    import json
+
+    folder = packaged_folder() if folder is None else folder
     try:
-        summary = pd.read_csv(io.StringIO((folder / "summary.csv").read_text(encoding="utf-8")))
-        meta = json.loads((folder / "selection.json").read_text(encoding="utf-8"))
+        summary = pd.read_csv(io.StringIO((folder / table).read_text(encoding="utf-8")))
+        record = json.loads((folder / meta).read_text(encoding="utf-8"))
     except (FileNotFoundError, OSError, ValueError):
         return None
-    return summary, meta
+    return summary, record
+
+
+def load_packaged_study() -> tuple[pd.DataFrame, dict] | None:
+    """The method study shipped with the package (training/data/simulation/), or None if absent."""
+    return read_packaged("summary.csv", "selection.json")
 
 
 def report_study() -> dict | None:
