@@ -38,6 +38,15 @@ EXAMPLE_PATIENT = {"marrow_blasts_pct": 12.0, "mrd_positive": True, "age_years":
 LONGEST_FILES = ("test_wheel.py", "test_cli_predict.py")
 
 
+def predict_options(patient: dict) -> list[str]:
+    """A patient as `cart-risk predict` options."""
+    args = []
+    for name, value in patient.items():
+        flag = "--blasts" if name == "marrow_blasts_pct" else "--" + name.replace("_", "-")
+        args += [flag, ("true" if value else "false") if isinstance(value, bool) else str(value)]
+    return args
+
+
 def pytest_collection_modifyitems(items):
     """The longest files first, then the other files holding slow tests, then the rest (each
     group in its usual order), so no worker is left alone with minutes of work at the end of

@@ -15,17 +15,9 @@ import pytest
 
 from calculator import defaults
 from calculator.cli import main
+from conftest import predict_options
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def options(patient: dict) -> list[str]:
-    """A patient as `cart-risk predict` options."""
-    args = []
-    for name, value in patient.items():
-        flag = "--blasts" if name == "marrow_blasts_pct" else "--" + name.replace("_", "-")
-        args += [flag, ("true" if value else "false") if isinstance(value, bool) else str(value)]
-    return args
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -38,14 +30,14 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_predict_json_is_the_api_answer(client, patient, trained_bundle_path, capsys):
-    code = main(["predict", "--bundle", str(trained_bundle_path), "--json", *options(patient)])
+    code = main(["predict", "--bundle", str(trained_bundle_path), "--json", *predict_options(patient)])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == client.post("/api/v1/predict", json=patient).get_json()
 
 
 def test_predict_text_shows_the_same_numbers(client, patient, trained_bundle_path, capsys):
-    assert main(["predict", "--bundle", str(trained_bundle_path), *options(patient)]) == 0
+    assert main(["predict", "--bundle", str(trained_bundle_path), *predict_options(patient)]) == 0
     text = capsys.readouterr().out
     api = client.post("/api/v1/predict", json=patient).get_json()
     assert f"Complete remission: {round(api['cr']['probability'] * 100)} %" in text
@@ -72,7 +64,7 @@ def test_predict_errors_are_one_line_each_with_the_option(trained_bundle_path, c
 
 def test_predict_refuses_zero_blasts_mrd_negative(trained_bundle_path, patient, capsys):
     changed = {**patient, "marrow_blasts_pct": 0, "mrd_positive": False}
-    assert main(["predict", "--bundle", str(trained_bundle_path), *options(changed)]) == 2
+    assert main(["predict", "--bundle", str(trained_bundle_path), *predict_options(changed)]) == 2
     assert "outside the population the models describe" in capsys.readouterr().err
 
 
@@ -80,7 +72,7 @@ def test_predict_never_imports_the_fitting_stack(trained_bundle_path, patient):
     code = f"""
 import sys
 from calculator.cli import main
-assert main({["predict", "--bundle", str(trained_bundle_path), "--json", *options(patient)]!r}) == 0
+assert main({["predict", "--bundle", str(trained_bundle_path), "--json", *predict_options(patient)]!r}) == 0
 heavy = {{"sklearn", "lifelines", "statsmodels", "training", "flask", "matplotlib", "pandas",
          "pandera", "scipy", "joblib", "dask", "distributed"}}
 loaded = sorted(name for name in sys.modules if name.split(".")[0] in heavy)
@@ -99,7 +91,7 @@ def test_predict_uses_the_default_bundle_without_training(trained_bundle_path, p
     code = f"""
 import sys
 from calculator.cli import main
-assert main({["predict", "--json", *options(patient)]!r}) == 0
+assert main({["predict", "--json", *predict_options(patient)]!r}) == 0
 assert "training" not in sys.modules and "sklearn" not in sys.modules
 """
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

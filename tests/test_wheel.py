@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from model.release import __version__
-from conftest import EXAMPLE_PATIENT, REPO, free_port, stop_process
+from conftest import EXAMPLE_PATIENT, REPO, free_port, predict_options, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -57,12 +57,6 @@ def _clean_env(home: Path) -> dict:
     return env
 
 
-def _patient_options(patient: dict) -> list[str]:
-    options = []
-    for name, value in patient.items():
-        flag = "--blasts" if name == "marrow_blasts_pct" else "--" + name.replace("_", "-")
-        options += [flag, ("true" if value else "false") if isinstance(value, bool) else str(value)]
-    return options
 
 
 def _pip(python: Path, *arguments) -> list:
@@ -148,7 +142,7 @@ def installs(outside, wheel) -> dict:
 
 def _build_default_bundle(bin_dir: Path, env: dict, work: Path) -> Path:
     """`cart-risk predict` in the full install, which builds the default bundle first."""
-    result = _run([bin_dir / "cart-risk", "predict", "--json", *_patient_options(EXAMPLE_PATIENT)],
+    result = _run([bin_dir / "cart-risk", "predict", "--json", *predict_options(EXAMPLE_PATIENT)],
                   work, env, timeout=900)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
@@ -247,7 +241,7 @@ def test_the_lean_install_serves_predicts_and_scores_without_the_training_stack(
     assert found.strip() == "[]"
 
     printed = _ok([bin_dir / "cart-risk", "predict", "--bundle", default_bundle,
-                   *_patient_options(EXAMPLE_PATIENT)], work, env)
+                   *predict_options(EXAMPLE_PATIENT)], work, env)
     assert printed.startswith("ssCART-19 risk, r/r B-ALL (bundle ")
     patients = work / "patients.csv"
     with open(patients, "w", newline="") as handle:
